@@ -1,0 +1,41 @@
+// swift-tools-version:6.0
+// Switchyard: an expert-parallel inference cluster for Step 3.5 Flash.
+import PackageDescription
+
+// Hot kernels live in one C target compiled for x86-64-v3 (AVX2, FMA, F16C) where the host is x86_64.
+// Everything else is portable Swift. The C code has scalar fallbacks for other ISAs.
+#if arch(x86_64)
+let kernelCFlags: [CSetting] = [.unsafeFlags(["-O3", "-march=x86-64-v3", "-fno-math-errno"])]
+#else
+let kernelCFlags: [CSetting] = [.unsafeFlags(["-O3"])]
+#endif
+
+let package = Package(
+    name: "Switchyard",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "switchyard", targets: ["switchyard"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .target(name: "CKernels", cSettings: kernelCFlags),
+        .target(name: "GGUF"),
+        .target(name: "Kernels", dependencies: ["CKernels", "GGUF"]),
+        .target(name: "Tokenizer", dependencies: ["GGUF"]),
+        .target(name: "ModelKit", dependencies: ["Kernels", "GGUF"]),
+        .target(name: "Step35", dependencies: ["ModelKit", "Kernels", "GGUF", "Tokenizer"]),
+        .executableTarget(
+            name: "switchyard",
+            dependencies: [
+                "Step35", "Tokenizer", "GGUF", "ModelKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .testTarget(name: "GGUFTests", dependencies: ["GGUF"], resources: []),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "GGUF"]),
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "GGUF"]),
+        .testTarget(name: "Step35Tests", dependencies: ["Step35", "ModelKit", "GGUF", "Tokenizer"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

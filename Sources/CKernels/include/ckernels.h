@@ -1,0 +1,72 @@
+// Switchyard fast CPU kernels (C, AVX2/FMA/F16C where available, scalar elsewhere).
+// Every function here has a plain Swift reference in the Kernels target; tests compare the two.
+#ifndef SWITCHYARD_CKERNELS_H
+#define SWITCHYARD_CKERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* GGML type ids this library computes with. */
+enum {
+    SY_F32 = 0, SY_F16 = 1, SY_Q4_0 = 2, SY_Q8_0 = 8,
+    SY_Q4_K = 12, SY_Q5_K = 13, SY_Q6_K = 14, SY_BF16 = 30
+};
+
+/* ---- thread pool: persistent workers, spin-then-sleep ---- */
+typedef struct sy_pool sy_pool;
+typedef void (*sy_task_fn)(void *ctx, int ith, int nth);
+sy_pool *sy_pool_create(int n_threads);
+void sy_pool_free(sy_pool *pool);
+int sy_pool_size(const sy_pool *pool);
+/* Runs fn(ctx, i, n) for i in [0, n) on the pool's threads (the caller is thread 0) and waits. */
+void sy_pool_run(sy_pool *pool, sy_task_fn fn, void *ctx);
+
+/* ---- rows ---- */
+void sy_dequant_row(int type, const void *src, float *dst, int64_t n);
+/* 1 if this build has a fast kernel for the type */
+int sy_type_supported(int type);
+
+/* ---- matrix products: y[t*ldy + r] = sum_k W[r, k] * x[t*ldx + k] ---- */
+typedef struct {
+    const void *w;      /* first row of this job's weight matrix */
+    const float *x;     /* activations, n_tok rows of ldx floats */
+    float *y;           /* outputs, n_tok rows of ldy floats */
+    int64_t n_tok, ldx, ldy;
+} sy_mm_job;
+/* All jobs share type and geometry (rows x cols, row_bytes apart); rows are split across threads. */
+void sy_matmul(sy_pool *pool, int type, int64_t rows, int64_t cols, size_t row_bytes,
+               const sy_mm_job *jobs, int n_jobs);
+
+/* ---- elementwise ---- */
+/* y[r] = x[r] / rms(x[r]) * w for `rows` rows of n; w may be NULL. Sum of squares in double. */
+void sy_rmsnorm(const float *x, const float *w, float *y, int64_t rows, int64_t n, float eps);
+void sy_softmax(float *x, int64_t n);
+/* y = silu(g) * u, or min(silu(g), L) * clamp(u, -L, L) when limit > 1e-6. */
+void sy_swiglu(const float *g, const float *u, float *y, int64_t n, float limit);
+/* NeoX RoPE in place on n_heads heads of head_dim, rotating the first n_rot dims.
+   freq_factors (n_rot/2 divisors) may be NULL. */
+void sy_rope_neox(float *x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int32_t pos,
+                  float freq_base, const float *freq_factors);
+
+/* ---- attention ---- */
+typedef struct {
+    const float *q; int64_t ldq;          /* [n_tok][n_head * head_dim] (row stride ldq) */
+    const float *k; const float *v;        /* [n_kv][n_head_kv * head_dim] */
+    int64_t ldk, ldv;
+    const int32_t *kpos; int64_t n_kv;     /* position of each cached key */
+    const int32_t *qpos; int64_t n_tok;    /* position of each query */
+    int64_t n_head, n_head_kv, head_dim;
+    int32_t window;                        /* 0: full causal; else key p0 visible iff 0 <= p1 - p0 < window */
+    float scale;
+    float *out; int64_t ldo;               /* [n_tok][n_head * head_dim] */
+} sy_attn_args;
+void sy_attention(sy_pool *pool, const sy_attn_args *a);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,285 @@
+// Dequantization and matrix products with float activations for every supported weight type.
+// Block layouts follow ggml (`ggml-common.h`); see Sources/GGUF/Dequantize.swift for the plain reference.
+// Activations stay float: a weight block is decoded to floats once and reused across up to
+// SY_TB tokens, so batch-1 decode and batched prefill share one code path.
+#include "ckernels.h"
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#include <immintrin.h>
+#define SY_AVX2 1
+#endif
+
+static inline float sy_fp16(uint16_t h) {
+#ifdef SY_AVX2
+    return _cvtsh_ss(h);
+#else
+    uint32_t s = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1F, m = h & 0x3FF, bits;
+    if (e == 0) {
+        if (m == 0) bits = s;
+        else { e = 127 - 15 + 1; while (!(m & 0x400)) { m <<= 1; e--; } m &= 0x3FF; bits = s | (e << 23) | (m << 13); }
+    } else if (e == 31) bits = s | 0x7F800000 | (m << 13);
+    else bits = s | ((e + 127 - 15) << 23) | (m << 13);
+    float f; memcpy(&f, &bits, 4); return f;
+#endif
+}
+
+static inline uint16_t rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+
+static inline void sy_scale_min(int j, const uint8_t *q, float *sc, float *m) {
+    if (j < 4) { *sc = (float)(q[j] & 63); *m = (float)(q[j + 4] & 63); }
+    else {
+        *sc = (float)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        *m = (float)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+/* Decodes one block of `type` at b into y (blockSize floats). */
+static void sy_dequant_block(int type, const uint8_t *b, float *y) {
+    switch (type) {
+    case SY_Q8_0: {
+        const float d = sy_fp16(rd16(b));
+        for (int i = 0; i < 32; i++) y[i] = d * (float)(int8_t)b[2 + i];
+    } break;
+    case SY_Q4_0: {
+        const float d = sy_fp16(rd16(b));
+        for (int i = 0; i < 16; i++) {
+            y[i] = d * (float)((b[2 + i] & 0xF) - 8);
+            y[i + 16] = d * (float)((b[2 + i] >> 4) - 8);
+        }
+    } break;
+    case SY_Q4_K: {
+        const float d = sy_fp16(rd16(b)), dmin = sy_fp16(rd16(b + 2));
+        const uint8_t *q = b + 16;
+        for (int j = 0; j < 4; j++) {
+            float s1, m1, s2, m2;
+            sy_scale_min(2 * j, b + 4, &s1, &m1);
+            sy_scale_min(2 * j + 1, b + 4, &s2, &m2);
+            const float d1 = d * s1, c1 = dmin * m1, d2 = d * s2, c2 = dmin * m2;
+            for (int l = 0; l < 32; l++) {
+                y[64 * j + l] = d1 * (float)(q[32 * j + l] & 0xF) - c1;
+                y[64 * j + 32 + l] = d2 * (float)(q[32 * j + l] >> 4) - c2;
+            }
+        }
+    } break;
+    case SY_Q5_K: {
+        const float d = sy_fp16(rd16(b)), dmin = sy_fp16(rd16(b + 2));
+        const uint8_t *qh = b + 16, *q = b + 48;
+        for (int j = 0; j < 4; j++) {
+            float s1, m1, s2, m2;
+            sy_scale_min(2 * j, b + 4, &s1, &m1);
+            sy_scale_min(2 * j + 1, b + 4, &s2, &m2);
+            const float d1 = d * s1, c1 = dmin * m1, d2 = d * s2, c2 = dmin * m2;
+            for (int l = 0; l < 32; l++) {
+                const int h1 = (qh[l] >> (2 * j)) & 1, h2 = (qh[l] >> (2 * j + 1)) & 1;
+                y[64 * j + l] = d1 * (float)((q[32 * j + l] & 0xF) | (h1 << 4)) - c1;
+                y[64 * j + 32 + l] = d2 * (float)((q[32 * j + l] >> 4) | (h2 << 4)) - c2;
+            }
+        }
+    } break;
+    case SY_Q6_K: {
+        const float d = sy_fp16(rd16(b + 208));
+        for (int n = 0; n < 2; n++) {
+            const uint8_t *ql = b + 64 * n, *qh = b + 128 + 32 * n;
+            const int8_t *sc = (const int8_t *)(b + 192 + 8 * n);
+            float *yy = y + 128 * n;
+            for (int l = 0; l < 32; l++) {
+                const int is = l / 16;
+                const int q1 = (int)((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+                const int q2 = (int)((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+                const int q3 = (int)((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+                const int q4 = (int)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+                yy[l] = d * sc[is] * q1;
+                yy[l + 32] = d * sc[is + 2] * q2;
+                yy[l + 64] = d * sc[is + 4] * q3;
+                yy[l + 96] = d * sc[is + 6] * q4;
+            }
+        }
+    } break;
+    }
+}
+
+static int sy_block_size(int type) {
+    switch (type) {
+    case SY_F32: case SY_F16: case SY_BF16: return 1;
+    case SY_Q8_0: case SY_Q4_0: return 32;
+    default: return 256;
+    }
+}
+
+static int sy_block_bytes(int type) {
+    switch (type) {
+    case SY_F32: return 4;
+    case SY_F16: case SY_BF16: return 2;
+    case SY_Q8_0: return 34;
+    case SY_Q4_0: return 18;
+    case SY_Q4_K: return 144;
+    case SY_Q5_K: return 176;
+    case SY_Q6_K: return 210;
+    default: return 0;
+    }
+}
+
+int sy_type_supported(int type) { return sy_block_bytes(type) > 0; }
+
+void sy_dequant_row(int type, const void *src, float *dst, int64_t n) {
+    const uint8_t *b = (const uint8_t *)src;
+    switch (type) {
+    case SY_F32: memcpy(dst, src, (size_t)n * 4); return;
+    case SY_F16: for (int64_t i = 0; i < n; i++) dst[i] = sy_fp16(rd16(b + 2 * i)); return;
+    case SY_BF16:
+        for (int64_t i = 0; i < n; i++) { uint32_t v = (uint32_t)rd16(b + 2 * i) << 16; memcpy(dst + i, &v, 4); }
+        return;
+    default: {
+        const int bs = sy_block_size(type), bb = sy_block_bytes(type);
+        for (int64_t i = 0; i < n / bs; i++) sy_dequant_block(type, b + i * bb, dst + i * bs);
+    }
+    }
+}
+
+#define SY_TB 4      /* tokens sharing one decoded weight block */
+#define SY_CHUNK 8   /* rows per work item */
+
+#ifdef SY_AVX2
+static inline float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Decodes 32 weights starting at element k of row w into 4 vectors (fused decoders for the
+   types used on the decode hot path; K-quants go through a per-256 float buffer instead). */
+static inline void load32(int type, const uint8_t *w, int64_t k, __m256 v[4]) {
+    switch (type) {
+    case SY_F32: {
+        const float *f = (const float *)w + k;
+        v[0] = _mm256_loadu_ps(f); v[1] = _mm256_loadu_ps(f + 8);
+        v[2] = _mm256_loadu_ps(f + 16); v[3] = _mm256_loadu_ps(f + 24);
+    } break;
+    case SY_F16: {
+        const __m128i *h = (const __m128i *)(w + 2 * k);
+        v[0] = _mm256_cvtph_ps(_mm_loadu_si128(h)); v[1] = _mm256_cvtph_ps(_mm_loadu_si128(h + 1));
+        v[2] = _mm256_cvtph_ps(_mm_loadu_si128(h + 2)); v[3] = _mm256_cvtph_ps(_mm_loadu_si128(h + 3));
+    } break;
+    case SY_BF16: {
+        const __m128i *h = (const __m128i *)(w + 2 * k);
+        for (int i = 0; i < 4; i++)
+            v[i] = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(h + i)), 16));
+    } break;
+    case SY_Q8_0: {
+        const uint8_t *b = w + (k / 32) * 34;
+        const __m256 d = _mm256_set1_ps(sy_fp16(rd16(b)));
+        const __m128i q0 = _mm_loadu_si128((const __m128i *)(b + 2));
+        const __m128i q1 = _mm_loadu_si128((const __m128i *)(b + 18));
+        v[0] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q0)));
+        v[1] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q0, 8))));
+        v[2] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q1)));
+        v[3] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q1, 8))));
+    } break;
+    case SY_Q4_0: {
+        const uint8_t *b = w + (k / 32) * 18;
+        const __m256 d = _mm256_set1_ps(sy_fp16(rd16(b)));
+        const __m128i raw = _mm_loadu_si128((const __m128i *)(b + 2));
+        const __m128i m = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
+        const __m128i lo = _mm_sub_epi8(_mm_and_si128(raw, m), eight);
+        const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(raw, 4), m), eight);
+        v[0] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)));
+        v[1] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8))));
+        v[2] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)));
+        v[3] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))));
+    } break;
+    }
+}
+#endif
+
+/* One weight row against nt (<= SY_TB) token vectors. buf: scratch of >= 256 floats. */
+static void sy_row_dot(int type, const uint8_t *w, int64_t cols, const float *x, int64_t ldx,
+                       int nt, float *out, float *buf) {
+#ifdef SY_AVX2
+    __m256 acc[SY_TB];
+    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
+    if (sy_block_size(type) <= 32) {
+        for (int64_t k = 0; k < cols; k += 32) {
+            __m256 v[4];
+            load32(type, w, k, v);
+            for (int t = 0; t < nt; t++) {
+                const float *xt = x + t * ldx + k;
+                __m256 a = acc[t];
+                a = _mm256_fmadd_ps(v[0], _mm256_loadu_ps(xt), a);
+                a = _mm256_fmadd_ps(v[1], _mm256_loadu_ps(xt + 8), a);
+                a = _mm256_fmadd_ps(v[2], _mm256_loadu_ps(xt + 16), a);
+                a = _mm256_fmadd_ps(v[3], _mm256_loadu_ps(xt + 24), a);
+                acc[t] = a;
+            }
+        }
+    } else {
+        const int bb = sy_block_bytes(type);
+        for (int64_t k = 0; k < cols; k += 256) {
+            sy_dequant_block(type, w + (k / 256) * bb, buf);
+            for (int t = 0; t < nt; t++) {
+                const float *xt = x + t * ldx + k;
+                __m256 a = acc[t];
+                for (int i = 0; i < 256; i += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(buf + i), _mm256_loadu_ps(xt + i), a);
+                acc[t] = a;
+            }
+        }
+    }
+    for (int t = 0; t < nt; t++) out[t] = hsum256(acc[t]);
+#else
+    const int bs = sy_block_size(type) < 256 ? 256 : sy_block_size(type);
+    const int64_t step = cols < bs ? cols : bs;
+    float acc[SY_TB] = {0};
+    for (int64_t k = 0; k < cols; k += step) {
+        sy_dequant_row(type, w + (size_t)(k / sy_block_size(type)) * sy_block_bytes(type), buf, step);
+        for (int t = 0; t < nt; t++) {
+            const float *xt = x + t * ldx + k;
+            float s = 0;
+            for (int64_t i = 0; i < step; i++) s += buf[i] * xt[i];
+            acc[t] += s;
+        }
+    }
+    for (int t = 0; t < nt; t++) out[t] = acc[t];
+#endif
+}
+
+typedef struct {
+    int type;
+    int64_t rows, cols;
+    size_t row_bytes;
+    const sy_mm_job *jobs;
+    int n_jobs;
+    int64_t chunks_per_job;
+    atomic_long next;
+} sy_mm_ctx;
+
+static void sy_mm_task(void *p, int ith, int nth) {
+    (void)ith; (void)nth;
+    sy_mm_ctx *c = (sy_mm_ctx *)p;
+    float buf[256];
+    float out[SY_TB];
+    const long total = (long)c->chunks_per_job * c->n_jobs;
+    for (;;) {
+        long item = atomic_fetch_add_explicit(&c->next, 1, memory_order_relaxed);
+        if (item >= total) break;
+        const sy_mm_job *job = &c->jobs[item / c->chunks_per_job];
+        const int64_t r0 = (item % c->chunks_per_job) * SY_CHUNK;
+        const int64_t r1 = r0 + SY_CHUNK < c->rows ? r0 + SY_CHUNK : c->rows;
+        for (int64_t t0 = 0; t0 < job->n_tok; t0 += SY_TB) {
+            const int nt = (int)(job->n_tok - t0 < SY_TB ? job->n_tok - t0 : SY_TB);
+            for (int64_t r = r0; r < r1; r++) {
+                const uint8_t *w = (const uint8_t *)job->w + r * c->row_bytes;
+                sy_row_dot(c->type, w, c->cols, job->x + t0 * job->ldx, job->ldx, nt, out, buf);
+                for (int t = 0; t < nt; t++) job->y[(t0 + t) * job->ldy + r] = out[t];
+            }
+        }
+    }
+}
+
+void sy_matmul(sy_pool *pool, int type, int64_t rows, int64_t cols, size_t row_bytes,
+               const sy_mm_job *jobs, int n_jobs) {
+    if (n_jobs <= 0 || rows <= 0) return;
+    sy_mm_ctx c = {type, rows, cols, row_bytes, jobs, n_jobs, (rows + SY_CHUNK - 1) / SY_CHUNK, 0};
+    sy_pool_run(pool, sy_mm_task, &c);
+}

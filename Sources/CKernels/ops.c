@@ -1,0 +1,118 @@
+// Elementwise kernels and causal GQA attention (full and sliding-window).
+// Plain Swift references: Sources/Kernels/Reference.swift.
+#include "ckernels.h"
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+void sy_rmsnorm(const float *x, const float *w, float *y, int64_t rows, int64_t n, float eps) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * n;
+        float *yr = y + r * n;
+        double sum = 0;
+        for (int64_t i = 0; i < n; i++) sum += (double)(xr[i] * xr[i]);
+        const float scale = 1.0f / sqrtf((float)(sum / (double)n) + eps);
+        if (w) for (int64_t i = 0; i < n; i++) yr[i] = xr[i] * scale * w[i];
+        else for (int64_t i = 0; i < n; i++) yr[i] = xr[i] * scale;
+    }
+}
+
+void sy_softmax(float *x, int64_t n) {
+    float mx = -INFINITY;
+    for (int64_t i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    if (mx == -INFINITY) { for (int64_t i = 0; i < n; i++) x[i] = 0; return; }
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++) { x[i] = expf(x[i] - mx); sum += x[i]; }
+    const float inv = (float)(1.0 / sum);
+    for (int64_t i = 0; i < n; i++) x[i] *= inv;
+}
+
+void sy_swiglu(const float *g, const float *u, float *y, int64_t n, float limit) {
+    if (limit > 1e-6f) {
+        for (int64_t i = 0; i < n; i++) {
+            float s = g[i] / (1.0f + expf(-g[i]));
+            s = s < limit ? s : limit;
+            float v = u[i] < -limit ? -limit : (u[i] > limit ? limit : u[i]);
+            y[i] = s * v;
+        }
+    } else {
+        for (int64_t i = 0; i < n; i++) y[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    }
+}
+
+void sy_rope_neox(float *x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int32_t pos,
+                  float freq_base, const float *freq_factors) {
+    const int64_t half = n_rot / 2;
+    float cs[512], sn[512];  /* n_rot <= 1024 */
+    // theta_i = pos * base^(-2i/n_rot) / factor_i, accumulated in float as a running product.
+    const float theta_scale = powf(freq_base, -2.0f / (float)n_rot);
+    float theta = (float)pos;
+    for (int64_t i = 0; i < half; i++) {
+        const float t = freq_factors ? theta / freq_factors[i] : theta;
+        cs[i] = cosf(t);
+        sn[i] = sinf(t);
+        theta *= theta_scale;
+    }
+    for (int64_t h = 0; h < n_heads; h++) {
+        float *v = x + h * head_dim;
+        for (int64_t i = 0; i < half; i++) {
+            const float a = v[i], b = v[i + half];
+            v[i] = a * cs[i] - b * sn[i];
+            v[i + half] = a * sn[i] + b * cs[i];
+        }
+    }
+}
+
+typedef struct {
+    const sy_attn_args *a;
+    atomic_long next;
+} sy_attn_ctx;
+
+static void sy_attn_task(void *p, int ith, int nth) {
+    (void)ith; (void)nth;
+    sy_attn_ctx *c = (sy_attn_ctx *)p;
+    const sy_attn_args *a = c->a;
+    const int64_t D = a->head_dim, group = a->n_head / a->n_head_kv;
+    float *s = malloc(sizeof(float) * (size_t)(a->n_kv > 0 ? a->n_kv : 1));
+    float *acc = malloc(sizeof(float) * (size_t)D);
+    const long total = (long)(a->n_tok * a->n_head);
+    for (;;) {
+        const long item = atomic_fetch_add_explicit(&c->next, 1, memory_order_relaxed);
+        if (item >= total) break;
+        const int64_t t = item / a->n_head, h = item % a->n_head, hk = h / group;
+        const float *q = a->q + t * a->ldq + h * D;
+        const int32_t p1 = a->qpos[t];
+        float mx = -INFINITY;
+        for (int64_t j = 0; j < a->n_kv; j++) {
+            const int32_t p0 = a->kpos ? a->kpos[j] : (int32_t)j;
+            const int32_t dp = p1 - p0;
+            if (dp < 0 || (a->window > 0 && dp >= a->window)) { s[j] = -INFINITY; continue; }
+            const float *k = a->k + j * a->ldk + hk * D;
+            float d = 0;
+            for (int64_t i = 0; i < D; i++) d += q[i] * k[i];
+            s[j] = d * a->scale;
+            mx = s[j] > mx ? s[j] : mx;
+        }
+        for (int64_t i = 0; i < D; i++) acc[i] = 0;
+        float *o = a->out + t * a->ldo + h * D;
+        if (mx == -INFINITY) { memcpy(o, acc, sizeof(float) * (size_t)D); continue; }
+        double sum = 0;
+        for (int64_t j = 0; j < a->n_kv; j++) {
+            if (s[j] == -INFINITY) continue;
+            const float e = expf(s[j] - mx);
+            sum += e;
+            const float *v = a->v + j * a->ldv + hk * D;
+            for (int64_t i = 0; i < D; i++) acc[i] += e * v[i];
+        }
+        const float inv = (float)(1.0 / sum);
+        for (int64_t i = 0; i < D; i++) o[i] = acc[i] * inv;
+    }
+    free(s);
+    free(acc);
+}
+
+void sy_attention(sy_pool *pool, const sy_attn_args *a) {
+    sy_attn_ctx c = {a, 0};
+    sy_pool_run(pool, sy_attn_task, &c);
+}

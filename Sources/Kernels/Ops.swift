@@ -1,0 +1,168 @@
+// Fast kernels: thin Swift entry points over CKernels. Unsafe pointers stay in this file.
+//
+// Dimension legend: T tokens, R output rows, C input columns, H query heads, Hk KV heads,
+// D head dim, N cached keys.
+import CKernels
+import GGUF
+
+/// Geometry and masking of one attention call.
+public struct AttentionShape: Sendable {
+    /// Query heads H.
+    public var heads: Int
+    /// KV heads Hk (H must be a multiple).
+    public var kvHeads: Int
+    /// Head dim D (keys and values).
+    public var headDim: Int
+    /// 0 for full causal attention, else the sliding window (current token included).
+    public var window: Int
+    /// Score scale, normally 1/sqrt(D).
+    public var scale: Float
+
+    /// Creates a shape.
+    public init(heads: Int, kvHeads: Int, headDim: Int, window: Int, scale: Float) {
+        self.heads = heads
+        self.kvHeads = kvHeads
+        self.headDim = headDim
+        self.window = window
+        self.scale = scale
+    }
+}
+
+/// The fast kernels.
+public enum Ops {
+    static func dequantizeRow(_ type: GGMLType, _ p: UnsafeRawPointer, count: Int) -> [Float] {
+        [Float](unsafeUninitializedCapacity: count) { buf, n in
+            sy_dequant_row(Int32(type.rawValue), p, buf.baseAddress, Int64(count))
+            n = count
+        }
+    }
+
+    /// Decodes `count` elements of encoded bytes (tests).
+    public static func dequantize(_ type: GGMLType, bytes: [UInt8], count: Int) -> [Float] {
+        bytes.withUnsafeBytes { dequantizeRow(type, $0.baseAddress!, count: count) }
+    }
+
+    /// y[T, R] = x[T, C] · Wᵀ.
+    public static func matmul(_ w: WeightMatrix, _ x: [Float], tokens: Int, pool: ThreadPool) -> [Float] {
+        var y = [Float](repeating: 0, count: tokens * w.rows)
+        matmul(w, x, tokens: tokens, into: &y, pool: pool)
+        return y
+    }
+
+    /// y[T, R] = x[T, C] · Wᵀ, written into an existing buffer of at least T·R floats.
+    public static func matmul(_ w: WeightMatrix, _ x: [Float], tokens: Int, into y: inout [Float], pool: ThreadPool) {
+        precondition(x.count >= tokens * w.cols && y.count >= tokens * w.rows, "matmul: buffer too small")
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { yp in
+                var job = sy_mm_job(w: w.address, x: xp.baseAddress, y: yp.baseAddress,
+                                    n_tok: Int64(tokens), ldx: Int64(w.cols), ldy: Int64(w.rows))
+                sy_matmul(pool.raw, Int32(w.type.rawValue), Int64(w.rows), Int64(w.cols), w.rowBytes, &job, 1)
+            }
+        }
+        withExtendedLifetime(w.owner) {}
+    }
+
+    /// One product per segment in a single parallel region: rows `start..<start+count` of `x`
+    /// ([*, C]) times `weights[i]`ᵀ land in the same rows of the result ([*, R]).
+    /// All matrices must share type and geometry (the experts of one layer).
+    public static func groupedMatmul(_ weights: [WeightMatrix], _ x: [Float], segments: [(start: Int, count: Int)],
+                                     pool: ThreadPool) -> [Float] {
+        precondition(weights.count == segments.count)
+        guard let w0 = weights.first else { return [] }
+        let total = segments.map { $0.start + $0.count }.max() ?? 0
+        var y = [Float](repeating: 0, count: total * w0.rows)
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { yp in
+                var jobs: [sy_mm_job] = []
+                for (w, s) in zip(weights, segments) where s.count > 0 {
+                    precondition(w.type == w0.type && w.rows == w0.rows && w.cols == w0.cols)
+                    jobs.append(sy_mm_job(w: w.address, x: xp.baseAddress! + s.start * w0.cols,
+                                          y: yp.baseAddress! + s.start * w0.rows,
+                                          n_tok: Int64(s.count), ldx: Int64(w0.cols), ldy: Int64(w0.rows)))
+                }
+                sy_matmul(pool.raw, Int32(w0.type.rawValue), Int64(w0.rows), Int64(w0.cols), w0.rowBytes,
+                          jobs, Int32(jobs.count))
+            }
+        }
+        withExtendedLifetime(weights) {}
+        return y
+    }
+
+    /// RMSNorm over `rows` rows of `x.count / rows`, times `weight` (broadcast per row) when given.
+    public static func rmsNorm(_ x: [Float], weight: [Float]?, rows: Int, eps: Float) -> [Float] {
+        let n = x.count / rows
+        precondition(weight == nil || weight!.count == n)
+        return [Float](unsafeUninitializedCapacity: x.count) { buf, c in
+            if let w = weight {
+                w.withUnsafeBufferPointer { sy_rmsnorm(x, $0.baseAddress, buf.baseAddress, Int64(rows), Int64(n), eps) }
+            } else {
+                sy_rmsnorm(x, nil, buf.baseAddress, Int64(rows), Int64(n), eps)
+            }
+            c = x.count
+        }
+    }
+
+    /// Softmax in place.
+    public static func softmax(_ x: inout [Float]) {
+        let n = x.count
+        x.withUnsafeMutableBufferPointer { sy_softmax($0.baseAddress, Int64(n)) }
+    }
+
+    /// Clamped SwiGLU: `min(silu(g), L) * clamp(u, -L, L)`, or plain `silu(g) * u` when L <= 1e-6.
+    public static func swiglu(_ g: [Float], _ u: [Float], limit: Float) -> [Float] {
+        precondition(g.count == u.count)
+        return [Float](unsafeUninitializedCapacity: g.count) { buf, c in
+            sy_swiglu(g, u, buf.baseAddress, Int64(g.count), limit)
+            c = g.count
+        }
+    }
+
+    /// NeoX RoPE in place on x[T, H·D]: rotates the first `rotaryDims` of each head by its token's position.
+    public static func ropeNeox(_ x: inout [Float], heads: Int, headDim: Int, rotaryDims: Int, positions: [Int32],
+                                base: Float, factors: [Float]?) {
+        let stride = heads * headDim
+        precondition(x.count >= positions.count * stride && rotaryDims <= headDim && rotaryDims <= 1024)
+        precondition(factors == nil || factors!.count >= rotaryDims / 2)
+        x.withUnsafeMutableBufferPointer { xp in
+            for (t, p) in positions.enumerated() {
+                if let f = factors {
+                    f.withUnsafeBufferPointer {
+                        sy_rope_neox(xp.baseAddress! + t * stride, Int64(heads), Int64(headDim), Int64(rotaryDims), p, base, $0.baseAddress)
+                    }
+                } else {
+                    sy_rope_neox(xp.baseAddress! + t * stride, Int64(heads), Int64(headDim), Int64(rotaryDims), p, base, nil)
+                }
+            }
+        }
+    }
+
+    /// Causal GQA attention of queries q[T, H·D] at `queryPositions` over cached k, v [N, Hk·D]
+    /// at `keyPositions`. Returns [T, H·D].
+    public static func attention(q: [Float], queryPositions: [Int32], k: [Float], v: [Float], keyPositions: [Int32],
+                                 shape s: AttentionShape, pool: ThreadPool) -> [Float] {
+        let t = queryPositions.count, n = keyPositions.count
+        let qStride = s.heads * s.headDim, kvStride = s.kvHeads * s.headDim
+        precondition(s.heads % s.kvHeads == 0 && q.count >= t * qStride && k.count >= n * kvStride && v.count >= n * kvStride)
+        var out = [Float](repeating: 0, count: t * qStride)
+        q.withUnsafeBufferPointer { qp in
+            k.withUnsafeBufferPointer { kp in
+                v.withUnsafeBufferPointer { vp in
+                    keyPositions.withUnsafeBufferPointer { kpos in
+                        queryPositions.withUnsafeBufferPointer { qpos in
+                            out.withUnsafeMutableBufferPointer { op in
+                                var a = sy_attn_args(
+                                    q: qp.baseAddress, ldq: Int64(qStride), k: kp.baseAddress, v: vp.baseAddress,
+                                    ldk: Int64(kvStride), ldv: Int64(kvStride), kpos: kpos.baseAddress, n_kv: Int64(n),
+                                    qpos: qpos.baseAddress, n_tok: Int64(t), n_head: Int64(s.heads),
+                                    n_head_kv: Int64(s.kvHeads), head_dim: Int64(s.headDim), window: Int32(s.window),
+                                    scale: s.scale, out: op.baseAddress, ldo: Int64(qStride))
+                                sy_attention(pool.raw, &a)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+}

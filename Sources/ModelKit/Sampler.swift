@@ -1,0 +1,97 @@
+// Token samplers: greedy, and temperature with top-k and top-p, in llama.cpp's order
+// (top-k, then top-p over the temperature-scaled distribution, then a seeded draw).
+import Foundation
+
+/// Sampling settings, named as llama-server names them.
+public struct SamplingParams: Sendable, Equatable {
+    /// 0 means greedy.
+    public var temperature: Float = 0
+    /// 0 disables top-k.
+    public var topK: Int = 40
+    /// 1 disables top-p.
+    public var topP: Float = 0.95
+    /// Seed for the draw.
+    public var seed: UInt64 = 0
+
+    /// Creates settings.
+    public init(temperature: Float = 0, topK: Int = 40, topP: Float = 0.95, seed: UInt64 = 0) {
+        self.temperature = temperature
+        self.topK = topK
+        self.topP = topP
+        self.seed = seed
+    }
+}
+
+/// SplitMix64: small, fast, reproducible across platforms.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+    /// Seeds the generator.
+    public init(seed: UInt64) { state = seed }
+    /// Next 64 random bits.
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// A float in [0, 1).
+    public mutating func nextUnit() -> Double { Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0) }
+}
+
+/// Picks tokens from logits.
+public struct Sampler: Sendable {
+    /// The settings.
+    public let params: SamplingParams
+    private var rng: SplitMix64
+
+    /// A sampler with its own seeded generator.
+    public init(_ params: SamplingParams) {
+        self.params = params
+        rng = SplitMix64(seed: params.seed)
+    }
+
+    /// Index of the largest logit (first on ties).
+    public static func argmax(_ logits: some Collection<Float>) -> Int {
+        var best = 0, bestV = -Float.infinity, i = 0
+        for v in logits {
+            if v > bestV { bestV = v; best = i }
+            i += 1
+        }
+        return best
+    }
+
+    /// The candidate distribution after top-k, temperature and top-p: (token, probability), sorted.
+    public func distribution(_ logits: [Float]) -> [(token: Int, p: Double)] {
+        var cand = logits.enumerated().map { (token: $0.offset, logit: $0.element) }
+        cand.sort { $0.logit > $1.logit || ($0.logit == $1.logit && $0.token < $1.token) }
+        if params.topK > 0 && params.topK < cand.count { cand.removeLast(cand.count - params.topK) }
+        let t = Double(max(params.temperature, 1e-6))
+        let m = Double(cand[0].logit)
+        var probs = cand.map { exp((Double($0.logit) - m) / t) }
+        let z = probs.reduce(0, +)
+        probs = probs.map { $0 / z }
+        var keep = probs.count
+        if params.topP < 1 {
+            var acc = 0.0
+            for (i, p) in probs.enumerated() {
+                acc += p
+                if acc >= Double(params.topP) { keep = i + 1; break }
+            }
+        }
+        let z2 = probs[0..<keep].reduce(0, +)
+        return (0..<keep).map { (cand[$0].token, probs[$0] / z2) }
+    }
+
+    /// Samples the next token.
+    public mutating func sample(_ logits: [Float]) -> Int {
+        if params.temperature <= 0 { return Self.argmax(logits) }
+        let dist = distribution(logits)
+        var u = rng.nextUnit()
+        for (tok, p) in dist {
+            u -= p
+            if u < 0 { return tok }
+        }
+        return dist.last!.token
+    }
+}

@@ -1,0 +1,334 @@
+// Step 3.5 Flash (StepFun, `step35`): the single-device forward pass.
+//
+// Ports: llama.cpp `src/models/step35.cpp` (`llama_model_step35::graph`), `src/llama-graph.cpp`
+// (`build_moe_ffn`, `build_ffn` with the Step35 SwiGLU clamps); spec ../shared/research/step35-architecture.md
+// §2 (order), §4 (attention: q/k norm, partial NeoX RoPE, head-wise gate), §5 (dense FFN, MoE, clamps).
+// Placement and communication live elsewhere: this file is single-device math. MoE expert compute goes
+// through `ExpertBackend`, the one seam a distributed transport replaces.
+//
+// Dimension legend: T tokens, D hidden, V vocab, H query heads, Hk KV heads, Dh head dim,
+// E experts, A active experts per token, F FFN width, N cached keys.
+import GGUF
+import Kernels
+import ModelKit
+
+/// Attention weights and geometry of one block.
+public struct Step35Attention: Sendable {
+    public let wq, wk, wv, wo: WeightMatrix
+    public let gate: WeightMatrix?
+    public let qNorm, kNorm: [Float]?
+    public let heads, kvHeads, headDim, rotaryDims, window: Int
+    public let ropeBase: Float
+    /// `rope_freqs` divisors for this layer (full-attention layers only), nil when absent.
+    public let ropeFactors: [Float]?
+}
+
+/// A SwiGLU MLP: `down(act(gate·x, up·x))` with an optional clamp.
+public struct Step35MLP: Sendable {
+    public let gate, up, down: WeightMatrix
+    /// SwiGLU limit L (0 = unclamped).
+    public let clamp: Float
+}
+
+/// A routed-expert layer: sigmoid router with selection bias, top-A, plus the shared expert.
+public struct Step35MoE: Sendable {
+    /// Router [E, D], F32.
+    public let router: WeightMatrix
+    /// Selection-only bias [E] (`exp_probs_b`).
+    public let selectionBias: [Float]?
+    /// Per-expert gate, up [F, D] and down [D, F] views into the 3-D expert tensors.
+    public let gate, up, down: [WeightMatrix]
+    public let clamp: Float
+    public let shared: Step35MLP?
+}
+
+/// The FFN half of a block.
+public enum Step35FFN: Sendable {
+    case dense(Step35MLP)
+    case moe(Step35MoE)
+}
+
+/// One decoder block.
+public struct Step35Block: Sendable {
+    public let index: Int
+    public let attnNorm: [Float]
+    public let attention: Step35Attention
+    public let ffnNorm: [Float]
+    public let ffn: Step35FFN
+}
+
+/// One MTP (NextN) block: loaded and validated here; drafting with it is wired in a later stage.
+public struct Step35MTPBlock: Sendable {
+    public let block: Step35Block
+    public let ehProj: WeightMatrix
+    public let enorm, hnorm: [Float]
+    public let headNorm: [Float]?
+    public let head: WeightMatrix?
+    public let embed: WeightMatrix?
+}
+
+/// Computes the routed experts of one MoE layer for a batch of (token, expert, weight) assignments.
+/// The in-process backend runs them here; a distributed transport sends them to expert-shard workers.
+public protocol ExpertBackend: Sendable {
+    /// Returns Σ_k weight[t,k] · E_{expert[t,k]}(x[t]) for each token, [T, D].
+    func routedExperts(layer: Step35MoE, layerIndex: Int, x: [Float], tokens: Int, experts: [Int32], weights: [Float],
+                       topK: Int, pool: ThreadPool) -> [Float]
+}
+
+/// Runs every expert in this process, grouping tokens by expert so each expert's weights are read once.
+public struct LocalExperts: ExpertBackend {
+    /// Creates the in-process backend.
+    public init() {}
+
+    public func routedExperts(layer m: Step35MoE, layerIndex: Int, x: [Float], tokens t: Int, experts: [Int32],
+                              weights: [Float], topK a: Int, pool: ThreadPool) -> [Float] {
+        let d = m.router.cols, e = m.gate.count
+        // Group the T·A assignments by expert: rows of xg are ordered expert by expert.
+        var byExpert = [[Int]](repeating: [], count: e)
+        for i in 0..<(t * a) { byExpert[Int(experts[i])].append(i) }
+        var xg = [Float](repeating: 0, count: t * a * d)  // [T·A, D] gathered rows
+        var order: [Int] = []
+        var segW: [WeightMatrix] = [], segG: [WeightMatrix] = [], segU: [WeightMatrix] = []
+        var segments: [(start: Int, count: Int)] = []
+        for ex in 0..<e where !byExpert[ex].isEmpty {
+            segments.append((order.count, byExpert[ex].count))
+            segG.append(m.gate[ex]); segU.append(m.up[ex]); segW.append(m.down[ex])
+            for i in byExpert[ex] {
+                let tok = i / a
+                for c in 0..<d { xg[order.count * d + c] = x[tok * d + c] }
+                order.append(i)
+            }
+        }
+        let g = Ops.groupedMatmul(segG, xg, segments: segments, pool: pool)   // [T·A, F]
+        let u = Ops.groupedMatmul(segU, xg, segments: segments, pool: pool)
+        let act = Ops.swiglu(g, u, limit: m.clamp)
+        let y = Ops.groupedMatmul(segW, act, segments: segments, pool: pool)  // [T·A, D]
+        var out = [Float](repeating: 0, count: t * d)
+        for (row, i) in order.enumerated() {
+            let tok = i / a, w = weights[i]
+            for c in 0..<d { out[tok * d + c] += w * y[row * d + c] }
+        }
+        return out
+    }
+}
+
+/// Per-sequence state: one KV cache per main layer.
+public final class Step35Cache {
+    public let layers: [LayerKVCache]
+    /// Position of the next token.
+    public private(set) var nextPosition: Int = 0
+
+    init(config c: Step35Config, capacity: Int) {
+        layers = (0..<c.layerCount).map { LayerKVCache(rowWidth: c.headCountKV[$0] * c.keyLength, capacity: capacity) }
+    }
+
+    /// Forgets everything after the first `n` positions.
+    public func truncate(to n: Int) {
+        for l in layers { l.truncate(to: n) }
+        nextPosition = min(nextPosition, n)
+    }
+
+    func advance(by n: Int) { nextPosition += n }
+}
+
+/// Which positions' logits a forward pass returns.
+public enum LogitsSelection: Sendable {
+    case last
+    case all
+}
+
+/// Errors raised while running the model.
+public struct ModelError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// The Step 3.5 Flash model: weights, configuration and the forward pass.
+public final class Step35Model: @unchecked Sendable {
+    public let config: Step35Config
+    public let tokenEmbedding: WeightMatrix
+    public let outputNorm: [Float]
+    public let output: WeightMatrix
+    public let blocks: [Step35Block]
+    public let mtp: [Step35MTPBlock]
+    /// Thread pool for the kernels.
+    public let pool: ThreadPool
+    /// Where routed experts run.
+    public var experts: any ExpertBackend = LocalExperts()
+    /// Receives every named intermediate when set.
+    public var debugHook: DebugHook?
+
+    init(config: Step35Config, tokenEmbedding: WeightMatrix, outputNorm: [Float], output: WeightMatrix,
+         blocks: [Step35Block], mtp: [Step35MTPBlock], threads: Int) {
+        self.config = config
+        self.tokenEmbedding = tokenEmbedding
+        self.outputNorm = outputNorm
+        self.output = output
+        self.blocks = blocks
+        self.mtp = mtp
+        pool = ThreadPool(threads: threads)
+    }
+
+    /// A fresh cache for one sequence.
+    public func makeCache(capacity: Int = 0) -> Step35Cache { Step35Cache(config: config, capacity: capacity) }
+
+    private func hook(_ name: String, _ il: Int, _ v: [Float], _ shape: [Int]) { debugHook?(name, il, v, shape) }
+
+    private func mm(_ w: WeightMatrix, _ x: [Float], _ t: Int) -> [Float] { Ops.matmul(w, x, tokens: t, pool: pool) }
+
+    /// Runs `tokens` at the cache's next positions, appending to the cache. Returns logits [T or 1, V].
+    public func forward(_ tokens: [Int32], cache: Step35Cache, logits sel: LogitsSelection = .last) throws -> [Float] {
+        try forwardHidden(tokens, cache: cache, logits: sel).logits
+    }
+
+    /// As `forward`, also returning the final hidden state before the output norm ([T, D], for MTP).
+    public func forwardHidden(_ tokens: [Int32], cache: Step35Cache, logits sel: LogitsSelection = .last) throws
+        -> (logits: [Float], hidden: [Float])
+    {
+        let t = tokens.count, d = config.embeddingLength
+        guard t > 0 else { throw ModelError(description: "empty batch") }
+        if let bad = tokens.first(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
+            throw ModelError(description: "token id \(bad) is outside the vocabulary (0..<\(config.vocabSize))")
+        }
+        let positions = (0..<t).map { Int32(cache.nextPosition + $0) }
+        var h = [Float](repeating: 0, count: t * d)  // [T, D]
+        for (i, tok) in tokens.enumerated() {
+            let row = tokenEmbedding.row(Int(tok))
+            for c in 0..<d { h[i * d + c] = row[c] }
+        }
+        hook("inp_embd", -1, h, [t, d])
+        for b in blocks {
+            h = block(b, h, t: t, positions: positions, kv: cache.layers[b.index])
+        }
+        cache.advance(by: t)
+        hook("h_nextn", -1, h, [t, d])
+        let rows = sel == .all ? t : 1
+        let last = Array(h[((t - rows) * d)...])
+        let normed = Ops.rmsNorm(last, weight: outputNorm, rows: rows, eps: config.rmsEpsilon)
+        hook("result_norm", -1, normed, [rows, d])
+        let logits = mm(output, normed, rows)
+        hook("result_output", -1, logits, [rows, config.vocabSize])
+        return (logits, h)
+    }
+
+    /// One decoder block: h + attn(norm(h)), then + ffn(norm(·)).
+    func block(_ b: Step35Block, _ h: [Float], t: Int, positions: [Int32], kv: LayerKVCache) -> [Float] {
+        let il = b.index, d = config.embeddingLength
+        let x = Ops.rmsNorm(h, weight: b.attnNorm, rows: t, eps: config.rmsEpsilon)
+        hook("attn_norm", il, x, [t, d])
+        let attn = attention(b.attention, x, t: t, positions: positions, kv: kv, il: il)
+        var ffnInp = h
+        for i in 0..<(t * d) { ffnInp[i] += attn[i] }
+        hook("ffn_inp", il, ffnInp, [t, d])
+        let xf = Ops.rmsNorm(ffnInp, weight: b.ffnNorm, rows: t, eps: config.rmsEpsilon)
+        hook("ffn_norm", il, xf, [t, d])
+        let f: [Float]
+        switch b.ffn {
+        case .dense(let mlp): f = self.mlp(mlp, xf, t: t)
+        case .moe(let moe): f = self.moe(moe, xf, t: t, il: il)
+        }
+        hook("ffn_out", il, f, [t, d])
+        var out = ffnInp
+        for i in 0..<(t * d) { out[i] += f[i] }
+        hook("l_out", il, out, [t, d])
+        return out
+    }
+
+    /// Gated GQA attention with q/k RMSNorm and partial NeoX RoPE (spec §4).
+    func attention(_ a: Step35Attention, _ x: [Float], t: Int, positions: [Int32], kv: LayerKVCache, il: Int) -> [Float] {
+        let dh = a.headDim
+        var q = mm(a.wq, x, t)  // [T, H·Dh]
+        var k = mm(a.wk, x, t)  // [T, Hk·Dh]
+        let v = mm(a.wv, x, t)  // [T, Hk·Dh]
+        hook("Qcur", il, q, [t, a.heads, dh])
+        hook("Kcur", il, k, [t, a.kvHeads, dh])
+        hook("Vcur", il, v, [t, a.kvHeads, dh])
+        // Per-head norms: rows are (token, head) pairs of Dh.
+        if let w = a.qNorm { q = Ops.rmsNorm(q, weight: w, rows: t * a.heads, eps: config.rmsEpsilon) }
+        if let w = a.kNorm { k = Ops.rmsNorm(k, weight: w, rows: t * a.kvHeads, eps: config.rmsEpsilon) }
+        hook("Qcur_normed", il, q, [t, a.heads, dh])
+        hook("Kcur_normed", il, k, [t, a.kvHeads, dh])
+        Ops.ropeNeox(&q, heads: a.heads, headDim: dh, rotaryDims: a.rotaryDims, positions: positions,
+                     base: a.ropeBase, factors: a.ropeFactors)
+        Ops.ropeNeox(&k, heads: a.kvHeads, headDim: dh, rotaryDims: a.rotaryDims, positions: positions,
+                     base: a.ropeBase, factors: a.ropeFactors)
+        hook("Qcur_pos", il, q, [t, a.heads, dh])
+        hook("Kcur_pos", il, k, [t, a.kvHeads, dh])
+        kv.append(keys: k, values: v, positions: positions)
+        let shape = AttentionShape(heads: a.heads, kvHeads: a.kvHeads, headDim: dh, window: a.window,
+                                   scale: 1 / Float(dh).squareRoot())
+        var o = Ops.attention(q: q, queryPositions: positions, k: kv.keys, v: kv.values, keyPositions: kv.positions,
+                              shape: shape, pool: pool)  // [T, H·Dh]
+        hook("attn_out", il, o, [t, a.heads, dh])
+        if let gw = a.gate {
+            let g = mm(gw, x, t)  // [T, H]: one gate per head, broadcast over Dh
+            let gs = g.map { 1 / (1 + expf(-$0)) }
+            hook("attn_gate_sigmoid", il, gs, [t, a.heads])
+            for i in 0..<(t * a.heads) {
+                for c in 0..<dh { o[i * dh + c] *= gs[i] }
+            }
+            hook("attn_gated", il, o, [t, a.heads * dh])
+        }
+        let out = mm(a.wo, o, t)
+        hook("attn_proj", il, out, [t, config.embeddingLength])
+        return out
+    }
+
+    /// SwiGLU MLP (dense layers, shared expert, MTP blocks).
+    func mlp(_ m: Step35MLP, _ x: [Float], t: Int) -> [Float] {
+        let g = mm(m.gate, x, t), u = mm(m.up, x, t)
+        return mm(m.down, Ops.swiglu(g, u, limit: m.clamp), t)
+    }
+
+    /// Router, top-A selection with the bias, renormalised and scaled weights, routed experts + shared expert.
+    func moe(_ m: Step35MoE, _ x: [Float], t: Int, il: Int) -> [Float] {
+        let e = m.gate.count, a = config.expertUsedCount, d = config.embeddingLength
+        let logits = mm(m.router, x, t)  // [T, E]
+        var probs = logits
+        if config.expertGatingFunc == 1 {
+            for r in 0..<t {
+                var row = Array(probs[(r * e)..<((r + 1) * e)])
+                Ops.softmax(&row)
+                probs.replaceSubrange((r * e)..<((r + 1) * e), with: row)
+            }
+        } else {
+            probs = logits.map { 1 / (1 + expf(-$0)) }
+        }
+        hook("ffn_moe_probs", il, probs, [t, e])
+        var experts = [Int32](repeating: 0, count: t * a)  // [T, A]
+        var weights = [Float](repeating: 0, count: t * a)  // [T, A]
+        for r in 0..<t {
+            let row = Array(probs[(r * e)..<((r + 1) * e)])
+            // The bias steers selection only; weights come from the unbiased scores.
+            let sel = m.selectionBias.map { b in zip(row, b).map { $0 + $1 } } ?? row
+            let top = sel.indices.sorted { sel[$0] > sel[$1] || (sel[$0] == sel[$1] && $0 < $1) }.prefix(a)
+            var w = top.map { row[$0] }
+            if config.expertWeightsNorm {
+                let s = max(w.reduce(0, +), 6.103515625e-5)
+                w = w.map { $0 / s }
+            }
+            let scale = config.expertWeightsScale
+            if scale != 0 && scale != 1 { w = w.map { $0 * scale } }
+            for (k, ex) in top.enumerated() {
+                experts[r * a + k] = Int32(ex)
+                weights[r * a + k] = w[k]
+            }
+        }
+        hook("ffn_moe_topk", il, experts.map(Float.init), [t, a])
+        hook("ffn_moe_weights_scaled", il, weights, [t, a])
+        var out = self.experts.routedExperts(layer: m, layerIndex: il, x: x, tokens: t, experts: experts,
+                                             weights: weights, topK: a, pool: pool)
+        hook("ffn_moe_out", il, out, [t, d])
+        if let sh = m.shared {
+            let s = mlp(sh, x, t: t)
+            hook("ffn_shared_out", il, s, [t, d])
+            for i in 0..<(t * d) { out[i] += s[i] }
+        }
+        return out
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -1,0 +1,107 @@
+// Builds a `Step35Model` from a GGUF file. Every tensor name and shape the model uses is here, in
+// one place (llama.cpp `llama_model_step35::load_arch_tensors`; spec §7.2).
+//
+// Dimension legend: D hidden, V vocab, H query heads, Hk KV heads, Dh head dim, E experts,
+// F dense FFN width, Fe expert width, Fs shared-expert width.
+import GGUF
+import Kernels
+
+extension Step35Model {
+    /// Loads and validates every tensor; weights stay in the mmap (zero copy).
+    public convenience init(file f: GGUFFile, threads: Int) throws {
+        let c = try Step35Config(gguf: f)
+        let d = c.embeddingLength, v = c.vocabSize, dh = c.keyLength
+
+        func matrix(_ name: String, _ shape: [Int]) throws -> WeightMatrix {
+            try WeightMatrix(f.tensor(name, shape: shape))
+        }
+        func optMatrix(_ name: String, _ shape: [Int]) throws -> WeightMatrix? {
+            try f.optionalTensor(name, shape: shape).map(WeightMatrix.init)
+        }
+        func vector(_ name: String, _ n: Int) throws -> [Float] {
+            try WeightMatrix(f.tensor(name, shape: [n])).row(0)
+        }
+        func optVector(_ name: String, _ n: Int) throws -> [Float]? {
+            try f.optionalTensor(name, shape: [n]).map { try WeightMatrix($0).row(0) }
+        }
+
+        let embed = try matrix("token_embd.weight", [d, v])
+        let outNorm = try vector("output_norm.weight", d)
+        let maxRot = c.ropeDimensions.max() ?? dh
+        let ropeFreqs = try f.tensor("rope_freqs.weight").map { t -> [Float] in
+            guard t.shape.count == 1, t.shape[0] >= maxRot / 2 else {
+                throw GGUFError.shapeMismatch(tensor: t.name, expected: [maxRot / 2], found: t.shape)
+            }
+            return try WeightMatrix(t).row(0)
+        }
+
+        func block(_ il: Int) throws -> Step35Block {
+            let p = "blk.\(il)."
+            let h = c.headCount[il], hk = c.headCountKV[il]
+            let attn = Step35Attention(
+                wq: try matrix(p + "attn_q.weight", [d, h * dh]),
+                wk: try matrix(p + "attn_k.weight", [d, hk * dh]),
+                wv: try matrix(p + "attn_v.weight", [d, hk * dh]),
+                wo: try matrix(p + "attn_output.weight", [h * dh, d]),
+                gate: try optMatrix(p + "attn_gate.weight", [d, h]),
+                qNorm: try optVector(p + "attn_q_norm.weight", dh),
+                kNorm: try optVector(p + "attn_k_norm.weight", dh),
+                heads: h, kvHeads: hk, headDim: dh, rotaryDims: c.ropeDimensions[il], window: c.window(il),
+                ropeBase: c.ropeFreqBase[il],
+                ropeFactors: c.ropeScalingMask[il] ? ropeFreqs.map { Array($0.prefix(c.ropeDimensions[il] / 2)) } : nil)
+            func mlp(_ suffix: String, width: Int, clamp: Float) throws -> Step35MLP? {
+                guard f.tensor(p + "ffn_gate\(suffix).weight") != nil else { return nil }
+                return Step35MLP(gate: try matrix(p + "ffn_gate\(suffix).weight", [d, width]),
+                                 up: try matrix(p + "ffn_up\(suffix).weight", [d, width]),
+                                 down: try matrix(p + "ffn_down\(suffix).weight", [width, d]), clamp: clamp)
+            }
+            let ffn: Step35FFN
+            // Dense vs MoE is decided by the router's presence, as in llama.cpp.
+            if let routerT = f.tensor(p + "ffn_gate_inp.weight") {
+                let e = c.expertCount, fe = c.expertFeedForwardLength
+                guard e > 0 else { throw ConfigError(description: "layer \(il) has a router but expert_count is 0") }
+                guard routerT.shape == [d, e] else {
+                    throw GGUFError.shapeMismatch(tensor: routerT.name, expected: [d, e], found: routerT.shape)
+                }
+                guard routerT.type == .f32 || routerT.type == .f16 || routerT.type == .bf16 else {
+                    throw GGUFError.typeMismatch(tensor: routerT.name, expected: "F32 (router)", found: routerT.type)
+                }
+                func experts(_ name: String, _ shape: [Int]) throws -> [WeightMatrix] {
+                    let t = try f.tensor(p + name, shape: shape)
+                    return try (0..<e).map { try WeightMatrix(experts: t, expert: $0) }
+                }
+                ffn = .moe(Step35MoE(
+                    router: try WeightMatrix(routerT),
+                    selectionBias: try optVector(p + "exp_probs_b.bias", e),
+                    gate: try experts("ffn_gate_exps.weight", [d, fe, e]),
+                    up: try experts("ffn_up_exps.weight", [d, fe, e]),
+                    down: try experts("ffn_down_exps.weight", [fe, d, e]),
+                    clamp: c.swigluClampExp[il],
+                    shared: try mlp("_shexp", width: c.expertSharedFeedForwardLength, clamp: c.swigluClampShexp[il])))
+            } else {
+                // llama.cpp's build_ffn applies the shared-expert clamp to every dense SwiGLU.
+                guard let m = try mlp("", width: c.feedForwardLength, clamp: c.swigluClampShexp[il]) else {
+                    throw GGUFError.missingTensor(p + "ffn_gate.weight")
+                }
+                ffn = .dense(m)
+            }
+            return Step35Block(index: il, attnNorm: try vector(p + "attn_norm.weight", d), attention: attn,
+                               ffnNorm: try vector(p + "ffn_norm.weight", d), ffn: ffn)
+        }
+
+        let blocks = try (0..<c.layerCount).map(block)
+        let mtp = try (c.layerCount..<c.blockCount).map { il -> Step35MTPBlock in
+            let p = "blk.\(il).nextn."
+            return Step35MTPBlock(
+                block: try block(il),
+                ehProj: try matrix(p + "eh_proj.weight", [2 * d, d]),
+                enorm: try vector(p + "enorm.weight", d),
+                hnorm: try vector(p + "hnorm.weight", d),
+                headNorm: try optVector(p + "shared_head_norm.weight", d),
+                head: try optMatrix(p + "shared_head_head.weight", [d, v]),
+                embed: try optMatrix(p + "embed_tokens.weight", [d, v]))
+        }
+        self.init(config: c, tokenEmbedding: embed, outputNorm: outNorm, output: try matrix("output.weight", [d, v]),
+                  blocks: blocks, mtp: mtp, threads: threads)
+    }
+}

@@ -1,0 +1,30 @@
+// `switchyard logits`: one forward pass, every position's logits as raw float32.
+import ArgumentParser
+import Foundation
+import Step35
+
+struct Logits: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run one forward pass and write [n_tokens][n_vocab] little-endian float32 logits to a file.")
+
+    @OptionGroup var options: ModelOptions
+
+    @Option(help: "Comma-separated token ids, e.g. 5,17,200.")
+    var tokens: String
+
+    @Option(help: "Output file.")
+    var out: String
+
+    func run() throws {
+        try reportingErrors {
+            let ids = try parseTokenList(tokens)
+            let model = try Step35Model(file: options.file(), threads: options.threads)
+            let logits = try model.forward(ids, cache: model.makeCache(capacity: ids.count), logits: .all)
+            // Float is little-endian on every platform Swift runs on here; the bytes go out as they are.
+            let data = logits.withUnsafeBytes { Data($0) }
+            guard FileManager.default.createFile(atPath: out, contents: data) else {
+                throw ValidationError("cannot write \(out)")
+            }
+        }
+    }
+}

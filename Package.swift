@@ -32,10 +32,11 @@ let package = Package(
                 "Step35", "Tokenizer", "GGUF", "ModelKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
-        .testTarget(name: "GGUFTests", dependencies: ["GGUF"], resources: []),
+        .testTarget(name: "GGUFTests", dependencies: ["GGUF"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "GGUF"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "GGUF"]),
         .testTarget(name: "Step35Tests", dependencies: ["Step35", "ModelKit", "GGUF", "Tokenizer"]),
+        .testTarget(name: "CLITests", dependencies: ["switchyard"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -283,7 +283,7 @@ def llama_reference(path, prompt, n_gen, n_threads):
     return logits, gen
 
 
-def make_model(name, sh, qtype, out, n_threads, alt_keys=False, llama=True):
+def make_model(name, sh, qtype, out, n_threads, alt_keys=False, llama=True, keep_twin=False):
     rng = np.random.default_rng(sh["seed"])
     weights = build_weights(sh, rng)
     qrng = np.random.default_rng(sh["seed"] + 1000)
@@ -304,7 +304,7 @@ def make_model(name, sh, qtype, out, n_threads, alt_keys=False, llama=True):
     prng = np.random.default_rng(sh["seed"] + 7)
     prompt = [int(x) for x in prng.integers(3, sh["n_vocab"] - 4, size=20)]
     logits, gen = llama_reference(ref_path, prompt, 32, n_threads)
-    if ref_path != path:
+    if ref_path != path and not keep_twin:
         os.remove(ref_path)
     logits.astype("<f4").tofile(os.path.join(out, name + ".logits.f32"))
     meta = {"model": name + ".gguf", "weights": qtype, "reference": "llama-cpp-python 0.3.36" +
@@ -355,6 +355,7 @@ def main():
     ap.add_argument("--shape", default=None, help="make only this model: tiny-a, tiny-b or custom")
     ap.add_argument("--type", default="f32", help="with --shape: f32, f16, bf16, q8_0, q4_0 or kmix")
     ap.add_argument("--name", default=None, help="with --shape: output base name")
+    ap.add_argument("--keep-twin", action="store_true", help="keep NAME.twin-f32.gguf (for check_logits.py --twin)")
     for key in ("n_embd", "n_vocab", "n_layer", "n_dense", "n_nextn", "head_dim", "heads_full", "heads_swa",
                 "kv_heads", "n_ff", "n_expert", "n_used", "n_ff_exp", "n_ff_sh", "window", "seed"):
         ap.add_argument("--" + key.replace("_", "-"), type=int, default=None)
@@ -366,7 +367,7 @@ def main():
             v = getattr(args, key, None)
             if v is not None:
                 sh[key] = v
-        make_model(args.name or f"{args.shape}-{args.type}", sh, args.type, args.out, args.threads)
+        make_model(args.name or f"{args.shape}-{args.type}", sh, args.type, args.out, args.threads, keep_twin=args.keep_twin)
         return
     make_dequant_vectors(args.out)
     for t in ("f32", "f16", "bf16", "q8_0", "q4_0"):

@@ -201,7 +201,10 @@ static void sy_row_dot(int type, const uint8_t *w, int64_t cols, const float *x,
     __m256 acc[SY_TB];
     for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
     if (sy_block_size(type) <= 32) {
-        for (int64_t k = 0; k < cols; k += 32) {
+        /* Float types may have rows of any length: the vector loop stops at the last full 32 and a
+           scalar tail (below) finishes the row. Quantized rows are whole blocks by construction. */
+        const int64_t main = sy_block_size(type) == 1 ? cols / 32 * 32 : cols;
+        for (int64_t k = 0; k < main; k += 32) {
             __m256 v[4];
             load32(type, w, k, v);
             for (int t = 0; t < nt; t++) {
@@ -227,16 +230,26 @@ static void sy_row_dot(int type, const uint8_t *w, int64_t cols, const float *x,
         }
     }
     for (int t = 0; t < nt; t++) out[t] = hsum256(acc[t]);
+    if (sy_block_size(type) == 1 && cols % 32) {
+        const int64_t k0 = cols / 32 * 32, n = cols - k0;
+        sy_dequant_row(type, w + (size_t)k0 * sy_block_bytes(type), buf, n);
+        for (int t = 0; t < nt; t++) {
+            const float *xt = x + t * ldx + k0;
+            float s = 0;
+            for (int64_t i = 0; i < n; i++) s += buf[i] * xt[i];
+            out[t] += s;
+        }
+    }
 #else
-    const int bs = sy_block_size(type) < 256 ? 256 : sy_block_size(type);
-    const int64_t step = cols < bs ? cols : bs;
+    /* 256-element chunks: a whole number of blocks for every type (float rows may end in a partial chunk). */
     float acc[SY_TB] = {0};
-    for (int64_t k = 0; k < cols; k += step) {
-        sy_dequant_row(type, w + (size_t)(k / sy_block_size(type)) * sy_block_bytes(type), buf, step);
+    for (int64_t k = 0; k < cols; k += 256) {
+        const int64_t n = cols - k < 256 ? cols - k : 256;
+        sy_dequant_row(type, w + (size_t)(k / sy_block_size(type)) * sy_block_bytes(type), buf, n);
         for (int t = 0; t < nt; t++) {
             const float *xt = x + t * ldx + k;
             float s = 0;
-            for (int64_t i = 0; i < step; i++) s += buf[i] * xt[i];
+            for (int64_t i = 0; i < n; i++) s += buf[i] * xt[i];
             acc[t] += s;
         }
     }

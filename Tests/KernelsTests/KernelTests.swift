@@ -52,6 +52,19 @@ func maxRelErr(_ a: [Float], _ b: [Float]) -> Float {
         #expect(maxRelErr(fast, ref) < 1e-5, "\(type) T=\(tokens)")
     }
 
+    /// If this fails, float weights with rows that are not a multiple of the 32-wide vector loop
+    /// (head dims like 24) are read past the row end or lose their tail.
+    @Test(arguments: [GGMLType.f32, .f16, .bf16], [1, 5])
+    func oddRowLengths(type: GGMLType, tokens: Int) {
+        for cols in [1, 24, 48, 72, 300] {
+            let w = randomWeights(type, rows: 5, cols: cols, seed: UInt64(cols))
+            var r = Rand(UInt64(cols) + 1)
+            let x = r.floats(tokens * cols)
+            #expect(maxRelErr(Ops.matmul(w, x, tokens: tokens, pool: Self.pool), Reference.matmul(w, x, tokens: tokens)) < 1e-5,
+                    "\(type) cols=\(cols)")
+        }
+    }
+
     /// If this fails, the multithreaded split of rows (or the serial pool) drops or duplicates rows.
     @Test func threadCountDoesNotChangeResult() {
         let w = randomWeights(.q8_0, rows: 301, cols: 256, seed: 5)

@@ -1,0 +1,89 @@
+import Foundation
+import Testing
+
+/// Runs the built `switchyard` binary (built next to the test bundle).
+func switchyard(_ args: [String]) throws -> (status: Int32, stdout: Data, stderr: String) {
+    let exe = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("switchyard")
+    let bin = FileManager.default.fileExists(atPath: exe.path) ? exe
+        : Bundle.allBundles.map { $0.bundleURL.deletingLastPathComponent().appendingPathComponent("switchyard") }
+            .first { FileManager.default.fileExists(atPath: $0.path) }!
+    let p = Process()
+    p.executableURL = bin
+    p.arguments = args
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, o, String(decoding: e, as: UTF8.self))
+}
+
+let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .appendingPathComponent("Fixtures").path
+
+struct GoldenMeta: Decodable {
+    let prompt: [Int32]
+    let greedy: [Int32]
+}
+
+@Suite(.serialized) struct CLITests {
+    /// If this fails, `switchyard logits` writes something other than raw [n_tokens][n_vocab] float32
+    /// logits matching llama.cpp.
+    @Test func logitsCommandMatchesGolden() throws {
+        let meta = try JSONDecoder().decode(GoldenMeta.self, from: Data(contentsOf: URL(fileURLWithPath: "\(fixtures)/tiny-b-kmix.json")))
+        let out = NSTemporaryDirectory() + "logits-\(UUID().uuidString).f32"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let r = try switchyard(["logits", "--model", "\(fixtures)/tiny-b-kmix.gguf", "--tokens",
+                                meta.prompt.map(String.init).joined(separator: ","), "--out", out])
+        #expect(r.status == 0, "\(r.stderr)")
+        let got = try Data(contentsOf: URL(fileURLWithPath: out))
+        let want = try Data(contentsOf: URL(fileURLWithPath: "\(fixtures)/tiny-b-kmix.logits.f32"))
+        #expect(got.count == want.count)
+        let a = got.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        let b = want.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        #expect(zip(a, b).map { abs($0 - $1) }.max()! <= 1e-3)
+    }
+
+    /// If this fails, `generate --prompt-tokens --print-ids` does not reproduce llama.cpp's greedy tokens.
+    @Test func generatePrintsGreedyIds() throws {
+        let meta = try JSONDecoder().decode(GoldenMeta.self, from: Data(contentsOf: URL(fileURLWithPath: "\(fixtures)/tiny-a-q8_0.json")))
+        let r = try switchyard(["generate", "--model", "\(fixtures)/tiny-a-q8_0.gguf", "--prompt-tokens",
+                                meta.prompt.map(String.init).joined(separator: ","), "-n", "32", "--print-ids", "--ignore-eos"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let ids = String(decoding: r.stdout, as: UTF8.self).split(separator: "\n").compactMap { Int32($0) }
+        #expect(ids == meta.greedy)
+    }
+
+    /// If this fails, the README's first command (generate on the embedded default model) is broken.
+    @Test func generateRunsOnEmbeddedModel() throws {
+        let r = try switchyard(["generate", "-p", "Hello", "-n", "8", "--temp", "0.7", "--seed", "1"])
+        #expect(r.status == 0, "\(r.stderr)")
+    }
+
+    /// If this fails, bad input crashes or exits 0 instead of a clear message and a non-zero status.
+    @Test(arguments: [
+        (["logits", "--model", "/nonexistent.gguf", "--tokens", "1,2", "--out", "/tmp/x"], "not found"),
+        (["logits", "--tokens", "1,x", "--out", "/tmp/x"], "comma-separated"),
+        (["logits", "--tokens", "1,99999", "--out", "/tmp/x"], "outside the vocabulary"),
+        (["generate", "--model", "\(fixtures)/tiny-a-f32.json", "-n", "1"], "not a GGUF file"),
+        (["inspect", "--model", "\(fixtures)/dequant-vectors.gguf"], "not runnable"),
+    ])
+    func badInputIsReported(args: [String], message: String) throws {
+        let r = try switchyard(args)
+        let text = r.stderr + String(decoding: r.stdout, as: UTF8.self)
+        #expect(text.contains(message), "\(args): \(text)")
+        if args[0] != "inspect" { #expect(r.status != 0) }
+    }
+
+    /// If this fails, `inspect` stops showing metadata, tensors or the memory breakdown.
+    @Test func inspectShowsComponents() throws {
+        let r = try switchyard(["inspect", "--model", "\(fixtures)/tiny-b-kmix.gguf"])
+        let s = String(decoding: r.stdout, as: UTF8.self)
+        #expect(r.status == 0)
+        for part in ["step35.expert_count", "blk.0.attn_q.weight", "routed experts", "Q4_K", "KV cache"] {
+            #expect(s.contains(part), "missing \(part)")
+        }
+    }
+}

@@ -139,7 +139,7 @@ void sy_dequant_row(int type, const void *src, float *dst, int64_t n) {
 }
 
 #define SY_TB 4      /* tokens sharing one decoded weight block */
-#define SY_CHUNK 8   /* rows per work item */
+#define SY_CHUNK_MIN 8   /* fewest rows per work item */
 
 #ifdef SY_AVX2
 static inline float hsum256(__m256 v) {
@@ -194,42 +194,64 @@ static inline void load32(int type, const uint8_t *w, int64_t k, __m256 v[4]) {
 }
 #endif
 
-/* One weight row against nt (<= SY_TB) token vectors. buf: scratch of >= 256 floats. */
+/* One weight row against nt (<= SY_TB) token vectors. buf: scratch of >= 256 floats.
+   Each token keeps two accumulators (even and odd 8-lane groups) so consecutive FMAs do not wait on
+   each other: one chain per token would make the loop latency-bound at a quarter of the bandwidth. */
 static void sy_row_dot(int type, const uint8_t *w, int64_t cols, const float *x, int64_t ldx,
                        int nt, float *out, float *buf) {
 #ifdef SY_AVX2
-    __m256 acc[SY_TB];
-    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
+    /* Unused token slots read token 0 again, so the loop body has a fixed shape the compiler keeps in registers. */
+    const float *x0 = x, *x1 = nt > 1 ? x + ldx : x, *x2 = nt > 2 ? x + 2 * ldx : x, *x3 = nt > 3 ? x + 3 * ldx : x;
+    __m256 a0 = _mm256_setzero_ps(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0;
+#define SY_FMA2(v0, v1, o)                                                      \
+    do {                                                                        \
+        a0 = _mm256_fmadd_ps(v0, _mm256_loadu_ps(x0 + (o)), a0);                \
+        b0 = _mm256_fmadd_ps(v1, _mm256_loadu_ps(x0 + (o) + 8), b0);            \
+        if (nt > 1) {                                                           \
+            a1 = _mm256_fmadd_ps(v0, _mm256_loadu_ps(x1 + (o)), a1);            \
+            b1 = _mm256_fmadd_ps(v1, _mm256_loadu_ps(x1 + (o) + 8), b1);        \
+            a2 = _mm256_fmadd_ps(v0, _mm256_loadu_ps(x2 + (o)), a2);            \
+            b2 = _mm256_fmadd_ps(v1, _mm256_loadu_ps(x2 + (o) + 8), b2);        \
+            a3 = _mm256_fmadd_ps(v0, _mm256_loadu_ps(x3 + (o)), a3);            \
+            b3 = _mm256_fmadd_ps(v1, _mm256_loadu_ps(x3 + (o) + 8), b3);        \
+        }                                                                       \
+    } while (0)
     if (sy_block_size(type) <= 32) {
         /* Float types may have rows of any length: the vector loop stops at the last full 32 and a
            scalar tail (below) finishes the row. Quantized rows are whole blocks by construction. */
         const int64_t main = sy_block_size(type) == 1 ? cols / 32 * 32 : cols;
-        for (int64_t k = 0; k < main; k += 32) {
-            __m256 v[4];
-            load32(type, w, k, v);
-            for (int t = 0; t < nt; t++) {
-                const float *xt = x + t * ldx + k;
-                __m256 a = acc[t];
-                a = _mm256_fmadd_ps(v[0], _mm256_loadu_ps(xt), a);
-                a = _mm256_fmadd_ps(v[1], _mm256_loadu_ps(xt + 8), a);
-                a = _mm256_fmadd_ps(v[2], _mm256_loadu_ps(xt + 16), a);
-                a = _mm256_fmadd_ps(v[3], _mm256_loadu_ps(xt + 24), a);
-                acc[t] = a;
+        if (nt == 1) {
+            /* Decode: four independent chains, one per 8-lane group of the block. */
+            for (int64_t k = 0; k < main; k += 32) {
+                __m256 v[4];
+                load32(type, w, k, v);
+                a0 = _mm256_fmadd_ps(v[0], _mm256_loadu_ps(x0 + k), a0);
+                b0 = _mm256_fmadd_ps(v[1], _mm256_loadu_ps(x0 + k + 8), b0);
+                a1 = _mm256_fmadd_ps(v[2], _mm256_loadu_ps(x0 + k + 16), a1);
+                b1 = _mm256_fmadd_ps(v[3], _mm256_loadu_ps(x0 + k + 24), b1);
+            }
+            a0 = _mm256_add_ps(a0, a1);
+            b0 = _mm256_add_ps(b0, b1);
+        } else {
+            for (int64_t k = 0; k < main; k += 32) {
+                __m256 v[4];
+                load32(type, w, k, v);
+                SY_FMA2(v[0], v[1], k);
+                SY_FMA2(v[2], v[3], k + 16);
             }
         }
     } else {
         const int bb = sy_block_bytes(type);
         for (int64_t k = 0; k < cols; k += 256) {
             sy_dequant_block(type, w + (k / 256) * bb, buf);
-            for (int t = 0; t < nt; t++) {
-                const float *xt = x + t * ldx + k;
-                __m256 a = acc[t];
-                for (int i = 0; i < 256; i += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(buf + i), _mm256_loadu_ps(xt + i), a);
-                acc[t] = a;
-            }
+            for (int i = 0; i < 256; i += 16) SY_FMA2(_mm256_loadu_ps(buf + i), _mm256_loadu_ps(buf + i + 8), k + i);
         }
     }
-    for (int t = 0; t < nt; t++) out[t] = hsum256(acc[t]);
+#undef SY_FMA2
+    out[0] = hsum256(_mm256_add_ps(a0, b0));
+    if (nt > 1) out[1] = hsum256(_mm256_add_ps(a1, b1));
+    if (nt > 2) out[2] = hsum256(_mm256_add_ps(a2, b2));
+    if (nt > 3) out[3] = hsum256(_mm256_add_ps(a3, b3));
     if (sy_block_size(type) == 1 && cols % 32) {
         const int64_t k0 = cols / 32 * 32, n = cols - k0;
         sy_dequant_row(type, w + (size_t)k0 * sy_block_bytes(type), buf, n);
@@ -263,7 +285,7 @@ typedef struct {
     size_t row_bytes;
     const sy_mm_job *jobs;
     int n_jobs;
-    int64_t chunks_per_job;
+    int64_t chunk, chunks_per_job;
     atomic_long next;
 } sy_mm_ctx;
 
@@ -277,8 +299,8 @@ static void sy_mm_task(void *p, int ith, int nth) {
         long item = atomic_fetch_add_explicit(&c->next, 1, memory_order_relaxed);
         if (item >= total) break;
         const sy_mm_job *job = &c->jobs[item / c->chunks_per_job];
-        const int64_t r0 = (item % c->chunks_per_job) * SY_CHUNK;
-        const int64_t r1 = r0 + SY_CHUNK < c->rows ? r0 + SY_CHUNK : c->rows;
+        const int64_t r0 = (item % c->chunks_per_job) * c->chunk;
+        const int64_t r1 = r0 + c->chunk < c->rows ? r0 + c->chunk : c->rows;
         for (int64_t t0 = 0; t0 < job->n_tok; t0 += SY_TB) {
             const int nt = (int)(job->n_tok - t0 < SY_TB ? job->n_tok - t0 : SY_TB);
             for (int64_t r = r0; r < r1; r++) {
@@ -293,6 +315,13 @@ static void sy_mm_task(void *p, int ith, int nth) {
 void sy_matmul(sy_pool *pool, int type, int64_t rows, int64_t cols, size_t row_bytes,
                const sy_mm_job *jobs, int n_jobs) {
     if (n_jobs <= 0 || rows <= 0) return;
-    sy_mm_ctx c = {type, rows, cols, row_bytes, jobs, n_jobs, (rows + SY_CHUNK - 1) / SY_CHUNK, 0};
+    /* Large contiguous chunks keep each thread streaming sequentially through the weights (the hardware
+       prefetcher follows one long stream far better than many short ones); about 4 chunks per thread
+       over all jobs still balances the load. */
+    const int nth = sy_pool_size(pool);
+    int64_t chunk = rows * n_jobs / (4 * nth);
+    if (chunk > rows) chunk = rows;
+    if (chunk < SY_CHUNK_MIN) chunk = SY_CHUNK_MIN;
+    sy_mm_ctx c = {type, rows, cols, row_bytes, jobs, n_jobs, chunk, (rows + chunk - 1) / chunk, 0};
     sy_pool_run(pool, sy_mm_task, &c);
 }

@@ -36,6 +36,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "GGUF"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "GGUF"]),
         .testTarget(name: "Step35Tests", dependencies: ["Step35", "ModelKit", "GGUF", "Tokenizer"]),
+        .testTarget(name: "ModelKitTests", dependencies: ["ModelKit"]),
         .testTarget(name: "CLITests", dependencies: ["switchyard"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,6 +1,7 @@
 // `switchyard logits`: one forward pass, every position's logits as raw float32.
 import ArgumentParser
 import Foundation
+import ModelKit
 import Step35
 
 struct Logits: ParsableCommand {
@@ -15,10 +16,17 @@ struct Logits: ParsableCommand {
     @Option(help: "Output file.")
     var out: String
 
+    @Option(help: "Also dump every named intermediate (attn_norm, Qcur_pos, ffn_moe_topk, l_out, ...) as float32 files into this directory.")
+    var dumpDir: String?
+
     func run() throws {
         try reportingErrors {
             let ids = try parseTokenList(tokens)
             let model = try Step35Model(file: options.file(), threads: options.threads)
+            if let dir = dumpDir {
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+                model.debugHook = dumpingHook(directory: dir)
+            }
             let logits = try model.forward(ids, cache: model.makeCache(capacity: ids.count), logits: .all)
             // Float is little-endian on every platform Swift runs on here; the bytes go out as they are.
             let data = logits.withUnsafeBytes { Data($0) }

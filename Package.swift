@@ -18,6 +18,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         .target(name: "CKernels", cSettings: kernelCFlags),
@@ -26,10 +27,13 @@ let package = Package(
         .target(name: "Tokenizer", dependencies: ["GGUF"]),
         .target(name: "ModelKit", dependencies: ["Kernels", "GGUF"]),
         .target(name: "Step35", dependencies: ["ModelKit", "Kernels", "GGUF", "Tokenizer"]),
+        .systemLibrary(name: "CMPI", pkgConfig: "mpich", providers: [.apt(["libmpich-dev"])]),
+        .target(name: "SwiftMPI", dependencies: ["CMPI"]),
+        .target(name: "Cluster", dependencies: ["SwiftMPI", "Step35", "Kernels", "GGUF", .product(name: "Yams", package: "Yams")]),
         .executableTarget(
             name: "switchyard",
             dependencies: [
-                "Step35", "Tokenizer", "GGUF", "ModelKit",
+                "Step35", "Tokenizer", "GGUF", "ModelKit", "Cluster", "SwiftMPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF"]),
@@ -38,6 +42,7 @@ let package = Package(
         .testTarget(name: "Step35Tests", dependencies: ["Step35", "ModelKit", "GGUF", "Tokenizer"]),
         .testTarget(name: "ModelKitTests", dependencies: ["ModelKit"]),
         .testTarget(name: "CLITests", dependencies: ["switchyard"]),
+        .testTarget(name: "ClusterTests", dependencies: ["Cluster", "switchyard"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -52,9 +52,10 @@ struct Generate: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let file = try options.file()
-            let model = try Step35Model(file: file, threads: options.threads)
-            let tokenizer = try? BPETokenizer(gguf: file)
+            guard let rt = try Runtime.make(options) else { return }  // a non-coordinator rank served the job
+            defer { rt.finish() }
+            let model = rt.model
+            let tokenizer = try? BPETokenizer(gguf: rt.file)
             var ids: [Int32]
             if let list = promptTokens {
                 ids = try parseTokenList(list)
@@ -71,7 +72,7 @@ struct Generate: ParsableCommand {
             var pending: [UInt8] = []
 
             let t0 = DispatchTime.now()
-            var logits = try model.forward(ids, cache: cache)
+            var logits = try rt.forward(ids, cache: cache)
             let t1 = DispatchTime.now()
             var produced = 0
             for _ in 0..<nPredict {
@@ -87,7 +88,7 @@ struct Generate: ParsableCommand {
                 }
                 if stopSet.contains(next) { break }
                 if produced == nPredict { break }
-                logits = try model.forward([next], cache: cache)
+                logits = try rt.forward([next], cache: cache)
             }
             if !printIds {
                 if !pending.isEmpty { out.write(Data(String(decoding: pending, as: UTF8.self).utf8)) }
@@ -101,9 +102,14 @@ struct Generate: ParsableCommand {
                 FileHandle.standardError.write(Data("""
                     model: \(options.displayName)
                     prompt eval: \(ids.count) tokens in \(String(format: "%.2f", pe)) ms (\(String(format: "%.2f", Double(ids.count) / pe * 1000)) tokens/s)
-                    decode: \(steps) forward passes in \(String(format: "%.2f", de)) ms (\(String(format: "%.2f", steps > 0 ? Double(steps) / de * 1000 : 0)) tokens/s), \(options.threads) threads
+                    decode: \(steps) forward passes in \(String(format: "%.2f", de)) ms (\(String(format: "%.2f", steps > 0 ? Double(steps) / de * 1000 : 0)) tokens/s), \(model.pool.threads) threads
 
                     """.utf8))
+                if let s = rt.session {
+                    let st = s.headStats
+                    FileHandle.standardError.write(Data(String(format: "exchange: %d MoE layer passes, dispatch %.3f ms/layer, combine (incl. worker compute) %.3f ms/layer\n",
+                        st.layers, st.dispatch / Double(max(st.layers, 1)) * 1000, st.combine / Double(max(st.layers, 1)) * 1000).utf8))
+                }
             }
         }
     }

@@ -22,12 +22,14 @@ struct Logits: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let ids = try parseTokenList(tokens)
-            let model = try Step35Model(file: options.file(), threads: options.threads)
+            guard let rt = try Runtime.make(options) else { return }
+            defer { rt.finish() }
+            let model = rt.model
             if let dir = dumpDir {
                 try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
                 model.debugHook = dumpingHook(directory: dir)
             }
-            let logits = try model.forward(ids, cache: model.makeCache(capacity: ids.count), logits: .all)
+            let logits = try rt.forward(ids, cache: model.makeCache(capacity: ids.count), logits: .all)
             // Float is little-endian on every platform Swift runs on here; the bytes go out as they are.
             let data = logits.withUnsafeBytes { Data($0) }
             guard FileManager.default.createFile(atPath: out, contents: data) else {

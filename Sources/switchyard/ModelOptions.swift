@@ -9,8 +9,14 @@ struct ModelOptions: ParsableArguments {
     @Option(name: [.short, .customLong("model")], help: "Path to a step35 GGUF file (default: the embedded tiny model).")
     var model: String?
 
-    @Option(name: [.short, .customLong("threads")], help: "Threads for the kernels.")
-    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(name: [.short, .customLong("threads")], help: "Threads for the kernels (default: all cores; under --topology, the topology's threads).")
+    var threadsOption: Int?
+
+    @Option(help: "Expert-parallel topology file (YAML, see Docs/TOPOLOGY.md); run under mpirun/mpiexec.")
+    var topology: String?
+
+    var threads: Int { threadsOption ?? ProcessInfo.processInfo.activeProcessorCount }
+    var threadsGiven: Bool { threadsOption != nil }
 
     /// Opens the GGUF (or builds the embedded default in memory).
     func file() throws -> GGUFFile {
@@ -22,7 +28,7 @@ struct ModelOptions: ParsableArguments {
     var displayName: String { model ?? "embedded tiny Step 3.5 model (random weights)" }
 
     func validate() throws {
-        guard threads >= 1 && threads <= 1024 else { throw ValidationError("--threads must be between 1 and 1024") }
+        guard threadsOption.map({ $0 >= 1 && $0 <= 1024 }) ?? true else { throw ValidationError("--threads must be between 1 and 1024") }
     }
 }
 

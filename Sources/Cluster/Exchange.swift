@@ -1,0 +1,141 @@
+// The MoE exchange: dispatch (heads -> workers) and combine (workers -> heads) with MPI_Alltoallv.
+//
+// References: ../shared/research/ep-anchors.md (DeepEP dispatch/combine, MegaScale-Infer/AFD roles),
+// ../shared/research/swift-mpi-recipe.md §4 (counts, then Alltoallv, then the reverse Alltoallv).
+// Named communication points, per MoE layer and in this order on every rank:
+//   1. `counts`   MPI_Alltoall: rows each head sends each worker.
+//   2. `dispatch` MPI_Alltoallv: rows of (expert id, gate weight, hidden state) in the chosen payload.
+//   3. `combine`  MPI_Alltoallv: each row's gate-weighted expert output (F32) back to its head, in order.
+//
+// Dimension legend: T tokens, A active experts per token, D hidden, R rows (token, expert) pairs.
+import Foundation
+import Kernels
+import Step35
+import SwiftMPI
+
+/// Row encoding for the dispatch payload: an 8-byte header (expert, weight) and the hidden state.
+enum RowCodec {
+    static func rowBytes(_ p: DispatchPayload, d: Int) -> Int {
+        switch p {
+        case .f32: 8 + 4 * d
+        case .bf16, .f16: 8 + 2 * d
+        case .int8: 8 + 4 + d
+        }
+    }
+
+    static func encode(_ p: DispatchPayload, expert: Int32, weight: Float, x: ArraySlice<Float>, into out: inout [UInt8]) {
+        func put<T>(_ v: T) { withUnsafeBytes(of: v) { out.append(contentsOf: $0) } }
+        put(expert.littleEndian)
+        put(weight.bitPattern.littleEndian)
+        switch p {
+        case .f32: for v in x { put(v.bitPattern.littleEndian) }
+        case .f16: for v in x { put(Float16(v).bitPattern.littleEndian) }
+        case .bf16:
+            for v in x {
+                let b = v.bitPattern
+                put(UInt16(truncatingIfNeeded: (b &+ 0x7FFF &+ ((b >> 16) & 1)) >> 16).littleEndian)
+            }
+        case .int8:
+            // Per-token symmetric INT8 with one F32 scale (DeepEP-style reduced dispatch).
+            let amax = x.reduce(0) { max($0, abs($1)) }
+            let scale = amax / 127
+            put(scale.bitPattern.littleEndian)
+            let inv: Float = scale > 0 ? 1 / scale : 0
+            for v in x { out.append(UInt8(bitPattern: Int8(max(-127, min(127, (v * inv).rounded()))))) }
+        }
+    }
+
+    static func decode(_ p: DispatchPayload, _ b: [UInt8], at o: Int, d: Int, into x: inout [Float], row: Int)
+        -> (expert: Int32, weight: Float)
+    {
+        b.withUnsafeBytes { raw in
+            let e = Int32(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: Int32.self))
+            let w = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: o + 4, as: UInt32.self)))
+            let base = o + 8
+            for c in 0..<d {
+                let v: Float
+                switch p {
+                case .f32: v = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: base + 4 * c, as: UInt32.self)))
+                case .f16: v = Float(Float16(bitPattern: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: base + 2 * c, as: UInt16.self))))
+                case .bf16: v = Float(bitPattern: UInt32(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: base + 2 * c, as: UInt16.self))) << 16)
+                case .int8:
+                    let s = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: base, as: UInt32.self)))
+                    v = s * Float(Int8(bitPattern: raw[base + 4 + c]))
+                }
+                x[row * d + c] = v
+            }
+            return (e, w)
+        }
+    }
+}
+
+/// Per-layer exchange timings (seconds, summed over steps) for the benchmark tables.
+public struct ExchangeStats: Sendable {
+    public var dispatch = 0.0, compute = 0.0, combine = 0.0, layers = 0
+}
+
+/// Head side: an `ExpertBackend` that sends routed rows to the workers that hold their experts.
+public final class ClusterExperts: ExpertBackend, @unchecked Sendable {
+    let comm: Communicator
+    let topology: Topology
+    /// Accumulated timings.
+    public private(set) var stats = ExchangeStats()
+
+    init(comm: Communicator, topology: Topology) {
+        self.comm = comm
+        self.topology = topology
+    }
+
+    public func routedExperts(layer m: Step35MoE, layerIndex il: Int, x: [Float], tokens t: Int, experts: [Int32],
+                              weights: [Float], topK a: Int, pool: ThreadPool) -> [Float] {
+        do {
+            return try exchange(layerIndex: il, d: m.router.cols, x: x, tokens: t, experts: experts, weights: weights, topK: a)
+        } catch {
+            MPI.abort("switchyard: rank \(comm.rank) (head): MoE layer \(il): \(error)")
+        }
+    }
+
+    func exchange(layerIndex il: Int, d: Int, x: [Float], tokens t: Int, experts: [Int32], weights: [Float],
+                  topK a: Int) throws -> [Float] {
+        let p = topology.dispatch, rb = RowCodec.rowBytes(p, d: d)
+        // Destination rank of every (token, k) row; a replicated expert is picked by token index.
+        var perRank = [[Int]](repeating: [], count: comm.size)
+        for i in 0..<(t * a) {
+            let owners = topology.owners(layer: il, expert: Int(experts[i]))
+            perRank[topology.heads + owners[(i / a) % owners.count]].append(i)
+        }
+        let t0 = Date()
+        var send: [UInt8] = []
+        send.reserveCapacity(t * a * rb)
+        for rows in perRank {
+            for i in rows {
+                RowCodec.encode(p, expert: experts[i], weight: weights[i], x: x[((i / a) * d)..<((i / a + 1) * d)], into: &send)
+            }
+        }
+        let rowsOut = perRank.map { Int32($0.count) }
+        _ = try comm.alltoall(rowsOut, "layer \(il) counts")
+        _ = try comm.alltoallv(send, sendCounts: rowsOut.map { $0 * Int32(rb) }, recvCounts: [Int32](repeating: 0, count: comm.size),
+                               "layer \(il) dispatch")
+        let t1 = Date()
+        let back = try comm.alltoallv([], sendCounts: [Int32](repeating: 0, count: comm.size),
+                                      recvCounts: rowsOut.map { $0 * Int32(4 * d) }, "layer \(il) combine")
+        let t2 = Date()
+        // Rows come back in the order they were sent: add each into its token.
+        var out = [Float](repeating: 0, count: t * d)
+        back.withUnsafeBytes { raw in
+            let y = raw.bindMemory(to: Float.self)
+            var row = 0
+            for rows in perRank {
+                for i in rows {
+                    let tok = i / a
+                    for c in 0..<d { out[tok * d + c] += y[row * d + c] }
+                    row += 1
+                }
+            }
+        }
+        stats.dispatch += t1.timeIntervalSince(t0)
+        stats.combine += t2.timeIntervalSince(t1)
+        stats.layers += 1
+        return out
+    }
+}

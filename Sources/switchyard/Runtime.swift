@@ -1,0 +1,78 @@
+// Loads the model for a command, and under `--topology` joins the expert-parallel job.
+import ArgumentParser
+import Cluster
+import Foundation
+import GGUF
+import Step35
+import SwiftMPI
+
+/// The model as a command sees it: single process, or rank 0 of a cluster job.
+final class Runtime {
+    let file: GGUFFile
+    let model: Step35Model
+    let session: ClusterSession?
+
+    private init(file: GGUFFile, model: Step35Model, session: ClusterSession?) {
+        self.file = file
+        self.model = model
+        self.session = session
+    }
+
+    /// One forward pass (rank 0 first tells the other ranks a pass begins).
+    func forward(_ tokens: [Int32], cache: Step35Cache, logits: LogitsSelection = .last) throws -> [Float] {
+        try session?.beginStep()
+        return try model.forward(tokens, cache: cache, logits: logits)
+    }
+
+    /// Ends the job on every rank (no-op for a single process).
+    func finish() {
+        guard let s = session else { return }
+        do { try s.stop() } catch { MPI.abort("switchyard: rank 0: \(error)") }
+        MPI.finalize()
+    }
+
+    /// Builds the runtime. Under a topology, ranks other than 0 serve the whole job here and get nil back.
+    static func make(_ o: ModelOptions) throws -> Runtime? {
+        guard let topoPath = o.topology else {
+            let f = try o.file()
+            return Runtime(file: f, model: try Step35Model(file: f, threads: o.threads), session: nil)
+        }
+        let comm = try MPI.initialize()
+        let topo: Topology
+        do { topo = try Topology(path: topoPath) } catch {
+            // Every rank reads the same file; one message is enough.
+            if comm.rank == 0 { FileHandle.standardError.write(Data("error: \(error)\n".utf8)) }
+            MPI.finalize()
+            throw ExitCode(1)
+        }
+        let isHead = comm.rank < topo.heads
+        var file: GGUFFile?, model: Step35Model?, loadError: Error?
+        do {
+            let f = try o.file()
+            file = f
+            model = try Step35Model(file: f, threads: o.threadsGiven ? o.threads : (isHead ? topo.headThreads : topo.workerThreads))
+        } catch {
+            loadError = error
+        }
+        let moeLayers = model?.blocks.compactMap { b -> Int? in if case .moe = b.ffn { return b.index } else { return nil } } ?? []
+        let session: ClusterSession
+        do {
+            session = try ClusterSession(comm: comm, topology: topo, modelExperts: model?.config.expertCount,
+                                         moeLayers: moeLayers, loadError: loadError)
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            MPI.finalize()
+            throw ExitCode(1)
+        }
+        guard let f = file, let m = model else { MPI.abort("switchyard: rank \(comm.rank): model missing after startup") }
+        if comm.rank == 0 {
+            m.experts = session.backend
+            return Runtime(file: f, model: m, session: session)
+        }
+        do { try session.serve(model: m) } catch {
+            MPI.abort("switchyard: rank \(comm.rank) (\(session.role)): \(error)")
+        }
+        MPI.finalize()
+        return nil
+    }
+}

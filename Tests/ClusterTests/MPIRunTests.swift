@@ -1,0 +1,140 @@
+import Foundation
+import Testing
+
+/// The built `switchyard` next to the test bundle.
+let switchyardBinary: String = {
+    let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    let direct = dir.appendingPathComponent("switchyard").path
+    if FileManager.default.fileExists(atPath: direct) { return direct }
+    return Bundle.allBundles.map { $0.bundleURL.deletingLastPathComponent().appendingPathComponent("switchyard").path }
+        .first { FileManager.default.fileExists(atPath: $0) }!
+}()
+
+let fixtureDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .appendingPathComponent("Fixtures").path
+
+struct Run {
+    let status: Int32
+    let stdout: Data
+    let stderr: String
+    var text: String { String(decoding: stdout, as: UTF8.self) }
+}
+
+/// Runs a command; `mpi` ranks > 0 run it under `mpiexec -n`.
+func run(_ args: [String], ranks: Int = 0, timeout: Double = 120) throws -> Run {
+    let p = Process()
+    if ranks > 0 {
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/mpiexec")
+        p.arguments = ["-n", "\(ranks)", switchyardBinary] + args
+    } else {
+        p.executableURL = URL(fileURLWithPath: switchyardBinary)
+        p.arguments = args
+    }
+    // If the test runner itself runs under a launcher, keep its PMI settings out of the child job.
+    p.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PMI_") && !$0.key.hasPrefix("PMIX_") }
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    let killer = DispatchWorkItem { if p.isRunning { p.terminate() } }
+    DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: killer)
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    killer.cancel()
+    return Run(status: p.terminationStatus, stdout: o, stderr: String(decoding: e, as: UTF8.self))
+}
+
+func writeTopology(_ yaml: String) throws -> String {
+    let path = NSTemporaryDirectory() + "topo-\(UUID().uuidString).yaml"
+    try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+}
+
+func floats(_ path: String) throws -> [Float] {
+    try Data(contentsOf: URL(fileURLWithPath: path)).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+}
+
+struct ClusterCase: CustomTestStringConvertible, Sendable {
+    let name: String
+    let model: String
+    let ranks: Int
+    let topology: String
+    var testDescription: String { name }
+}
+
+/// Expert-parallel runs under `mpiexec` against the single process, on the fixture models.
+@Suite(.serialized) struct MPIRunTests {
+    static let cases: [ClusterCase] = [
+        ClusterCase(name: "K=2 contiguous", model: "tiny-a-f32", ranks: 2,
+                    topology: "experts: 8\nheads: 1\nworkers: 1\n"),
+        ClusterCase(name: "K=3 round-robin q8_0", model: "tiny-a-q8_0", ranks: 3,
+                    topology: "experts: 8\nheads: 1\nworkers: 2\nplacement: {strategy: round-robin}\n"),
+        ClusterCase(name: "K=5 irregular map with a per-layer override", model: "tiny-a-f32", ranks: 5,
+                    topology: """
+                        experts: 8
+                        heads: 1
+                        workers: 4
+                        placement:
+                          strategy: map
+                          map: {0: [0, 5, 6], 1: [1], 2: [2-3], 3: [4, 7]}
+                          layers:
+                            3: {0: [0-1], 1: [2-6], 2: [7], 3: [3]}
+                        """),
+        ClusterCase(name: "2 heads + 3 workers with replicas, K-quants", model: "tiny-b-kmix", ranks: 5,
+                    topology: """
+                        experts: 4
+                        heads: 2
+                        workers: 3
+                        placement: {strategy: contiguous}
+                        replicas:
+                          - {expert: 0, worker: 2}
+                          - {expert: 3, worker: 0}
+                        """),
+    ]
+
+    /// If this fails, the expert-parallel exchange (routing rows to owners, grouping on workers, combining
+    /// in order) changes the model's output compared with in-process experts.
+    @Test(arguments: cases)
+    func logitsAndGreedyMatchSingleProcess(c: ClusterCase) throws {
+        let meta = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(fixtureDir)/\(c.model).json"))) as! [String: Any]
+        let prompt = (meta["prompt"] as! [Int]).map(String.init).joined(separator: ",")
+        let model = "\(fixtureDir)/\(c.model).gguf"
+        let topo = try writeTopology(c.topology)
+        let single = NSTemporaryDirectory() + "single-\(UUID().uuidString).f32"
+        let multi = NSTemporaryDirectory() + "multi-\(UUID().uuidString).f32"
+        defer { for f in [topo, single, multi] { try? FileManager.default.removeItem(atPath: f) } }
+
+        let a = try run(["logits", "-m", model, "--tokens", prompt, "--out", single, "-t", "1"])
+        #expect(a.status == 0, "\(a.stderr)")
+        let b = try run(["logits", "-m", model, "--tokens", prompt, "--out", multi, "--topology", topo], ranks: c.ranks)
+        #expect(b.status == 0, "\(b.stderr)")
+        let x = try floats(single), y = try floats(multi)
+        #expect(x.count == y.count && !x.isEmpty)
+        #expect(zip(x, y).map { abs($0 - $1) }.max() ?? 1 <= 1e-4)
+
+        let gen = ["generate", "-m", model, "--prompt-tokens", prompt, "-n", "32", "--print-ids", "--ignore-eos"]
+        let g1 = try run(gen + ["-t", "1"])
+        let g2 = try run(gen + ["--topology", topo], ranks: c.ranks)
+        #expect(g2.status == 0, "\(g2.stderr)")
+        #expect(g1.text == g2.text && g1.text.split(separator: "\n").count == 32)
+    }
+
+    /// If this fails, a topology that does not match `mpiexec -n` starts anyway instead of stopping with a message.
+    @Test func rankCountMismatchIsReported() throws {
+        let topo = try writeTopology("experts: 8\nheads: 1\nworkers: 2\n")
+        defer { try? FileManager.default.removeItem(atPath: topo) }
+        let r = try run(["logits", "-m", "\(fixtureDir)/tiny-a-f32.gguf", "--tokens", "1,2", "--out", "/dev/null", "--topology", topo], ranks: 2)
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("declares 3 ranks") && r.stderr.contains("mpirun -n 2"), "\(r.stderr)")
+    }
+
+    /// If this fails, a topology written for another expert count is used on the wrong model.
+    @Test func expertCountMismatchIsReported() throws {
+        let topo = try writeTopology("experts: 288\nheads: 1\nworkers: 1\n")
+        defer { try? FileManager.default.removeItem(atPath: topo) }
+        let r = try run(["logits", "-m", "\(fixtureDir)/tiny-a-f32.gguf", "--tokens", "1,2", "--out", "/dev/null", "--topology", topo], ranks: 2)
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("288 experts") && r.stderr.contains("has 8"), "\(r.stderr)")
+    }
+}

@@ -41,7 +41,11 @@ public final class ClusterSession: @unchecked Sendable {
                 failure = "\(error)"
             }
         }
-        // Everyone learns the lowest failing rank, so every rank can stop with the same story.
+        // Everyone learns the lowest failing rank, so every rank can stop with the same story. Loading can
+        // take long on some ranks, so this wait neither probes nor times out early.
+        comm.probing = false
+        comm.timeout = 3600
+        defer { comm.probing = true; comm.timeout = 30 }
         let bad = try comm.allreduceMax([failure == nil ? -1 : Double(comm.size - comm.rank)], "startup check")[0]
         if let f = failure { throw ClusterError(description: "rank \(comm.rank): \(f)") }
         if bad >= 0 {
@@ -77,8 +81,10 @@ public final class ClusterSession: @unchecked Sendable {
         while true {
             var cmd: [Int32] = [0]
             comm.timeout = 24 * 3600  // idle between requests is not a fault
+            comm.probing = false
             try comm.broadcast(&cmd, root: 0, "step command")
             comm.timeout = 30
+            comm.probing = true
             guard cmd[0] == Command.step.rawValue else { return }
             for (il, m) in moeLayers {
                 switch role {

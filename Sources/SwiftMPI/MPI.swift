@@ -36,6 +36,8 @@ public enum MPI {
     /// return codes instead of aborting. Returns the world communicator.
     public static func initialize() throws -> Communicator {
         if !started {
+            // A peer that dies closes its sockets; writing to them must be an error here, not a silent SIGPIPE death.
+            signal(SIGPIPE, SIG_IGN)
             var provided: Int32 = 0
             try check(MPI_Init_thread(nil, nil, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread")
             try check(MPI_Comm_set_errhandler(MPI_COMM_WORLD, cmpi_errors_return()), "MPI_Comm_set_errhandler")
@@ -53,6 +55,8 @@ public enum MPI {
     /// Prints `message` to stderr and aborts the whole job with `code`.
     public static func abort(_ message: String, code: Int32 = 1) -> Never {
         FileHandle.standardError.write(Data("\(message)\n".utf8))
+        // Give the launcher a moment to forward the message before it tears the job down.
+        usleep(300_000)
         if started { MPI_Abort(MPI_COMM_WORLD, code) }
         exit(code)
     }
@@ -83,23 +87,93 @@ public final class Communicator: @unchecked Sendable {
         MPI_Comm_size(comm, &s)
         rank = Int(r)
         size = Int(s)
+        MPI_Comm_dup(comm, &probeComm)
     }
 
-    /// Waits for a request, yielding the core between tests, until `timeout` seconds pass.
+    /// Seconds a collective may stall before this rank checks which peers are still alive.
+    public var suspectAfter: Double = 5
+    /// Whether stalls trigger liveness probes (off for waits that may legitimately be long, like startup).
+    public var probing = true
+    /// A private duplicate for liveness probes (made up front: duplicating is itself collective).
+    private var probeComm: MPI_Comm = MPI_COMM_NULL
+    private static let pingTag: Int32 = 7071, pongTag: Int32 = 7072
+    private var pongs: [Int32] = []
+    private var token: Int32 = 0
+
+    /// Waits for a request, yielding the core between tests, until `timeout` seconds pass. While waiting it
+    /// answers peers' liveness pings; after `suspectAfter` seconds it pings every peer itself and fails at
+    /// once, naming the ranks that did not answer.
     private func wait(_ req: inout MPI_Request, _ what: String) throws {
-        let deadline = Date().addingTimeInterval(timeout)
+        let start = Date()
         var flag: Int32 = 0
         var spins = 0
+        var probed = false
         while true {
             try MPI.check(MPI_Test(&req, &flag, cmpi_status_ignore()), what)
             if flag != 0 { return }
             spins += 1
-            if spins & 1023 == 0, Date() > deadline {
-                throw MPIError(operation: what, code: nil,
-                               detail: "no answer from a peer within \(Int(timeout)) s (a rank died or stopped answering)")
+            if spins & 63 == 0 { try answerPings() }
+            if spins & 1023 == 0 {
+                let waited = Date().timeIntervalSince(start)
+                if probing && !probed && size > 1 && waited > suspectAfter {
+                    probed = true
+                    let gone = try silentPeers(window: 15)
+                    if !gone.isEmpty {
+                        throw MPIError(operation: what, code: nil, detail: "no answer from rank\(gone.count > 1 ? "s" : "") \(gone.map(String.init).joined(separator: ", ")): stopped answering (died, hung, or stuck on a dead peer)")
+                    }
+                }
+                if waited > timeout {
+                    throw MPIError(operation: what, code: nil,
+                                   detail: "no answer from a peer within \(Int(timeout)) s (a rank died or stopped answering)")
+                }
             }
             _ = cmpi_yield()
         }
+    }
+
+    /// Replies to every pending liveness ping.
+    private func answerPings() throws {
+        while true {
+            var flag: Int32 = 0
+            var st = MPI_Status()
+            try MPI.check(MPI_Iprobe(MPI_ANY_SOURCE, Self.pingTag, probeComm, &flag, &st), "liveness ping")
+            if flag == 0 { return }
+            var v: Int32 = 0
+            try MPI.check(MPI_Recv(&v, 1, MPI_INT, st.MPI_SOURCE, Self.pingTag, probeComm, cmpi_status_ignore()), "liveness ping")
+            var req: MPI_Request = MPI_REQUEST_NULL
+            pongs.append(v)  // keeps the send buffer alive
+            try pongs.withUnsafeMutableBufferPointer { p in
+                try MPI.check(MPI_Isend(p.baseAddress! + p.count - 1, 1, MPI_INT, st.MPI_SOURCE, Self.pongTag, probeComm, &req), "liveness pong")
+            }
+            MPI_Request_free(&req)
+        }
+    }
+
+    /// Pings every peer and returns those that do not answer within `window` seconds. A live peer answers
+    /// from whatever wait it is in; a dead one never does.
+    private func silentPeers(window: Double) throws -> [Int] {
+        token += 1
+        let buf = UnsafeMutablePointer<Int32>.allocate(capacity: 2 * size)  // leaked on purpose if a peer is dead
+        var recvs = [MPI_Request](repeating: MPI_REQUEST_NULL, count: size)
+        for peer in 0..<size where peer != rank {
+            buf[peer] = token
+            var sreq: MPI_Request = MPI_REQUEST_NULL
+            try MPI.check(MPI_Isend(buf + peer, 1, MPI_INT, Int32(peer), Self.pingTag, probeComm, &sreq), "liveness ping")
+            MPI_Request_free(&sreq)
+            try MPI.check(MPI_Irecv(buf + size + peer, 1, MPI_INT, Int32(peer), Self.pongTag, probeComm, &recvs[peer]), "liveness pong")
+        }
+        let deadline = Date().addingTimeInterval(window)
+        var heard = Set([rank])
+        while heard.count < size && Date() < deadline {
+            try answerPings()
+            for peer in 0..<size where !heard.contains(peer) {
+                var f: Int32 = 0
+                try MPI.check(MPI_Test(&recvs[peer], &f, cmpi_status_ignore()), "liveness pong")
+                if f != 0 { heard.insert(peer) }
+            }
+            _ = cmpi_yield()
+        }
+        return (0..<size).filter { !heard.contains($0) }
     }
 
     /// Barrier.

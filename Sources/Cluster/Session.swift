@@ -65,10 +65,14 @@ public final class ClusterSession: @unchecked Sendable {
         try comm.broadcast(&cmd, root: 0, "step command")
     }
 
-    /// Rank 0: end the job.
+    /// Slowest worker's expert-compute seconds, known on every rank after `stop` / `serve` return.
+    public private(set) var maxWorkerCompute = 0.0
+
+    /// Rank 0: end the job (and learn the slowest worker's compute time).
     public func stop() throws {
         var cmd: [Int32] = [Command.stop.rawValue]
         try comm.broadcast(&cmd, root: 0, "stop command")
+        maxWorkerCompute = try comm.allreduceMax([workerCompute], "final statistics")[0]
     }
 
     /// Every rank but 0: follow rank 0's steps until it says stop. Workers compute their experts; further
@@ -85,7 +89,10 @@ public final class ClusterSession: @unchecked Sendable {
             try comm.broadcast(&cmd, root: 0, "step command")
             comm.timeout = 30
             comm.probing = true
-            guard cmd[0] == Command.step.rawValue else { return }
+            guard cmd[0] == Command.step.rawValue else {
+                maxWorkerCompute = try comm.allreduceMax([workerCompute], "final statistics")[0]
+                return
+            }
             for (il, m) in moeLayers {
                 switch role {
                 case .head: _ = try experts.exchange(layerIndex: il, d: m.router.cols, x: [], tokens: 0, experts: [], weights: [], topK: 1)

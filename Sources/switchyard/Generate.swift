@@ -106,9 +106,10 @@ struct Generate: ParsableCommand {
 
                     """.utf8))
                 if let s = rt.session {
-                    let st = s.headStats
-                    FileHandle.standardError.write(Data(String(format: "exchange: %d MoE layer passes, dispatch %.3f ms/layer, combine (incl. worker compute) %.3f ms/layer\n",
-                        st.layers, st.dispatch / Double(max(st.layers, 1)) * 1000, st.combine / Double(max(st.layers, 1)) * 1000).utf8))
+                    rt.finish()
+                    let st = s.headStats, n = Double(max(st.layers, 1))
+                    FileHandle.standardError.write(Data(String(format: "exchange: %d MoE layer passes; per layer: dispatch %.3f ms, combine wait %.3f ms (of which slowest worker compute %.3f ms)\n",
+                        st.layers, st.dispatch / n * 1000, st.combine / n * 1000, s.maxWorkerCompute / n * 1000).utf8))
                 }
             }
         }

@@ -11,6 +11,7 @@ final class Runtime {
     let file: GGUFFile
     let model: Step35Model
     let session: ClusterSession?
+    private var finished = false
 
     private init(file: GGUFFile, model: Step35Model, session: ClusterSession?) {
         self.file = file
@@ -26,7 +27,8 @@ final class Runtime {
 
     /// Ends the job on every rank (no-op for a single process).
     func finish() {
-        guard let s = session else { return }
+        guard let s = session, !finished else { return }
+        finished = true
         do { try s.stop() } catch { MPI.abort("switchyard: rank 0: \(error)") }
         MPI.finalize()
     }

@@ -37,7 +37,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF"]),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "GGUF"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "GGUF", "ModelKit"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "GGUF"]),
         .testTarget(name: "Step35Tests", dependencies: ["Step35", "ModelKit", "GGUF", "Tokenizer"]),
         .testTarget(name: "ModelKitTests", dependencies: ["ModelKit"]),

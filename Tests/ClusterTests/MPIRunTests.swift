@@ -120,6 +120,25 @@ struct ClusterCase: CustomTestStringConvertible, Sendable {
         #expect(g1.text == g2.text && g1.text.split(separator: "\n").count == 32)
     }
 
+    /// If this fails, a reduced dispatch payload (bf16, f16, per-token int8) is decoded wrongly on the
+    /// worker: results must stay close to F32 (bounded by the payload's rounding), far from garbage.
+    @Test(arguments: [("bf16", Float(0.05)), ("f16", 0.01), ("int8", 0.1)])
+    func reducedPayloadsStayClose(payload: String, tolerance: Float) throws {
+        let meta = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(fixtureDir)/tiny-a-f32.json"))) as! [String: Any]
+        let prompt = (meta["prompt"] as! [Int]).map(String.init).joined(separator: ",")
+        let model = "\(fixtureDir)/tiny-a-f32.gguf"
+        let topo = try writeTopology("experts: 8\nheads: 1\nworkers: 2\ndispatch: \(payload)\n")
+        let single = NSTemporaryDirectory() + "p-single-\(UUID().uuidString).f32"
+        let multi = NSTemporaryDirectory() + "p-multi-\(UUID().uuidString).f32"
+        defer { for f in [topo, single, multi] { try? FileManager.default.removeItem(atPath: f) } }
+        _ = try run(["logits", "-m", model, "--tokens", prompt, "--out", single, "-t", "1"])
+        let r = try run(["logits", "-m", model, "--tokens", prompt, "--out", multi, "--topology", topo], ranks: 3)
+        #expect(r.status == 0, "\(r.stderr)")
+        let x = try floats(single), y = try floats(multi)
+        let diff = zip(x, y).map { abs($0 - $1) }.max() ?? 1
+        #expect(x.count == y.count && diff <= tolerance && diff > 0, "\(payload): max |Δ| \(diff)")
+    }
+
     /// If this fails, a topology that does not match `mpiexec -n` starts anyway instead of stopping with a message.
     @Test func rankCountMismatchIsReported() throws {
         let topo = try writeTopology("experts: 8\nheads: 1\nworkers: 2\n")

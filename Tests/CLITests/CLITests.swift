@@ -77,6 +77,21 @@ struct GoldenMeta: Decodable {
         if args[0] != "inspect" { #expect(r.status != 0) }
     }
 
+    /// If this fails, `launch` stops printing a runnable mpiexec line for a cluster and topology pair,
+    /// or stops noting that one machine is oversubscribed.
+    @Test func launchPrintsMpiexec() throws {
+        let root = URL(fileURLWithPath: fixtures).deletingLastPathComponent().deletingLastPathComponent().path
+        let r = try switchyard(["launch", "--cluster", "\(root)/Cluster/8nodes.yaml", "--topology", "\(root)/Topologies/ep8-8nodes.yaml",
+                                "--", "generate", "-m", "m.gguf", "-p", "Hi there"])
+        let s = String(decoding: r.stdout, as: UTF8.self)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(s.hasPrefix("mpiexec -n 9 -hosts node0:2,node1:1") && s.contains("-bind-to numa"))
+        #expect(s.contains("generate -m m.gguf -p 'Hi there' --topology"))
+        let bad = try switchyard(["launch", "--cluster", "\(root)/Cluster/local.yaml", "--topology", "\(root)/Topologies/ep8-8nodes.yaml",
+                                  "--", "generate"])
+        #expect(bad.status == 0 && bad.stderr.contains("oversubscribed"))
+    }
+
     /// If this fails, `inspect` stops showing metadata, tensors or the memory breakdown.
     @Test func inspectShowsComponents() throws {
         let r = try switchyard(["inspect", "--model", "\(fixtures)/tiny-b-kmix.gguf"])

@@ -1,0 +1,32 @@
+// `switchyard launch`: prints the exact mpiexec command for a cluster and a topology.
+import ArgumentParser
+import Cluster
+import Foundation
+
+struct Launch: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the mpiexec command that runs a switchyard command on a cluster with a topology.",
+        discussion: "Example: switchyard launch --cluster Cluster/local.yaml --topology Topologies/local-1h2w.yaml -- generate -m model.gguf -p Hi")
+
+    @Option(help: "Cluster description (Cluster/*.yaml).")
+    var cluster: String
+
+    @Option(help: "Topology file (Topologies/*.yaml).")
+    var topology: String
+
+    @Argument(parsing: .captureForPassthrough, help: "The switchyard command to run, after --.")
+    var command: [String] = []
+
+    func run() throws {
+        try reportingErrors {
+            let args = command.first == "--" ? Array(command.dropFirst()) : command
+            guard !args.isEmpty else { throw ValidationError("give the switchyard command after --, e.g. -- generate -m model.gguf") }
+            let spec = try ClusterSpec(path: cluster)
+            let topo = try Topology(path: topology)
+            let binary = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
+            let (cmd, warning) = try spec.mpiexec(topology: topo, topologyPath: topology, binary: binary, args: args)
+            if let w = warning { FileHandle.standardError.write(Data("note: \(w)\n".utf8)) }
+            print(cmd.map { $0.contains(" ") || $0.isEmpty ? "'\($0)'" : $0 }.joined(separator: " "))
+        }
+    }
+}

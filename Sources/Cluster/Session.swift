@@ -120,26 +120,9 @@ public final class ClusterSession: @unchecked Sendable {
             ex[i] = Int(e)
             wt[i] = g
         }
-        // Group rows by expert so each expert's weights stream once: xg rows are ordered expert by expert.
-        let order = (0..<r).sorted { ex[$0] < ex[$1] || (ex[$0] == ex[$1] && $0 < $1) }
-        var xg = [Float](repeating: 0, count: r * d)
-        var segments: [(start: Int, count: Int)] = [], gates: [WeightMatrix] = [], ups: [WeightMatrix] = [], downs: [WeightMatrix] = []
-        for (k, i) in order.enumerated() {
-            for c in 0..<d { xg[k * d + c] = x[i * d + c] }
-            if k == 0 || ex[order[k - 1]] != ex[i] {
-                segments.append((k, 0))
-                gates.append(m.gate[ex[i]]); ups.append(m.up[ex[i]]); downs.append(m.down[ex[i]])
-            }
-            segments[segments.count - 1].count += 1
-        }
-        var y = [Float](repeating: 0, count: r * d)  // [R, D] in arrival order, gate-weighted
-        if r > 0 {
-            let g = Ops.groupedMatmul(gates, xg, segments: segments, pool: pool)
-            let u = Ops.groupedMatmul(ups, xg, segments: segments, pool: pool)
-            let yg = Ops.groupedMatmul(downs, Ops.swiglu(g, u, limit: m.clamp), segments: segments, pool: pool)
-            for (k, i) in order.enumerated() {
-                for c in 0..<d { y[i * d + c] = wt[i] * yg[k * d + c] }
-            }
+        var y = m.expertRows(x, experts: ex, pool: pool)  // [R, D] in arrival order
+        for i in 0..<r {
+            for c in 0..<d { y[i * d + c] *= wt[i] }
         }
         workerCompute += Date().timeIntervalSince(t0)
         let bytes = y.withUnsafeBytes { Array($0) }

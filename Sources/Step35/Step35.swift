@@ -82,33 +82,46 @@ public struct LocalExperts: ExpertBackend {
 
     public func routedExperts(layer m: Step35MoE, layerIndex: Int, x: [Float], tokens t: Int, experts: [Int32],
                               weights: [Float], topK a: Int, pool: ThreadPool) -> [Float] {
-        let d = m.router.cols, e = m.gate.count
-        // Group the T·A assignments by expert: rows of xg are ordered expert by expert.
-        var byExpert = [[Int]](repeating: [], count: e)
-        for i in 0..<(t * a) { byExpert[Int(experts[i])].append(i) }
-        var xg = [Float](repeating: 0, count: t * a * d)  // [T·A, D] gathered rows
-        var order: [Int] = []
-        var segW: [WeightMatrix] = [], segG: [WeightMatrix] = [], segU: [WeightMatrix] = []
-        var segments: [(start: Int, count: Int)] = []
-        for ex in 0..<e where !byExpert[ex].isEmpty {
-            segments.append((order.count, byExpert[ex].count))
-            segG.append(m.gate[ex]); segU.append(m.up[ex]); segW.append(m.down[ex])
-            for i in byExpert[ex] {
-                let tok = i / a
-                for c in 0..<d { xg[order.count * d + c] = x[tok * d + c] }
-                order.append(i)
-            }
+        let d = m.router.cols
+        var rows = [Float](repeating: 0, count: t * a * d)  // [T·A, D]: row i is token i / A
+        for i in 0..<(t * a) {
+            for c in 0..<d { rows[i * d + c] = x[(i / a) * d + c] }
         }
-        let g = Ops.groupedMatmul(segG, xg, segments: segments, pool: pool)   // [T·A, F]
-        let u = Ops.groupedMatmul(segU, xg, segments: segments, pool: pool)
-        let act = Ops.swiglu(g, u, limit: m.clamp)
-        let y = Ops.groupedMatmul(segW, act, segments: segments, pool: pool)  // [T·A, D]
+        let y = m.expertRows(rows, experts: experts.map(Int.init), pool: pool)
         var out = [Float](repeating: 0, count: t * d)
-        for (row, i) in order.enumerated() {
+        for i in 0..<(t * a) {
             let tok = i / a, w = weights[i]
-            for c in 0..<d { out[tok * d + c] += w * y[row * d + c] }
+            for c in 0..<d { out[tok * d + c] += w * y[i * d + c] }
         }
         return out
+    }
+}
+
+extension Step35MoE {
+    /// Runs row r of x [R, D] through expert `experts[r]` and returns [R, D] in the same order. Rows are
+    /// grouped by expert first so each expert's weights stream once (shared by in-process experts and workers).
+    public func expertRows(_ x: [Float], experts ex: [Int], pool: ThreadPool) -> [Float] {
+        let d = router.cols, r = ex.count
+        guard r > 0 else { return [] }
+        let order = (0..<r).sorted { ex[$0] < ex[$1] || (ex[$0] == ex[$1] && $0 < $1) }
+        var xg = [Float](repeating: 0, count: r * d)  // [R, D] ordered expert by expert
+        var segments: [(start: Int, count: Int)] = [], gs: [WeightMatrix] = [], us: [WeightMatrix] = [], ds: [WeightMatrix] = []
+        for (k, i) in order.enumerated() {
+            for c in 0..<d { xg[k * d + c] = x[i * d + c] }
+            if k == 0 || ex[order[k - 1]] != ex[i] {
+                segments.append((k, 0))
+                gs.append(gate[ex[i]]); us.append(up[ex[i]]); ds.append(down[ex[i]])
+            }
+            segments[segments.count - 1].count += 1
+        }
+        let g = Ops.groupedMatmul(gs, xg, segments: segments, pool: pool)  // [R, F]
+        let u = Ops.groupedMatmul(us, xg, segments: segments, pool: pool)
+        let yg = Ops.groupedMatmul(ds, Ops.swiglu(g, u, limit: clamp), segments: segments, pool: pool)  // [R, D]
+        var y = [Float](repeating: 0, count: r * d)
+        for (k, i) in order.enumerated() {
+            for c in 0..<d { y[i * d + c] = yg[k * d + c] }
+        }
+        return y
     }
 }
 

@@ -9,6 +9,7 @@
 //
 // Dimension legend: T tokens, A active experts per token, D hidden, R rows (token, expert) pairs.
 import Foundation
+import GGUF
 import Kernels
 import Step35
 import SwiftMPI
@@ -29,12 +30,8 @@ enum RowCodec {
         put(weight.bitPattern.littleEndian)
         switch p {
         case .f32: for v in x { put(v.bitPattern.littleEndian) }
-        case .f16: for v in x { put(Float16(v).bitPattern.littleEndian) }
-        case .bf16:
-            for v in x {
-                let b = v.bitPattern
-                put(UInt16(truncatingIfNeeded: (b &+ 0x7FFF &+ ((b >> 16) & 1)) >> 16).littleEndian)
-            }
+        case .f16: out.append(contentsOf: Quantize.row(.f16, Array(x)))
+        case .bf16: out.append(contentsOf: Quantize.row(.bf16, Array(x)))
         case .int8:
             // Per-token symmetric INT8 with one F32 scale (DeepEP-style reduced dispatch).
             let amax = x.reduce(0) { max($0, abs($1)) }

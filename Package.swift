@@ -29,11 +29,13 @@ let package = Package(
         .target(name: "Step35", dependencies: ["ModelKit", "Kernels", "GGUF", "Tokenizer"]),
         .systemLibrary(name: "CMPI", pkgConfig: "mpich", providers: [.apt(["libmpich-dev"])]),
         .target(name: "SwiftMPI", dependencies: ["CMPI"]),
-        .target(name: "Cluster", dependencies: ["SwiftMPI", "Step35", "Kernels", "GGUF", .product(name: "Yams", package: "Yams")]),
+        .systemLibrary(name: "CNUMA", pkgConfig: "numa", providers: [.apt(["libnuma-dev"])]),
+        .target(name: "SwiftNUMA", dependencies: ["CNUMA"]),
+        .target(name: "Cluster", dependencies: ["SwiftMPI", "SwiftNUMA", "Step35", "Kernels", "GGUF", .product(name: "Yams", package: "Yams")]),
         .executableTarget(
             name: "switchyard",
             dependencies: [
-                "Step35", "Tokenizer", "GGUF", "ModelKit", "Cluster", "SwiftMPI",
+                "Step35", "Tokenizer", "GGUF", "ModelKit", "Cluster", "SwiftMPI", "SwiftNUMA",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF"]),
@@ -42,7 +44,7 @@ let package = Package(
         .testTarget(name: "Step35Tests", dependencies: ["Step35", "ModelKit", "GGUF", "Tokenizer"]),
         .testTarget(name: "ModelKitTests", dependencies: ["ModelKit"]),
         .testTarget(name: "CLITests", dependencies: ["switchyard"]),
-        .testTarget(name: "ClusterTests", dependencies: ["Cluster", "switchyard"]),
+        .testTarget(name: "ClusterTests", dependencies: ["Cluster", "SwiftNUMA", "switchyard"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -5,6 +5,7 @@ import Foundation
 import GGUF
 import Step35
 import SwiftMPI
+import SwiftNUMA
 
 /// The model as a command sees it: single process, or rank 0 of a cluster job.
 final class Runtime {
@@ -33,6 +34,18 @@ final class Runtime {
         MPI.finalize()
     }
 
+    /// Binds a worker to the NUMA node its topology names; returns what to log (nil: nothing was asked
+    /// and the machine has one node).
+    static func placeOnNUMANode(_ topo: Topology, rank: Int) throws -> String? {
+        guard rank >= topo.heads else { return nil }
+        let w = rank - topo.heads
+        guard let nodes = topo.numa else {
+            let n = NUMA.nodeCount
+            return n > 1 ? "machine has \(n) NUMA nodes but the topology has no 'numa:' list; not binding" : nil
+        }
+        return "\(try NUMA.bind(node: nodes[w])), now on CPU \(NUMA.currentCPU)"
+    }
+
     /// Builds the runtime. Under a topology, ranks other than 0 serve the whole job here and get nil back.
     static func make(_ o: ModelOptions) throws -> Runtime? {
         guard let topoPath = o.topology else {
@@ -50,6 +63,10 @@ final class Runtime {
         let isHead = comm.rank < topo.heads
         var file: GGUFFile?, model: Step35Model?, loadError: Error?
         do {
+            // Bind before the kernel pool's threads exist and before any weight page is touched.
+            if let line = try placeOnNUMANode(topo, rank: comm.rank) {
+                FileHandle.standardError.write(Data("switchyard: rank \(comm.rank) (worker \(comm.rank - topo.heads)): \(line)\n".utf8))
+            }
             let f = try o.file()
             file = f
             model = try Step35Model(file: f, threads: o.threadsGiven ? o.threads : (isHead ? topo.headThreads : topo.workerThreads))

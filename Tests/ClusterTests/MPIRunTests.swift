@@ -1,4 +1,5 @@
 import Foundation
+import SwiftNUMA
 import Testing
 
 /// The built `switchyard` next to the test bundle.
@@ -155,5 +156,34 @@ struct ClusterCase: CustomTestStringConvertible, Sendable {
         let r = try run(["logits", "-m", "\(fixtureDir)/tiny-a-f32.gguf", "--tokens", "1,2", "--out", "/dev/null", "--topology", topo], ranks: 2)
         #expect(r.status != 0)
         #expect(r.stderr.contains("288 experts") && r.stderr.contains("has 8"), "\(r.stderr)")
+    }
+}
+
+/// NUMA placement of expert-shard workers.
+@Suite struct NUMATests {
+    /// If this fails, a worker whose topology names a NUMA node either stops (it must carry on where the
+    /// machine has one node) or binds silently (every worker must log what it did).
+    @Test func workersLogTheirNUMAPlacementAndCarryOn() throws {
+        let topo = try writeTopology("experts: 8\nheads: 1\nworkers: 2\nnuma: [0, 1]\n")
+        defer { try? FileManager.default.removeItem(atPath: topo) }
+        let r = try run(["generate", "-m", "\(fixtureDir)/tiny-a-f32.gguf", "--prompt-tokens", "1,2,3", "-n", "4", "--print-ids",
+                         "--topology", topo], ranks: 3)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.text.split(separator: "\n").count == 4)
+        for w in 0..<2 {
+            let line = r.stderr.split(separator: "\n").first { $0.contains("(worker \(w)):") }.map(String.init) ?? ""
+            #expect(line.contains("bound threads and memory to NUMA node \(w)") || line.contains("single NUMA node; not binding"), "\(r.stderr)")
+        }
+    }
+
+    /// If this fails, binding to a node the machine lacks is not caught up front (libnuma only warns and
+    /// the worker would run unbound) — or a one-node machine refuses to run.
+    @Test func missingNodeIsAClearErrorOnNUMAMachines() throws {
+        let n = NUMA.nodeCount
+        if n <= 1 {
+            #expect(try NUMA.bind(node: 3) == .singleNode(requested: 3))
+        } else {
+            #expect(throws: NUMA.BindError.self) { try NUMA.bind(node: n) }
+        }
     }
 }

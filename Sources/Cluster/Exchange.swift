@@ -77,6 +77,8 @@ public final class ClusterExperts: ExpertBackend, @unchecked Sendable {
     let topology: Topology
     /// Accumulated timings.
     public private(set) var stats = ExchangeStats()
+    /// How a lane hands its compute baton to the other lanes while its exchange is in flight (nil: one lane).
+    var whileWaiting: (release: () -> Void, reacquire: () throws -> Void)?
 
     init(comm: Communicator, topology: Topology) {
         self.comm = comm
@@ -86,14 +88,15 @@ public final class ClusterExperts: ExpertBackend, @unchecked Sendable {
     public func routedExperts(layer m: Step35MoE, layerIndex il: Int, x: [Float], tokens t: Int, experts: [Int32],
                               weights: [Float], topK a: Int, pool: ThreadPool) -> [Float] {
         do {
-            return try exchange(layerIndex: il, d: m.router.cols, x: x, tokens: t, experts: experts, weights: weights, topK: a)
+            return try exchange(layerIndex: il, d: m.router.cols, x: x, tokens: t, experts: experts, weights: weights, topK: a,
+                                holdingBaton: true)
         } catch {
-            MPI.abort("switchyard: rank \(comm.rank) (head): MoE layer \(il): \(error)")
+            MPI.abort("switchyard: rank \(comm.rank) (head): MoE layer \(il): \(error)", cause: error)
         }
     }
 
     func exchange(layerIndex il: Int, d: Int, x: [Float], tokens t: Int, experts: [Int32], weights: [Float],
-                  topK a: Int) throws -> [Float] {
+                  topK a: Int, holdingBaton: Bool) throws -> [Float] {
         let p = topology.dispatch, rb = RowCodec.rowBytes(p, d: d)
         // Destination rank of every (token, k) row; a replicated expert is picked by token index.
         var perRank = [[Int]](repeating: [], count: comm.size)
@@ -110,6 +113,7 @@ public final class ClusterExperts: ExpertBackend, @unchecked Sendable {
             }
         }
         let rowsOut = perRank.map { Int32($0.count) }
+        if holdingBaton, let w = whileWaiting { w.release() }
         _ = try comm.alltoall(rowsOut, "layer \(il) counts")
         _ = try comm.alltoallv(send, sendCounts: rowsOut.map { $0 * Int32(rb) }, recvCounts: [Int32](repeating: 0, count: comm.size),
                                "layer \(il) dispatch")
@@ -117,6 +121,7 @@ public final class ClusterExperts: ExpertBackend, @unchecked Sendable {
         let back = try comm.alltoallv([], sendCounts: [Int32](repeating: 0, count: comm.size),
                                       recvCounts: rowsOut.map { $0 * Int32(4 * d) }, "layer \(il) combine")
         let t2 = Date()
+        if holdingBaton, let w = whileWaiting { try w.reacquire() }
         // Rows come back in the order they were sent: add each into its token.
         var out = [Float](repeating: 0, count: t * d)
         back.withUnsafeBytes { raw in

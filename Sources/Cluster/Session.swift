@@ -1,12 +1,13 @@
-// Roles and the step protocol of an expert-parallel job.
+// Roles and the round protocol of an expert-parallel job.
 //
 // Rank 0 is the coordinator and a head; ranks 1..<heads are further heads; the rest are expert-shard
-// workers. Rank 0 starts every forward pass with a `step` broadcast (or ends the job with `stop`); during a
-// pass every rank takes part in each MoE layer's exchange (Exchange.swift), in layer order.
+// workers. Work comes in rounds. On the world communicator rank 0 broadcasts `run` with a list of jobs (or
+// `stop`); every head runs its share of the jobs on its micro-batch lanes while every worker serves the
+// lanes' MoE exchanges (Lanes.swift); then the coordinator gathers the generated tokens.
 //
-// Dimension legend: R rows received, D hidden, F expert width.
+// Named communication points on the world communicator, in order per round:
+//   `round command` (Bcast), `job list` (Bcast), lanes..., `results` (gather to rank 0).
 import Foundation
-import GGUF
 import Kernels
 import Step35
 import SwiftMPI
@@ -19,14 +20,19 @@ public enum ClusterRole: Sendable, Equatable {
 
 /// An expert-parallel job as seen from one rank.
 public final class ClusterSession: @unchecked Sendable {
+    /// The world communicator: startup, round commands and results.
     public let comm: Communicator
     public let topology: Topology
     public let role: ClusterRole
-    /// Worker-side compute seconds (summed over layers and steps).
-    public private(set) var workerCompute = 0.0
-    let experts: ClusterExperts
+    /// One lane per micro-batch, each with its own communicator and exchange.
+    let lanes: [Lane]
+    /// One lane computes at a time on this rank (they share the kernel pool); a lane lets go of it while
+    /// it waits for an exchange, which is where the other lane's compute overlaps.
+    let baton = NSLock()
+    /// Worker-side compute seconds (summed over layers, steps and lanes; updated under the baton).
+    var workerCompute = 0.0
 
-    private enum Command: Int32 { case stop = 0, step = 1 }
+    private enum Command: Int32 { case stop = 0, run = 1 }
 
     /// Joins the job: checks the topology against the job and the model, and has every rank confirm it
     /// loaded its part (a rank that could not names itself, and every rank stops).
@@ -34,100 +40,141 @@ public final class ClusterSession: @unchecked Sendable {
         self.comm = comm
         self.topology = topology
         role = comm.rank < topology.heads ? .head(comm.rank) : .worker(comm.rank - topology.heads)
-        experts = ClusterExperts(comm: comm, topology: topology)
         var failure: String? = loadError.map { "failed to load its shard: \($0)" }
         if failure == nil {
             do { try topology.validate(worldSize: comm.size, modelExperts: modelExperts, moeLayers: moeLayers) } catch {
                 failure = "\(error)"
             }
         }
+        if failure == nil && topology.microBatches > 1 && !MPI.multipleThreads {
+            failure = "micro_batches: \(topology.microBatches) needs an MPI library with MPI_THREAD_MULTIPLE"
+        }
         // Everyone learns the lowest failing rank, so every rank can stop with the same story. Loading can
-        // take long on some ranks, so this wait neither probes nor times out early.
-        comm.probing = false
+        // take long on some ranks, so this wait does not time out early; a rank that died while loading is
+        // found by the liveness pings (a live one answers them from its responder thread).
         comm.timeout = 3600
-        defer { comm.probing = true; comm.timeout = 30 }
+        defer { comm.timeout = 30 }
         let bad = try comm.allreduceMax([failure == nil ? -1 : Double(comm.size - comm.rank)], "startup check")[0]
         if let f = failure { throw ClusterError(description: "rank \(comm.rank): \(f)") }
         if bad >= 0 {
             throw ClusterError(description: "rank \(comm.size - Int(bad)) could not start (see its message); stopping rank \(comm.rank)")
         }
+        var ls: [Lane] = []
+        for i in 0..<topology.microBatches {
+            let c = try comm.duplicate("lane \(i) communicator")
+            c.timeout = 30
+            ls.append(Lane(index: i, comm: c, experts: ClusterExperts(comm: c, topology: topology)))
+        }
+        lanes = ls
+        if ls.count > 1 {
+            // While a lane's exchange is in flight, the other lanes may compute.
+            for lane in ls {
+                lane.experts.whileWaiting = (release: { [unowned self] in baton.unlock() },
+                                             reacquire: { [unowned self] in try acquireBaton(lane) })
+            }
+        }
     }
 
-    /// The expert backend heads install into their model.
-    public var backend: ExpertBackend { experts }
-
-    /// Head-side exchange timings.
-    public var headStats: ExchangeStats { experts.stats }
-
-    /// Rank 0: announce a forward pass.
-    public func beginStep() throws {
-        var cmd: [Int32] = [Command.step.rawValue]
-        try comm.broadcast(&cmd, root: 0, "step command")
+    /// Head-side exchange timings, summed over lanes.
+    public var headStats: ExchangeStats {
+        lanes.reduce(into: ExchangeStats()) { s, l in
+            s.dispatch += l.experts.stats.dispatch
+            s.combine += l.experts.stats.combine
+            s.layers += l.experts.stats.layers
+        }
     }
 
     /// Slowest worker's expert-compute seconds, known on every rank after `stop` / `serve` return.
     public private(set) var maxWorkerCompute = 0.0
+    /// Largest resident set (bytes) over the workers, and over the heads, known after `stop` / `serve`.
+    public private(set) var maxWorkerRSS = 0.0, maxHeadRSS = 0.0
 
-    /// Rank 0: end the job (and learn the slowest worker's compute time).
+    /// The (head, lane) that runs job number `j`: jobs fill heads first, then lanes.
+    public func slot(ofJob j: Int) -> (head: Int, lane: Int) {
+        let s = j % (topology.heads * lanes.count)
+        return (s % topology.heads, s / topology.heads)
+    }
+
+    /// Rank 0: runs `jobs` across the heads and lanes and returns every result in job order. `onToken`
+    /// streams the tokens of jobs that run on rank 0.
+    public func run(_ jobs: [GenerationJob], model: Step35Model,
+                    onToken: (@Sendable (Int, Int32) -> Void)? = nil) throws -> [GenerationResult] {
+        var cmd: [Int32] = [Command.run.rawValue]
+        try comm.broadcast(&cmd, root: 0, "round command")
+        var list = try JSONEncoder().encode(jobs).map { $0 }
+        var n: [Int32] = [Int32(list.count)]
+        try comm.broadcast(&n, root: 0, "job list")
+        try comm.broadcast(bytes: &list, root: 0, "job list")
+        let mine = try round(jobs, model: model, onToken: onToken)
+        let parts = try comm.gather(try JSONEncoder().encode(mine.map(WireResult.init)).map { $0 }, root: 0, "results")
+        var byID: [Int: GenerationResult] = [:]
+        for r in mine { byID[r.id] = r }
+        for (rank, p) in parts.enumerated() where rank != 0 && !p.isEmpty {
+            for w in try JSONDecoder().decode([WireResult].self, from: Data(p)) { byID[w.id] = w.result }
+        }
+        return try jobs.map { j in
+            guard let r = byID[j.id] else { throw ClusterError(description: "no result came back for job \(j.id)") }
+            return r
+        }
+    }
+
+    /// Rank 0: end the job (and learn the slowest worker's compute time and the ranks' memory).
     public func stop() throws {
         var cmd: [Int32] = [Command.stop.rawValue]
-        try comm.broadcast(&cmd, root: 0, "stop command")
-        maxWorkerCompute = try comm.allreduceMax([workerCompute], "final statistics")[0]
+        try comm.broadcast(&cmd, root: 0, "round command")
+        try finalStatistics()
     }
 
-    /// Every rank but 0: follow rank 0's steps until it says stop. Workers compute their experts; further
-    /// heads have no sequences of their own here and join each exchange with zero rows.
+    /// Every rank but 0: take part in rank 0's rounds until it says stop.
     public func serve(model: Step35Model) throws {
-        let moeLayers = model.blocks.compactMap { b -> (Int, Step35MoE)? in
-            if case .moe(let m) = b.ffn { return (b.index, m) }
-            return nil
-        }
         while true {
             var cmd: [Int32] = [0]
-            comm.timeout = 24 * 3600  // idle between requests is not a fault
-            comm.probing = false
-            try comm.broadcast(&cmd, root: 0, "step command")
+            comm.timeout = 24 * 3600  // idle between requests is not a fault (a dead coordinator is: pings find it)
+            try comm.broadcast(&cmd, root: 0, "round command")
             comm.timeout = 30
-            comm.probing = true
-            guard cmd[0] == Command.step.rawValue else {
-                maxWorkerCompute = try comm.allreduceMax([workerCompute], "final statistics")[0]
-                return
-            }
-            for (il, m) in moeLayers {
-                switch role {
-                case .head: _ = try experts.exchange(layerIndex: il, d: m.router.cols, x: [], tokens: 0, experts: [], weights: [], topK: 1)
-                case .worker(let w): try workerLayer(il, m, worker: w, pool: model.pool)
-                }
-            }
+            guard cmd[0] == Command.run.rawValue else { return try finalStatistics() }
+            var n: [Int32] = [0]
+            try comm.broadcast(&n, root: 0, "job list")
+            var list = [UInt8](repeating: 0, count: Int(n[0]))
+            try comm.broadcast(bytes: &list, root: 0, "job list")
+            let jobs = try JSONDecoder().decode([GenerationJob].self, from: Data(list))
+            let mine = try round(jobs, model: model, onToken: nil)
+            _ = try comm.gather(role == .head(comm.rank) ? try JSONEncoder().encode(mine.map(WireResult.init)).map { $0 } : [],
+                                root: 0, "results")
         }
     }
 
-    /// One MoE layer on a worker: receive rows, run the held experts grouped by expert, send results back.
-    func workerLayer(_ il: Int, _ m: Step35MoE, worker w: Int, pool: ThreadPool) throws {
-        let d = m.router.cols, p = topology.dispatch, rb = RowCodec.rowBytes(p, d: d)
-        let zeros = [Int32](repeating: 0, count: comm.size)
-        let rowsIn = try comm.alltoall(zeros, "layer \(il) counts")
-        let recv = try comm.alltoallv([], sendCounts: zeros, recvCounts: rowsIn.map { $0 * Int32(rb) }, "layer \(il) dispatch")
-        let t0 = Date()
-        let r = Int(rowsIn.reduce(0, +))
-        var x = [Float](repeating: 0, count: r * d)  // [R, D] in arrival order
-        var ex = [Int](repeating: 0, count: r), wt = [Float](repeating: 0, count: r)
-        for i in 0..<r {
-            let (e, g) = RowCodec.decode(p, recv, at: i * rb, d: d, into: &x, row: i)
-            guard e >= 0, Int(e) < m.gate.count, topology.owners(layer: il, expert: Int(e)).contains(w) else {
-                throw ClusterError(description: "worker \(w) received a row for expert \(e) of layer \(il), which it does not hold")
-            }
-            ex[i] = Int(e)
-            wt[i] = g
-        }
-        var y = m.expertRows(x, experts: ex, pool: pool)  // [R, D] in arrival order
-        for i in 0..<r {
-            for c in 0..<d { y[i * d + c] *= wt[i] }
-        }
-        workerCompute += Date().timeIntervalSince(t0)
-        let bytes = y.withUnsafeBytes { Array($0) }
-        _ = try comm.alltoallv(bytes, sendCounts: rowsIn.map { $0 * Int32(4 * d) }, recvCounts: zeros, "layer \(il) combine")
+    private func finalStatistics() throws {
+        let rss = Double(residentBytes())
+        let isWorker = comm.rank >= topology.heads
+        let v = try comm.allreduceMax([workerCompute, isWorker ? rss : 0, isWorker ? 0 : rss], "final statistics")
+        maxWorkerCompute = v[0]
+        maxWorkerRSS = v[1]
+        maxHeadRSS = v[2]
     }
+}
+
+/// A result as it travels to the coordinator (tokens and timings; logits stay where they were made).
+struct WireResult: Codable {
+    var id: Int
+    var tokens: [Int32]
+    var promptSeconds: Double, decodeSeconds: Double
+    init(_ r: GenerationResult) {
+        id = r.id
+        tokens = r.tokens
+        promptSeconds = r.promptSeconds
+        decodeSeconds = r.decodeSeconds
+    }
+    var result: GenerationResult { GenerationResult(id: id, tokens: tokens, promptSeconds: promptSeconds, decodeSeconds: decodeSeconds) }
+}
+
+/// This process's resident set size in bytes (Linux /proc; 0 where unavailable).
+public func residentBytes() -> Int {
+    guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+          let kb = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+    else { return 0 }
+    return kb * 1024
 }
 
 /// A cluster-level failure.

@@ -33,6 +33,9 @@ public struct Topology: Sendable {
     /// Kernel threads per head / per worker rank.
     public let headThreads: Int
     public let workerThreads: Int
+    /// Micro-batch lanes per rank: independent streams of forward passes whose exchanges overlap with each
+    /// other's compute (ping-pong, MegaScale-Infer / StepFun AFD). 1 runs one pass at a time.
+    public let microBatches: Int
     /// NUMA node per worker (nil: no binding requested).
     public let numa: [Int]?
     /// Default owners of each expert: `owners[e]` lists workers holding expert e (first = primary).
@@ -89,7 +92,7 @@ public struct Topology: Sendable {
             throw TopologyError(file: file, line: Self.line(of: e), problem: "not valid YAML: \(e)")
         }
         guard let top = root.mapping else { throw err(root, "the top level must be a mapping of keys") }
-        let known: Set = ["experts", "heads", "workers", "dispatch", "threads", "placement", "replicas", "numa"]
+        let known: Set = ["experts", "heads", "workers", "dispatch", "threads", "placement", "replicas", "numa", "micro_batches"]
         for (k, _) in top where !known.contains(k.string ?? "") {
             throw err(k, "unknown key '\(k.string ?? "?")' (known: \(known.sorted().joined(separator: ", ")))")
         }
@@ -101,6 +104,12 @@ public struct Topology: Sendable {
         experts = try int(top["experts"], "experts", min: 1)
         heads = try int(top["heads"], "heads", min: 1)
         workers = try int(top["workers"], "workers", min: 1)
+        if let mb = top["micro_batches"] {
+            guard let v = mb.int, (1...8).contains(v) else { throw err(mb, "micro_batches must be an integer from 1 to 8") }
+            microBatches = v
+        } else {
+            microBatches = 1
+        }
         let d = top["dispatch"]?.string ?? "f32"
         guard let payload = DispatchPayload(rawValue: d) else {
             throw err(top["dispatch"], "dispatch '\(d)' must be one of f32, bf16, f16, int8")

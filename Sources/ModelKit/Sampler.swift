@@ -3,7 +3,7 @@
 import Foundation
 
 /// Sampling settings, named as llama-server names them.
-public struct SamplingParams: Sendable, Equatable {
+public struct SamplingParams: Sendable, Equatable, Codable {
     /// 0 means greedy.
     public var temperature: Float = 0
     /// 0 disables top-k.

@@ -189,14 +189,17 @@ public final class Step35Model: @unchecked Sendable {
     private func mm(_ w: WeightMatrix, _ x: [Float], _ t: Int) -> [Float] { Ops.matmul(w, x, tokens: t, pool: pool) }
 
     /// Runs `tokens` at the cache's next positions, appending to the cache. Returns logits [T or 1, V].
-    public func forward(_ tokens: [Int32], cache: Step35Cache, logits sel: LogitsSelection = .last) throws -> [Float] {
-        try forwardHidden(tokens, cache: cache, logits: sel).logits
+    /// `experts` overrides the model's expert backend for this pass (a cluster lane's own exchange).
+    public func forward(_ tokens: [Int32], cache: Step35Cache, logits sel: LogitsSelection = .last,
+                        experts: (any ExpertBackend)? = nil) throws -> [Float] {
+        try forwardHidden(tokens, cache: cache, logits: sel, experts: experts).logits
     }
 
     /// As `forward`, also returning the final hidden state before the output norm ([T, D], for MTP).
-    public func forwardHidden(_ tokens: [Int32], cache: Step35Cache, logits sel: LogitsSelection = .last) throws
-        -> (logits: [Float], hidden: [Float])
+    public func forwardHidden(_ tokens: [Int32], cache: Step35Cache, logits sel: LogitsSelection = .last,
+                              experts: (any ExpertBackend)? = nil) throws -> (logits: [Float], hidden: [Float])
     {
+        let backend = experts ?? self.experts
         let t = tokens.count, d = config.embeddingLength
         guard t > 0 else { throw ModelError(description: "empty batch") }
         if let bad = tokens.first(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
@@ -210,7 +213,7 @@ public final class Step35Model: @unchecked Sendable {
         }
         hook("inp_embd", -1, h, [t, d])
         for b in blocks {
-            h = block(b, h, t: t, positions: positions, kv: cache.layers[b.index])
+            h = block(b, h, t: t, positions: positions, kv: cache.layers[b.index], experts: backend)
         }
         cache.advance(by: t)
         hook("h_nextn", -1, h, [t, d])
@@ -224,7 +227,7 @@ public final class Step35Model: @unchecked Sendable {
     }
 
     /// One decoder block: h + attn(norm(h)), then + ffn(norm(·)).
-    func block(_ b: Step35Block, _ h: [Float], t: Int, positions: [Int32], kv: LayerKVCache) -> [Float] {
+    func block(_ b: Step35Block, _ h: [Float], t: Int, positions: [Int32], kv: LayerKVCache, experts: any ExpertBackend) -> [Float] {
         let il = b.index, d = config.embeddingLength
         let x = Ops.rmsNorm(h, weight: b.attnNorm, rows: t, eps: config.rmsEpsilon)
         hook("attn_norm", il, x, [t, d])
@@ -237,7 +240,7 @@ public final class Step35Model: @unchecked Sendable {
         let f: [Float]
         switch b.ffn {
         case .dense(let mlp): f = self.mlp(mlp, xf, t: t)
-        case .moe(let moe): f = self.moe(moe, xf, t: t, il: il)
+        case .moe(let moe): f = self.moe(moe, xf, t: t, il: il, backend: experts)
         }
         hook("ffn_out", il, f, [t, d])
         var out = ffnInp
@@ -293,7 +296,7 @@ public final class Step35Model: @unchecked Sendable {
     }
 
     /// Router, top-A selection with the bias, renormalised and scaled weights, routed experts + shared expert.
-    func moe(_ m: Step35MoE, _ x: [Float], t: Int, il: Int) -> [Float] {
+    func moe(_ m: Step35MoE, _ x: [Float], t: Int, il: Int, backend: any ExpertBackend) -> [Float] {
         let e = m.gate.count, a = config.expertUsedCount, d = config.embeddingLength
         let logits = mm(m.router, x, t)  // [T, E]
         var probs = logits
@@ -328,7 +331,7 @@ public final class Step35Model: @unchecked Sendable {
         }
         hook("ffn_moe_topk", il, experts.map(Float.init), [t, a])
         hook("ffn_moe_weights_scaled", il, weights, [t, a])
-        var out = self.experts.routedExperts(layer: m, layerIndex: il, x: x, tokens: t, experts: experts,
+        var out = backend.routedExperts(layer: m, layerIndex: il, x: x, tokens: t, experts: experts,
                                              weights: weights, topK: a, pool: pool)
         hook("ffn_moe_out", il, out, [t, d])
         if let sh = m.shared {

@@ -16,6 +16,8 @@ public struct MPIError: Error, CustomStringConvertible {
     public let code: Int32?
     /// Human-readable cause.
     public let detail: String
+    /// Whether a peer was found dead or silent (then tearing the job down through the launcher can fail).
+    public var peerLost: Bool { code == nil }
 
     public var description: String {
         code == nil ? "\(operation): \(detail)" : "\(operation) failed (MPI error \(code!)): \(detail)"
@@ -25,6 +27,7 @@ public struct MPIError: Error, CustomStringConvertible {
 /// Process-wide MPI state.
 public enum MPI {
     nonisolated(unsafe) private static var started = false
+    nonisolated(unsafe) static var liveness: Liveness?
 
     /// Whether this process was started by an MPI launcher (mpirun/mpiexec with PMI).
     public static var launchedByMPI: Bool {
@@ -32,29 +35,41 @@ public enum MPI {
         return env["PMI_RANK"] != nil || env["PMI_SIZE"] != nil || env["PMIX_RANK"] != nil
     }
 
-    /// Initialises MPI once (THREAD_FUNNELED: only the calling thread talks to MPI) and makes errors
-    /// return codes instead of aborting. Returns the world communicator.
+    /// Whether several threads may call MPI at once (each on its own communicator): true when the library
+    /// granted MPI_THREAD_MULTIPLE.
+    nonisolated(unsafe) public private(set) static var multipleThreads = false
+
+    /// Initialises MPI once (asking for THREAD_MULTIPLE, so micro-batch lanes can talk on their own
+    /// communicators from their own threads) and makes errors return codes instead of aborting. Returns
+    /// the world communicator.
     public static func initialize() throws -> Communicator {
         if !started {
             // A peer that dies closes its sockets; writing to them must be an error here, not a silent SIGPIPE death.
             signal(SIGPIPE, SIG_IGN)
             var provided: Int32 = 0
-            try check(MPI_Init_thread(nil, nil, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread")
+            try check(MPI_Init_thread(nil, nil, MPI_THREAD_MULTIPLE, &provided), "MPI_Init_thread")
+            multipleThreads = provided >= MPI_THREAD_MULTIPLE
             try check(MPI_Comm_set_errhandler(MPI_COMM_WORLD, cmpi_errors_return()), "MPI_Comm_set_errhandler")
             started = true
+            liveness = Liveness(world: MPI_COMM_WORLD)
+            liveness?.startResponder()
         }
         return Communicator(MPI_COMM_WORLD)
     }
 
     /// Finalises MPI (call once, at the end, on every rank).
     public static func finalize() {
+        liveness?.stopResponder()
         if started { MPI_Finalize() }
         started = false
     }
 
-    /// Prints `message` to stderr and aborts the whole job with `code`.
-    public static func abort(_ message: String, code: Int32 = 1) -> Never {
+    /// Prints `message` to stderr and aborts the whole job with `code`. When `cause` says a peer is already
+    /// gone, this rank only exits: every survivor finds the loss by itself within its timeouts, and asking
+    /// the launcher to kill a job with a dead process can take the launcher (and everyone's stderr) down.
+    public static func abort(_ message: String, code: Int32 = 1, cause: Error? = nil) -> Never {
         FileHandle.standardError.write(Data("\(message)\n".utf8))
+        if let e = cause as? MPIError, e.peerLost { exit(code) }
         // Give the launcher a moment to forward the message before it tears the job down.
         usleep(300_000)
         if started { MPI_Abort(MPI_COMM_WORLD, code) }
@@ -87,18 +102,15 @@ public final class Communicator: @unchecked Sendable {
         MPI_Comm_size(comm, &s)
         rank = Int(r)
         size = Int(s)
-        MPI_Comm_dup(comm, &probeComm)
+        liveness = MPI.liveness!
     }
 
     /// Seconds a collective may stall before this rank checks which peers are still alive.
     public var suspectAfter: Double = 5
-    /// Whether stalls trigger liveness probes (off for waits that may legitimately be long, like startup).
+    /// Whether stalls trigger liveness probes.
     public var probing = true
-    /// A private duplicate for liveness probes (made up front: duplicating is itself collective).
-    private var probeComm: MPI_Comm = MPI_COMM_NULL
-    private static let pingTag: Int32 = 7071, pongTag: Int32 = 7072
-    private var pongs: [Int32] = []
-    private var token: Int32 = 0
+    /// The process's liveness pings (shared by every communicator).
+    private let liveness: Liveness
 
     /// Waits for a request, yielding the core between tests, until `timeout` seconds pass. While waiting it
     /// answers peers' liveness pings; after `suspectAfter` seconds it pings every peer itself and fails at
@@ -107,17 +119,17 @@ public final class Communicator: @unchecked Sendable {
         let start = Date()
         var flag: Int32 = 0
         var spins = 0
-        var probed = false
+        var nextProbe = suspectAfter
         while true {
             try MPI.check(MPI_Test(&req, &flag, cmpi_status_ignore()), what)
             if flag != 0 { return }
             spins += 1
-            if spins & 63 == 0 { try answerPings() }
+            if spins & 63 == 0 && !MPI.multipleThreads { try liveness.answer() }
             if spins & 1023 == 0 {
                 let waited = Date().timeIntervalSince(start)
-                if probing && !probed && size > 1 && waited > suspectAfter {
-                    probed = true
-                    let gone = try silentPeers(window: 15)
+                if probing && size > 1 && waited > nextProbe {
+                    let gone = try liveness.silentPeers(window: MPI.multipleThreads ? 5 : 15)
+                    nextProbe = Date().timeIntervalSince(start) + suspectAfter
                     if !gone.isEmpty {
                         throw MPIError(operation: what, code: nil, detail: "no answer from rank\(gone.count > 1 ? "s" : "") \(gone.map(String.init).joined(separator: ", ")): stopped answering (died, hung, or stuck on a dead peer)")
                     }
@@ -131,49 +143,33 @@ public final class Communicator: @unchecked Sendable {
         }
     }
 
-    /// Replies to every pending liveness ping.
-    private func answerPings() throws {
-        while true {
-            var flag: Int32 = 0
-            var st = MPI_Status()
-            try MPI.check(MPI_Iprobe(MPI_ANY_SOURCE, Self.pingTag, probeComm, &flag, &st), "liveness ping")
-            if flag == 0 { return }
-            var v: Int32 = 0
-            try MPI.check(MPI_Recv(&v, 1, MPI_INT, st.MPI_SOURCE, Self.pingTag, probeComm, cmpi_status_ignore()), "liveness ping")
-            var req: MPI_Request = MPI_REQUEST_NULL
-            pongs.append(v)  // keeps the send buffer alive
-            try pongs.withUnsafeMutableBufferPointer { p in
-                try MPI.check(MPI_Isend(p.baseAddress! + p.count - 1, 1, MPI_INT, st.MPI_SOURCE, Self.pongTag, probeComm, &req), "liveness pong")
-            }
-            MPI_Request_free(&req)
-        }
+    /// Replies to pending liveness pings (the responder thread does this too, where MPI allows it).
+    public func answerPendingPings() throws { try liveness.answer() }
+
+    /// A new communicator over the same ranks with its own message space (collective: every rank calls it,
+    /// in the same order). Errors on it return codes, like on this one.
+    public func duplicate(_ what: String = "communicator duplicate") throws -> Communicator {
+        var c: MPI_Comm = MPI_COMM_NULL
+        try MPI.check(MPI_Comm_dup(comm, &c), what)
+        try MPI.check(MPI_Comm_set_errhandler(c, cmpi_errors_return()), what)
+        let out = Communicator(c)
+        out.timeout = timeout
+        return out
     }
 
-    /// Pings every peer and returns those that do not answer within `window` seconds. A live peer answers
-    /// from whatever wait it is in; a dead one never does.
-    private func silentPeers(window: Double) throws -> [Int] {
-        token += 1
-        let buf = UnsafeMutablePointer<Int32>.allocate(capacity: 2 * size)  // leaked on purpose if a peer is dead
-        var recvs = [MPI_Request](repeating: MPI_REQUEST_NULL, count: size)
-        for peer in 0..<size where peer != rank {
-            buf[peer] = token
-            var sreq: MPI_Request = MPI_REQUEST_NULL
-            try MPI.check(MPI_Isend(buf + peer, 1, MPI_INT, Int32(peer), Self.pingTag, probeComm, &sreq), "liveness ping")
-            MPI_Request_free(&sreq)
-            try MPI.check(MPI_Irecv(buf + size + peer, 1, MPI_INT, Int32(peer), Self.pongTag, probeComm, &recvs[peer]), "liveness pong")
+    /// Collects every rank's bytes on `root` (others get []): one count exchange, then one Alltoallv.
+    public func gather(_ bytes: [UInt8], root: Int, _ what: String = "gather") throws -> [[UInt8]] {
+        var counts = [Int32](repeating: 0, count: size)
+        counts[root] = Int32(bytes.count)
+        let incoming = try alltoall(counts, "\(what) counts")
+        let all = try alltoallv(bytes, sendCounts: counts, recvCounts: incoming, what)
+        guard rank == root else { return [] }
+        var out: [[UInt8]] = [], o = 0
+        for c in incoming {
+            out.append(Array(all[o..<(o + Int(c))]))
+            o += Int(c)
         }
-        let deadline = Date().addingTimeInterval(window)
-        var heard = Set([rank])
-        while heard.count < size && Date() < deadline {
-            try answerPings()
-            for peer in 0..<size where !heard.contains(peer) {
-                var f: Int32 = 0
-                try MPI.check(MPI_Test(&recvs[peer], &f, cmpi_status_ignore()), "liveness pong")
-                if f != 0 { heard.insert(peer) }
-            }
-            _ = cmpi_yield()
-        }
-        return (0..<size).filter { !heard.contains($0) }
+        return out
     }
 
     /// Barrier.

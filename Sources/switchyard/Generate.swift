@@ -12,11 +12,12 @@ struct Generate: ParsableCommand {
 
     @OptionGroup var options: ModelOptions
 
-    @Option(name: [.short, .customLong("prompt")], help: "Prompt text.")
-    var prompt: String?
+    @Option(name: [.short, .customLong("prompt")],
+            help: "Prompt text. Repeat for several sequences (under a topology they run on the heads' lanes at once).")
+    var prompt: [String] = []
 
-    @Option(help: "Prompt as comma-separated token ids (e.g. 5,17,200) instead of text.")
-    var promptTokens: String?
+    @Option(help: "Prompt as comma-separated token ids (e.g. 5,17,200) instead of text. Repeatable.")
+    var promptTokens: [String] = []
 
     @Option(name: [.customShort("n"), .customLong("n-predict")], help: "Number of tokens to generate.")
     var nPredict: Int = 32
@@ -43,7 +44,7 @@ struct Generate: ParsableCommand {
     var verbose = false
 
     func validate() throws {
-        if prompt != nil && promptTokens != nil { throw ValidationError("give --prompt or --prompt-tokens, not both") }
+        if !prompt.isEmpty && !promptTokens.isEmpty { throw ValidationError("give --prompt or --prompt-tokens, not both") }
         if nPredict < 0 { throw ValidationError("-n must be >= 0") }
         if temp < 0 { throw ValidationError("--temp must be >= 0") }
         if topP <= 0 || topP > 1 { throw ValidationError("--top-p must be in (0, 1]") }
@@ -51,68 +52,74 @@ struct Generate: ParsableCommand {
     }
 
     func run() throws {
-        try reportingErrors {
+        try reportingErrors { try generate() }
+    }
+
+    private func generate() throws {
+        do {
             guard let rt = try Runtime.make(options) else { return }  // a non-coordinator rank served the job
             defer { rt.finish() }
-            let model = rt.model
             let tokenizer = try? BPETokenizer(gguf: rt.file)
-            var ids: [Int32]
-            if let list = promptTokens {
-                ids = try parseTokenList(list)
-            } else {
+            var prompts: [[Int32]] = try promptTokens.map { try parseTokenList($0) }
+            if promptTokens.isEmpty {
                 guard let tok = tokenizer else { throw ValidationError("this model has no usable tokenizer: use --prompt-tokens") }
-                ids = tok.encode(prompt ?? "", addSpecial: true, parseSpecial: true)
-                if ids.isEmpty, let b = tok.bos { ids = [b] }
+                for text in prompt.isEmpty ? [""] : prompt {
+                    var ids = tok.encode(text, addSpecial: true, parseSpecial: true)
+                    if ids.isEmpty, let b = tok.bos { ids = [b] }
+                    prompts.append(ids)
+                }
             }
-            guard !ids.isEmpty else { throw ValidationError("the prompt is empty") }
-            let stopSet = ignoreEos ? [] : (tokenizer?.endOfGeneration ?? [])
-            var sampler = Sampler(SamplingParams(temperature: temp, topK: topK, topP: topP, seed: seed))
-            let cache = model.makeCache(capacity: ids.count + nPredict)
-            let out = FileHandle.standardOutput
-            var pending: [UInt8] = []
-
+            let stop = ignoreEos ? [] : Array(tokenizer?.endOfGeneration ?? [])
+            let jobs: [GenerationJob] = prompts.enumerated().map { (i: Int, ids: [Int32]) -> GenerationJob in
+                // Each sequence draws from its own stream, so results do not depend on where it runs.
+                GenerationJob(id: i, prompt: ids, nPredict: nPredict,
+                              sampling: SamplingParams(temperature: temp, topK: topK, topP: topP, seed: seed &+ UInt64(i)),
+                              stop: stop)
+            }
+            let printer = TokenPrinter(tokenizer: tokenizer, ids: printIds)
             let t0 = DispatchTime.now()
-            var logits = try rt.forward(ids, cache: cache)
-            let t1 = DispatchTime.now()
-            var produced = 0
-            for _ in 0..<nPredict {
-                let next = Int32(sampler.sample(logits))
-                produced += 1
-                if printIds {
-                    out.write(Data("\(next)\n".utf8))
-                } else if let tok = tokenizer {
-                    pending += tok.bytes(of: next)
-                    let (text, rest) = Self.completeUTF8(pending)
-                    pending = rest
-                    if !text.isEmpty { out.write(Data(text.utf8)) }
-                }
-                if stopSet.contains(next) { break }
-                if produced == nPredict { break }
-                logits = try rt.forward([next], cache: cache)
-            }
-            if !printIds {
-                if !pending.isEmpty { out.write(Data(String(decoding: pending, as: UTF8.self).utf8)) }
-                out.write(Data("\n".utf8))
-            }
-            let t2 = DispatchTime.now()
-            if verbose {
-                let pe = Double(t1.uptimeNanoseconds - t0.uptimeNanoseconds) / 1e6
-                let de = Double(t2.uptimeNanoseconds - t1.uptimeNanoseconds) / 1e6
-                let steps = max(produced - 1, 0)
-                FileHandle.standardError.write(Data("""
-                    model: \(options.displayName)
-                    prompt eval: \(ids.count) tokens in \(String(format: "%.2f", pe)) ms (\(String(format: "%.2f", Double(ids.count) / pe * 1000)) tokens/s)
-                    decode: \(steps) forward passes in \(String(format: "%.2f", de)) ms (\(String(format: "%.2f", steps > 0 ? Double(steps) / de * 1000 : 0)) tokens/s), \(model.pool.threads) threads
-
-                    """.utf8))
-                if let s = rt.session {
-                    rt.finish()
-                    let st = s.headStats, n = Double(max(st.layers, 1))
-                    FileHandle.standardError.write(Data(String(format: "exchange: %d MoE layer passes; per layer: dispatch %.3f ms, combine wait %.3f ms (of which slowest worker compute %.3f ms)\n",
-                        st.layers, st.dispatch / n * 1000, st.combine / n * 1000, s.maxWorkerCompute / n * 1000).utf8))
+            // One sequence streams as it is sampled; several print in order at the end.
+            var stream: (@Sendable (Int, Int32) -> Void)? = nil
+            if jobs.count == 1 { stream = { @Sendable (_: Int, t: Int32) in printer.put(t) } }
+            let results = try rt.run(jobs, onToken: stream)
+            let wall = Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e9
+            if jobs.count == 1 {
+                printer.end()
+            } else {
+                for r in results {
+                    printer.write("### sequence \(r.id)\n")
+                    for t in r.tokens { printer.put(t) }
+                    printer.end()
                 }
             }
+            if verbose { report(results, jobs: jobs, wall: wall, rt: rt) }
         }
+    }
+
+    private func report(_ results: [GenerationResult], jobs: [GenerationJob], wall: Double, rt: Runtime) {
+        var lines = ["model: \(options.displayName)"]
+        for r in results {
+            let p = jobs[r.id].prompt.count, steps = max(r.tokens.count - 1, 0)
+            lines.append(String(format: "%@prompt eval: %d tokens in %.2f ms (%.2f tokens/s)", results.count > 1 ? "[\(r.id)] " : "",
+                                p, r.promptSeconds * 1000, Double(p) / max(r.promptSeconds, 1e-9)))
+            lines.append(String(format: "%@decode: %d forward passes in %.2f ms (%.2f tokens/s), %d threads",
+                                results.count > 1 ? "[\(r.id)] " : "", steps, r.decodeSeconds * 1000,
+                                steps > 0 ? Double(steps) / r.decodeSeconds : 0, rt.model.pool.threads))
+        }
+        let total = results.reduce(0) { $0 + $1.tokens.count }
+        if results.count > 1 {
+            lines.append(String(format: "total: %d sequences, %d tokens generated in %.2f ms wall (%.2f tokens/s)", results.count,
+                                total, wall * 1000, Double(total) / wall))
+        }
+        if let s = rt.session {
+            rt.finish()
+            let st = s.headStats, n = Double(max(st.layers, 1))
+            lines.append(String(format: "exchange: %d MoE layer passes, %d lane(s); per layer: dispatch %.3f ms, combine wait %.3f ms (of which slowest worker compute %.3f ms)",
+                                st.layers, s.topology.microBatches, st.dispatch / n * 1000, st.combine / n * 1000, s.maxWorkerCompute / n * 1000))
+            lines.append(String(format: "memory: resident %.1f MiB on the largest head, %.1f MiB on the largest worker",
+                                s.maxHeadRSS / 1048576, s.maxWorkerRSS / 1048576))
+        }
+        FileHandle.standardError.write(Data((lines.joined(separator: "\n") + "\n").utf8))
     }
 
     /// Splits bytes into the longest complete UTF-8 prefix (as text) and an unfinished tail.
@@ -127,5 +134,37 @@ struct Generate: ParsableCommand {
             if need > b.count - i { cut = i }
         }
         return (String(decoding: b[..<cut], as: UTF8.self), Array(b[cut...]))
+    }
+}
+
+/// Writes generated tokens to stdout as text (holding back unfinished UTF-8) or as ids, one per line.
+final class TokenPrinter: @unchecked Sendable {
+    let tokenizer: BPETokenizer?
+    let ids: Bool
+    private var pending: [UInt8] = []
+    private let out = FileHandle.standardOutput
+
+    init(tokenizer: BPETokenizer?, ids: Bool) {
+        self.tokenizer = tokenizer
+        self.ids = ids
+    }
+
+    func write(_ s: String) { out.write(Data(s.utf8)) }
+
+    func put(_ t: Int32) {
+        if ids { return write("\(t)\n") }
+        guard let tok = tokenizer else { return }
+        pending += tok.bytes(of: t)
+        let (text, rest) = Generate.completeUTF8(pending)
+        pending = rest
+        if !text.isEmpty { write(text) }
+    }
+
+    /// Ends one sequence's output.
+    func end() {
+        guard !ids else { return }
+        if !pending.isEmpty { write(String(decoding: pending, as: UTF8.self)) }
+        pending = []
+        write("\n")
     }
 }

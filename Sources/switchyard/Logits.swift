@@ -29,7 +29,8 @@ struct Logits: ParsableCommand {
                 try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
                 model.debugHook = dumpingHook(directory: dir)
             }
-            let logits = try rt.forward(ids, cache: model.makeCache(capacity: ids.count), logits: .all)
+            let job = GenerationJob(id: 0, prompt: ids, nPredict: 0, promptLogits: true)
+            guard let logits = try rt.run([job]).first?.logits else { throw ValidationError("no logits came back") }
             // Float is little-endian on every platform Swift runs on here; the bytes go out as they are.
             let data = logits.withUnsafeBytes { Data($0) }
             guard FileManager.default.createFile(atPath: out, contents: data) else {

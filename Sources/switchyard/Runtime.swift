@@ -20,17 +20,30 @@ final class Runtime {
         self.session = session
     }
 
-    /// One forward pass (rank 0 first tells the other ranks a pass begins).
-    func forward(_ tokens: [Int32], cache: Step35Cache, logits: LogitsSelection = .last) throws -> [Float] {
-        try session?.beginStep()
-        return try model.forward(tokens, cache: cache, logits: logits)
+    /// Runs jobs to the end and returns their results in order: one after another in a single process, or
+    /// spread over the cluster's heads and lanes. `onToken(job, token)` streams tokens sampled on this rank.
+    func run(_ jobs: [GenerationJob], onToken: (@Sendable (Int, Int32) -> Void)? = nil) throws -> [GenerationResult] {
+        let v = model.config.vocabSize
+        for j in jobs {
+            guard !j.prompt.isEmpty else { throw ValidationError("sequence \(j.id): the prompt is empty") }
+            if let bad = j.prompt.first(where: { $0 < 0 || Int($0) >= v }) {
+                throw ValidationError("sequence \(j.id): token id \(bad) is outside the vocabulary (0..<\(v))")
+            }
+        }
+        if let s = session {
+            // A failure inside a round leaves the other ranks mid-protocol: it ends the job.
+            do { return try s.run(jobs, model: model, onToken: onToken) } catch {
+                MPI.abort("switchyard: rank 0 (head 0): \(error)", cause: error)
+            }
+        }
+        return try jobs.map { j in try model.run(j, onToken: onToken.map { f in { f(j.id, $0) } }) }
     }
 
     /// Ends the job on every rank (no-op for a single process).
     func finish() {
         guard let s = session, !finished else { return }
         finished = true
-        do { try s.stop() } catch { MPI.abort("switchyard: rank 0: \(error)") }
+        do { try s.stop() } catch { MPI.abort("switchyard: rank 0: \(error)", cause: error) }
         MPI.finalize()
     }
 
@@ -79,17 +92,16 @@ final class Runtime {
             session = try ClusterSession(comm: comm, topology: topo, modelExperts: model?.config.expertCount,
                                          moeLayers: moeLayers, loadError: loadError)
         } catch {
+            // No MPI_Finalize here: a peer may be dead, and finalizing waits for every rank.
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-            MPI.finalize()
-            throw ExitCode(1)
+            exit(1)
         }
         guard let f = file, let m = model else { MPI.abort("switchyard: rank \(comm.rank): model missing after startup") }
         if comm.rank == 0 {
-            m.experts = session.backend
             return Runtime(file: f, model: m, session: session)
         }
         do { try session.serve(model: m) } catch {
-            MPI.abort("switchyard: rank \(comm.rank) (\(session.role)): \(error)")
+            MPI.abort("switchyard: rank \(comm.rank) (\(session.role)): \(error)", cause: error)
         }
         MPI.finalize()
         return nil

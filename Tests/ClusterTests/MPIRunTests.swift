@@ -121,6 +121,24 @@ struct ClusterCase: CustomTestStringConvertible, Sendable {
         #expect(g1.text == g2.text && g1.text.split(separator: "\n").count == 32)
     }
 
+    /// If this fails, sequences spread over several heads and micro-batch lanes (each lane on its own
+    /// thread and communicator, overlapping its exchanges with the other lane's compute) come out different
+    /// from running them one by one in a single process — greedy or sampled.
+    @Test(arguments: [1, 2])
+    func sequencesOnHeadsAndLanesMatchSingleProcess(microBatches: Int) throws {
+        let topo = try writeTopology("experts: 8\nheads: 2\nworkers: 3\nmicro_batches: \(microBatches)\n")
+        defer { try? FileManager.default.removeItem(atPath: topo) }
+        let prompts = ["1,2,3", "4,5", "7", "9,9,9,9", "11,300"].flatMap { ["--prompt-tokens", $0] }
+        for sampling in [["--temp", "0"], ["--temp", "0.9", "--seed", "7"]] {
+            let gen = ["generate", "-m", "\(fixtureDir)/tiny-a-f32.gguf", "-n", "12", "--print-ids", "--ignore-eos"] + prompts + sampling
+            let single = try run(gen)
+            let multi = try run(gen + ["--topology", topo], ranks: 5)
+            #expect(multi.status == 0, "\(multi.stderr)")
+            #expect(single.text.split(separator: "\n").count == 5 * 13)
+            #expect(single.text == multi.text)
+        }
+    }
+
     /// If this fails, a reduced dispatch payload (bf16, f16, per-token int8) is decoded wrongly on the
     /// worker: results must stay close to F32 (bounded by the payload's rounding), far from garbage.
     @Test(arguments: [("bf16", Float(0.05)), ("f16", 0.01), ("int8", 0.1)])

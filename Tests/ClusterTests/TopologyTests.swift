@@ -49,6 +49,7 @@ import Testing
         ("experts: 8\nheads: 1\n", 1, "missing required key 'workers'"),
         ("experts: 8\nheads: 1\nworkers: 2\nplacement:\n  strategy: map\n  map:\n    0: [0-9]\n    1: [1]\n", 7, "outside 0..<8"),
         ("experts: [8\n", 2, "not valid YAML"),
+        ("experts: 8\nheads: 1\nworkers: 2\nmicro_batches: 0\n", 4, "micro_batches must be an integer from 1 to 8"),
     ])
     func malformed(yaml: String, line: Int, problem: String) {
         do {

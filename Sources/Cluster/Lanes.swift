@@ -107,8 +107,8 @@ extension ClusterSession {
             if let input, let c = current {
                 try acquireBaton(lane)
                 defer { baton.unlock() }
-                let out = try model.forward(input, cache: c.cache, logits: c.selection, experts: lane.experts)
-                c.consume(out, vocab: model.config.vocabSize)
+                let (out, hidden) = try model.forwardHidden(input, cache: c.cache, logits: c.selection, experts: lane.experts)
+                c.consume(out, hidden: hidden, vocab: model.config.vocabSize)
             } else {
                 for il in moeLayers {
                     _ = try lane.experts.exchange(layerIndex: il, d: d, x: [], tokens: 0, experts: [], weights: [], topK: 1,

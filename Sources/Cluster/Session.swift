@@ -159,13 +159,16 @@ struct WireResult: Codable {
     var id: Int
     var tokens: [Int32]
     var promptSeconds: Double, decodeSeconds: Double
+    var speculation: SpeculationStats
     init(_ r: GenerationResult) {
+        speculation = r.speculation
         id = r.id
         tokens = r.tokens
         promptSeconds = r.promptSeconds
         decodeSeconds = r.decodeSeconds
     }
-    var result: GenerationResult { GenerationResult(id: id, tokens: tokens, promptSeconds: promptSeconds, decodeSeconds: decodeSeconds) }
+    var result: GenerationResult { GenerationResult(id: id, tokens: tokens, promptSeconds: promptSeconds, decodeSeconds: decodeSeconds,
+                                        speculation: speculation) }
 }
 
 /// This process's resident set size in bytes (Linux /proc; 0 where unavailable).

@@ -40,6 +40,13 @@ public final class LayerKVCache {
         positions.removeLast(count - n)
     }
 
+    /// Drops every row at position `p` or later (rows are in position order).
+    public func truncate(fromPosition p: Int32) {
+        var n = count
+        while n > 0 && positions[n - 1] >= p { n -= 1 }
+        truncate(to: n)
+    }
+
     /// Bytes held by keys and values.
     public var byteCount: Int { (keys.count + values.count) * MemoryLayout<Float>.size }
 }

@@ -20,16 +20,19 @@ public struct GenerationJob: Codable, Sendable, Equatable {
     public var stop: [Int32]
     /// Keep the prompt's logits at every position ([P, V], for `switchyard logits`).
     public var promptLogits: Bool
+    /// Tokens drafted per step with the MTP blocks (0: plain decoding).
+    public var draft: Int
 
     /// Creates a job.
     public init(id: Int, prompt: [Int32], nPredict: Int, sampling: SamplingParams = SamplingParams(), stop: [Int32] = [],
-                promptLogits: Bool = false) {
+                promptLogits: Bool = false, draft: Int = 0) {
         self.id = id
         self.prompt = prompt
         self.nPredict = nPredict
         self.sampling = sampling
         self.stop = stop
         self.promptLogits = promptLogits
+        self.draft = draft
     }
 }
 
@@ -44,18 +47,57 @@ public struct GenerationResult: Sendable, Equatable {
     /// Seconds spent evaluating the prompt, and decoding after it (decode steps = tokens - 1).
     public var promptSeconds: Double
     public var decodeSeconds: Double
+    /// Speculative decoding: forward passes after the prompt, and per draft position how many drafts were
+    /// proposed and accepted (empty without drafting).
+    public var speculation: SpeculationStats
 
     /// Creates a result.
-    public init(id: Int, tokens: [Int32], logits: [Float]? = nil, promptSeconds: Double = 0, decodeSeconds: Double = 0) {
+    public init(id: Int, tokens: [Int32], logits: [Float]? = nil, promptSeconds: Double = 0, decodeSeconds: Double = 0,
+                speculation: SpeculationStats = SpeculationStats(depth: 0)) {
         self.id = id
         self.tokens = tokens
         self.logits = logits
         self.promptSeconds = promptSeconds
         self.decodeSeconds = decodeSeconds
+        self.speculation = speculation
     }
 }
 
-/// A job in progress: hands out the next forward pass's tokens and takes its logits.
+/// Draft and acceptance counts of speculative decoding.
+public struct SpeculationStats: Codable, Sendable, Equatable {
+    /// Verification passes (forward passes after the prompt).
+    public var steps = 0
+    /// Per draft position k (0-based): drafts proposed there, and how many were accepted.
+    public var drafted: [Int]
+    public var accepted: [Int]
+
+    /// Empty counts for `depth` draft positions.
+    public init(depth: Int) {
+        drafted = Array(repeating: 0, count: depth)
+        accepted = Array(repeating: 0, count: depth)
+    }
+
+    /// Adds another sequence's counts.
+    public mutating func add(_ o: SpeculationStats) {
+        steps += o.steps
+        for k in 0..<min(drafted.count, o.drafted.count) {
+            drafted[k] += o.drafted[k]
+            accepted[k] += o.accepted[k]
+        }
+        if o.drafted.count > drafted.count {
+            drafted += o.drafted[drafted.count...]
+            accepted += o.accepted[accepted.count...]
+        }
+    }
+
+    /// Acceptance rate at each draft position.
+    public var rates: [Double] { zip(accepted, drafted).map { $1 > 0 ? Double($0) / Double($1) : 0 } }
+}
+
+/// A job in progress: hands out the next forward pass's tokens and takes its logits. With drafting, each
+/// pass after the prompt verifies [last token + drafts] at once; the emitted tokens are drawn one by one
+/// from the main model's distributions in order (a draft is kept while it equals the draw), so the output,
+/// greedy or sampled with a seed, is exactly that of plain decoding.
 public final class SequenceRun {
     /// The job.
     public let job: GenerationJob
@@ -63,54 +105,118 @@ public final class SequenceRun {
     public let cache: Step35Cache
     /// Called with every token as it is sampled (streaming output on the rank that runs the job).
     public var onToken: ((Int32) -> Void)?
+    /// Replaces the MTP drafter: given the sequence so far (prompt + generated) and a depth, returns up to
+    /// that many draft tokens (an oracle in tests, or prompt lookup). Verification is the same.
+    public var drafter: ((_ sequence: [Int32], _ depth: Int) -> [Int32])?
+    private let model: Step35Model
+    private let mtpCache: Step35MTPCache?
     private var sampler: Sampler
     private var generated: [Int32] = []
+    private var drafts: [Int32] = []
     private var logits: [Float]?
     private var started = false, finished = false
     private var promptSeconds = 0.0, decodeSeconds = 0.0
     private var passStart = DispatchTime.now()
+    private var stats: SpeculationStats
 
-    /// Starts a job on `model` (reserving cache rows for the prompt and every generated token).
+    /// Starts a job on `model` (reserving cache rows for the prompt, every generated token and the drafts).
     public init(_ job: GenerationJob, model: Step35Model) {
         self.job = job
-        cache = model.makeCache(capacity: job.prompt.count + job.nPredict)
+        self.model = model
+        let capacity = job.prompt.count + job.nPredict + job.draft + 1
+        cache = model.makeCache(capacity: capacity)
+        mtpCache = job.draft > 0 ? model.makeMTPCache(capacity: capacity) : nil
         sampler = Sampler(job.sampling)
+        stats = SpeculationStats(depth: job.draft)
     }
 
     /// Whether the job has nothing left to run.
     public var isFinished: Bool { finished }
 
     /// Which logits the next pass must return.
-    public var selection: LogitsSelection { !started && job.promptLogits ? .all : .last }
+    public var selection: LogitsSelection { (!started && job.promptLogits) || (started && !drafts.isEmpty) ? .all : .last }
 
-    /// The tokens of the next forward pass (the prompt, then each sampled token), or nil when done.
+    /// The tokens of the next forward pass (the prompt, then the last token and its drafts), or nil when done.
     public func nextInput() -> [Int32]? {
         guard !finished else { return nil }
         passStart = DispatchTime.now()
         if !started { return job.prompt }
-        return generated.last.map { [$0] }
+        return generated.last.map { [$0] + drafts }
     }
 
-    /// Takes the logits of the pass `nextInput` asked for and samples the next token.
-    public func consume(_ out: [Float], vocab: Int) {
-        let dt = Double(DispatchTime.now().uptimeNanoseconds - passStart.uptimeNanoseconds) / 1e9
+    /// Takes the logits ([rows, V]) and final hidden states ([T, D], before the output norm) of the pass
+    /// `nextInput` asked for: emits tokens, rolls back rejected drafts, drafts the next ones.
+    public func consume(_ out: [Float], hidden: [Float], vocab: Int) {
+        let d = model.config.embeddingLength
         if !started {
             started = true
-            promptSeconds = dt
             if job.promptLogits { logits = out }
-        } else {
-            decodeSeconds += dt
+            if job.nPredict > 0 { emit(Int32(sampler.sample(Array(out.suffix(vocab))))) } else { finished = true }
+            if !finished && mtpCache != nil {
+                // MTP prefill: pairs (h_i, token_{i+1}) for every prompt position i.
+                draftNext(hidden: hidden, tokens: Array(job.prompt.dropFirst()) + [generated.last!], from: 0)
+            }
+            promptSeconds = elapsed()
+            return
         }
-        guard generated.count < job.nPredict else { finished = true; return }
-        let next = Int32(sampler.sample(Array(out.suffix(vocab))))
-        generated.append(next)
-        onToken?(next)
-        if generated.count == job.nPredict || job.stop.contains(next) { finished = true }
+        let base = cache.nextPosition - (drafts.count + 1)  // position of the pass's first token
+        let n = drafts.count
+        var kept = 0
+        stats.steps += 1
+        for i in 0...n {
+            let draw = Int32(sampler.sample(Array(out[(i * vocab)..<((i + 1) * vocab)])))
+            emit(draw)
+            if i < n { stats.drafted[i] += 1 }
+            guard i < n, draw == drafts[i] else { break }
+            stats.accepted[i] += 1
+            kept += 1
+            if finished { break }
+        }
+        // Keep the cache rows of the last token and the accepted drafts; drop the rejected drafts' rows.
+        cache.truncate(to: base + kept + 1)
+        if !finished && mtpCache != nil {
+            let emitted = Array(generated.suffix(kept + 1))
+            draftNext(hidden: Array(hidden[0..<((kept + 1) * d)]), tokens: emitted, from: base)
+        } else {
+            drafts = []
+        }
+        decodeSeconds += elapsed()
+    }
+
+    private func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - passStart.uptimeNanoseconds) / 1e9 }
+
+    private func emit(_ t: Int32) {
+        generated.append(t)
+        onToken?(t)
+        if generated.count >= job.nPredict || job.stop.contains(t) { finished = true }
+    }
+
+    /// Runs MTP block 0 over the pairs (hidden[i], tokens[i]) at positions from..., then chains blocks
+    /// 1..<draft one token each, leaving the greedy drafts for the next pass (never past nPredict).
+    private func draftNext(hidden: [Float], tokens: [Int32], from: Int) {
+        guard let mc = mtpCache else { return }
+        let depth = min(job.draft, job.nPredict - generated.count)
+        drafts = []
+        guard depth > 0 else { return }
+        if let custom = drafter {
+            drafts = Array(custom(job.prompt + generated, depth).prefix(depth))
+            return
+        }
+        let d = model.config.embeddingLength
+        var pos = (0..<tokens.count).map { Int32(from + $0) }
+        var (l, u) = model.mtpStep(0, hidden: hidden, tokens: tokens, positions: pos, cache: mc)
+        drafts.append(Int32(Sampler.argmax(l)))
+        for k in stride(from: 1, to: depth, by: 1) {
+            pos = [pos.last! + 1]
+            (l, u) = model.mtpStep(k, hidden: Array(u.suffix(d)), tokens: [drafts.last!], positions: pos, cache: mc)
+            drafts.append(Int32(Sampler.argmax(l)))
+        }
     }
 
     /// The result so far.
     public var result: GenerationResult {
-        GenerationResult(id: job.id, tokens: generated, logits: logits, promptSeconds: promptSeconds, decodeSeconds: decodeSeconds)
+        GenerationResult(id: job.id, tokens: generated, logits: logits, promptSeconds: promptSeconds, decodeSeconds: decodeSeconds,
+                         speculation: stats)
     }
 }
 
@@ -120,7 +226,8 @@ extension Step35Model {
         let s = SequenceRun(job, model: self)
         s.onToken = onToken
         while let input = s.nextInput() {
-            s.consume(try forward(input, cache: s.cache, logits: s.selection), vocab: config.vocabSize)
+            let (logits, hidden) = try forwardHidden(input, cache: s.cache, logits: s.selection)
+            s.consume(logits, hidden: hidden, vocab: config.vocabSize)
         }
         return s.result
     }

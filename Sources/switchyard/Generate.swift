@@ -22,6 +22,9 @@ struct Generate: ParsableCommand {
     @Option(name: [.customShort("n"), .customLong("n-predict")], help: "Number of tokens to generate.")
     var nPredict: Int = 32
 
+    @Option(help: "Tokens to draft per step with the model's MTP blocks (0-3; 0 turns speculative decoding off).")
+    var draft: Int = 0
+
     @Option(help: "Temperature; 0 is greedy.")
     var temp: Float = 0
 
@@ -47,6 +50,7 @@ struct Generate: ParsableCommand {
         if !prompt.isEmpty && !promptTokens.isEmpty { throw ValidationError("give --prompt or --prompt-tokens, not both") }
         if nPredict < 0 { throw ValidationError("-n must be >= 0") }
         if temp < 0 { throw ValidationError("--temp must be >= 0") }
+        if draft < 0 || draft > 3 { throw ValidationError("--draft must be 0 to 3") }
         if topP <= 0 || topP > 1 { throw ValidationError("--top-p must be in (0, 1]") }
         if topK < 0 { throw ValidationError("--top-k must be >= 0") }
     }
@@ -74,7 +78,7 @@ struct Generate: ParsableCommand {
                 // Each sequence draws from its own stream, so results do not depend on where it runs.
                 GenerationJob(id: i, prompt: ids, nPredict: nPredict,
                               sampling: SamplingParams(temperature: temp, topK: topK, topP: topP, seed: seed &+ UInt64(i)),
-                              stop: stop)
+                              stop: stop, draft: draft)
             }
             let printer = TokenPrinter(tokenizer: tokenizer, ids: printIds)
             let t0 = DispatchTime.now()
@@ -105,6 +109,14 @@ struct Generate: ParsableCommand {
             lines.append(String(format: "%@decode: %d forward passes in %.2f ms (%.2f tokens/s), %d threads",
                                 results.count > 1 ? "[\(r.id)] " : "", steps, r.decodeSeconds * 1000,
                                 steps > 0 ? Double(steps) / r.decodeSeconds : 0, rt.model.pool.threads))
+        }
+        if draft > 0 {
+            var st = SpeculationStats(depth: draft)
+            for r in results { st.add(r.speculation) }
+            let made = results.reduce(0) { $0 + max($1.tokens.count - 1, 0) }
+            let rates = st.rates.enumerated().map { String(format: "d%d %.3f (%d/%d)", $0.offset + 1, $0.element, st.accepted[$0.offset], st.drafted[$0.offset]) }
+            lines.append(String(format: "speculative: draft %d, %d verification passes, %.2f tokens per pass; acceptance %@",
+                                draft, st.steps, st.steps > 0 ? Double(made) / Double(st.steps) : 0, rates.joined(separator: ", ")))
         }
         let total = results.reduce(0) { $0 + $1.tokens.count }
         if results.count > 1 {

@@ -25,6 +25,9 @@ final class Runtime {
     func run(_ jobs: [GenerationJob], onToken: (@Sendable (Int, Int32) -> Void)? = nil) throws -> [GenerationResult] {
         let v = model.config.vocabSize
         for j in jobs {
+            guard j.draft <= model.mtp.count else {
+                throw ValidationError("--draft \(j.draft) needs \(j.draft) MTP blocks; this model has \(model.mtp.count) (step35.nextn_predict_layers)")
+            }
             guard !j.prompt.isEmpty else { throw ValidationError("sequence \(j.id): the prompt is empty") }
             if let bad = j.prompt.first(where: { $0 < 0 || Int($0) >= v }) {
                 throw ValidationError("sequence \(j.id): token id \(bad) is outside the vocabulary (0..<\(v))")

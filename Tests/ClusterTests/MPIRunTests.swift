@@ -139,6 +139,22 @@ struct ClusterCase: CustomTestStringConvertible, Sendable {
         }
     }
 
+    /// If this fails, speculative decoding under the cluster (one exchange per MoE layer for the last token
+    /// and all its drafts, rollback on the head) changes the tokens of plain single-process decoding.
+    @Test func draftingUnderTheClusterKeepsTokens() throws {
+        let topo = try writeTopology("experts: 8\nheads: 1\nworkers: 2\n")
+        defer { try? FileManager.default.removeItem(atPath: topo) }
+        let gen = ["generate", "-m", "\(fixtureDir)/tiny-a-f32.gguf", "--prompt-tokens", "1,2,3", "-n", "128", "--print-ids", "--ignore-eos"]
+        let plain = try run(gen + ["--draft", "0"])
+        #expect(plain.text.split(separator: "\n").count == 128)
+        for d in 1...3 {
+            let r = try run(gen + ["--draft", "\(d)", "--topology", topo, "--verbose"], ranks: 3)
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(r.text == plain.text, "--draft \(d)")
+            #expect(r.stderr.contains("speculative: draft \(d)"))
+        }
+    }
+
     /// If this fails, a reduced dispatch payload (bf16, f16, per-token int8) is decoded wrongly on the
     /// worker: results must stay close to F32 (bounded by the payload's rounding), far from garbage.
     @Test(arguments: [("bf16", Float(0.05)), ("f16", 0.01), ("int8", 0.1)])

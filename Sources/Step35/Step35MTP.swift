@@ -1,0 +1,67 @@
+// Step 3.5 Flash multi-token prediction (MTP): the 3 chained NextN blocks that draft tokens.
+//
+// References: ../shared/research/step35-architecture.md §6 (structure, chaining, input pairing);
+// llama.cpp src/models/step35.cpp `graph_mtp` with `nextn_layer_offset` (read, not copied); vLLM
+// `step3p5_mtp.py` (EAGLE/MTP proposer convention: the pair (h_p, token_{p+1}) runs at position p).
+//
+// Draft step k uses MTP block k: u = eh_proj(concat(enorm(embed(token)), hnorm(h))), u' = block(u) (SWA
+// attention with the block's own KV cache, dense SwiGLU FFN), logits = head(norm(u')), and u' (pre-norm) is
+// the h of step k+1. Step 0's h is the main model's final hidden state before the output norm.
+//
+// Dimension legend: T pairs, D hidden, V vocabulary.
+import Foundation
+import Kernels
+import ModelKit
+
+/// KV caches of the MTP blocks of one sequence (one per block).
+public final class Step35MTPCache {
+    /// One cache per MTP block, in chain order.
+    public let layers: [LayerKVCache]
+
+    init(model: Step35Model, capacity: Int) {
+        layers = model.mtp.map { b in
+            LayerKVCache(rowWidth: b.block.attention.kvHeads * b.block.attention.headDim, capacity: capacity)
+        }
+    }
+}
+
+extension Step35Model {
+    /// Empty MTP caches for a sequence.
+    public func makeMTPCache(capacity: Int = 0) -> Step35MTPCache { Step35MTPCache(model: self, capacity: capacity) }
+
+    /// Runs MTP block `k` on T pairs (hidden state h_p, token_{p+1}) at positions p, appending to the block's
+    /// cache after dropping any entries at or beyond the first position (stale drafts). Returns the logits of
+    /// the last pair ([V]) and every pair's pre-norm output ([T, D], the next block's h).
+    public func mtpStep(_ k: Int, hidden h: [Float], tokens: [Int32], positions: [Int32], cache: Step35MTPCache)
+        -> (logits: [Float], hidden: [Float])
+    {
+        let m = mtp[k], t = tokens.count, d = config.embeddingLength
+        precondition(h.count == t * d && positions.count == t, "MTP step: shape mismatch")
+        let kv = cache.layers[k]
+        kv.truncate(fromPosition: positions[0])
+        let table = m.embed ?? tokenEmbedding
+        var e = [Float](repeating: 0, count: t * d)  // [T, D]
+        for (i, tok) in tokens.enumerated() {
+            let row = table.row(Int(tok))
+            for c in 0..<d { e[i * d + c] = row[c] }
+        }
+        let en = Ops.rmsNorm(e, weight: m.enorm, rows: t, eps: config.rmsEpsilon)
+        let hn = Ops.rmsNorm(h, weight: m.hnorm, rows: t, eps: config.rmsEpsilon)
+        var cat = [Float](repeating: 0, count: t * 2 * d)  // [T, 2D]: embedding first, then hidden
+        for i in 0..<t {
+            for c in 0..<d {
+                cat[i * 2 * d + c] = en[i * d + c]
+                cat[i * 2 * d + d + c] = hn[i * d + c]
+            }
+        }
+        let il = m.block.index
+        let u = Ops.matmul(m.ehProj, cat, tokens: t, pool: pool)  // [T, D]
+        debugHook?("mtp_eh_proj", il, u, [t, d])
+        let out = block(m.block, u, t: t, positions: positions, kv: kv, experts: LocalExperts())  // [T, D]
+        let last = Array(out[((t - 1) * d)...])
+        let normed = Ops.rmsNorm(last, weight: m.headNorm ?? outputNorm, rows: 1, eps: config.rmsEpsilon)
+        let logits = Ops.matmul(m.head ?? output, normed, tokens: 1, pool: pool)
+        debugHook?("mtp_logits", il, logits, [1, config.vocabSize])
+        return (logits, out)
+    }
+}

@@ -86,12 +86,9 @@ public struct Sampler: Sendable {
     /// Samples the next token.
     public mutating func sample(_ logits: [Float]) -> Int {
         if params.temperature <= 0 { return Self.argmax(logits) }
-        let dist = distribution(logits)
-        var u = rng.nextUnit()
-        for (tok, p) in dist {
-            u -= p
-            if u < 0 { return tok }
-        }
-        return dist.last!.token
+        return draw(distribution(logits))
     }
+
+    /// A uniform draw in [0, 1) from this sampler's generator.
+    public mutating func nextUnit() -> Double { rng.nextUnit() }
 }

@@ -95,9 +95,9 @@ public struct SpeculationStats: Codable, Sendable, Equatable {
 }
 
 /// A job in progress: hands out the next forward pass's tokens and takes its logits. With drafting, each
-/// pass after the prompt verifies [last token + drafts] at once; the emitted tokens are drawn one by one
-/// from the main model's distributions in order (a draft is kept while it equals the draw), so the output,
-/// greedy or sampled with a seed, is exactly that of plain decoding.
+/// pass after the prompt verifies [last token + drafts] at once. Greedy: a draft is kept while it equals the
+/// main model's argmax, so the tokens are exactly those of plain decoding. Sampled: standard speculative
+/// sampling (`Sampler.verify`), so the tokens are distributed exactly as plain sampling's.
 public final class SequenceRun {
     /// The job.
     public let job: GenerationJob
@@ -111,8 +111,13 @@ public final class SequenceRun {
     private let model: Step35Model
     private let mtpCache: Step35MTPCache?
     private var sampler: Sampler
+    /// Draws sampled drafts from the MTP distributions (its own stream, so drafting does not shift the
+    /// verifier's draws).
+    private var draftSampler: Sampler
     private var generated: [Int32] = []
     private var drafts: [Int32] = []
+    /// The distribution each draft was drawn from (nil: deterministic drafter or greedy).
+    private var draftDists: [TokenDistribution?] = []
     private var logits: [Float]?
     private var started = false, finished = false
     private var promptSeconds = 0.0, decodeSeconds = 0.0
@@ -127,6 +132,9 @@ public final class SequenceRun {
         cache = model.makeCache(capacity: capacity)
         mtpCache = job.draft > 0 ? model.makeMTPCache(capacity: capacity) : nil
         sampler = Sampler(job.sampling)
+        var ds = job.sampling
+        ds.seed ^= 0x9E37_79B9_7F4A_7C15
+        draftSampler = Sampler(ds)
         stats = SpeculationStats(depth: job.draft)
     }
 
@@ -163,11 +171,24 @@ public final class SequenceRun {
         let n = drafts.count
         var kept = 0
         stats.steps += 1
+        let greedy = job.sampling.temperature <= 0
         for i in 0...n {
-            let draw = Int32(sampler.sample(Array(out[(i * vocab)..<((i + 1) * vocab)])))
-            emit(draw)
-            if i < n { stats.drafted[i] += 1 }
-            guard i < n, draw == drafts[i] else { break }
+            let row = Array(out[(i * vocab)..<((i + 1) * vocab)])
+            guard i < n else {
+                emit(Int32(sampler.sample(row)))  // every draft kept: the pass's last row gives one more
+                break
+            }
+            stats.drafted[i] += 1
+            let token: Int32, ok: Bool
+            if greedy {
+                token = Int32(Sampler.argmax(row))
+                ok = token == drafts[i]
+            } else {
+                let v = sampler.verify(draft: Int(drafts[i]), p: sampler.distribution(row), q: draftDists[i])
+                (token, ok) = (Int32(v.token), v.accepted)
+            }
+            emit(token)
+            guard ok else { break }
             stats.accepted[i] += 1
             kept += 1
             if finished { break }
@@ -200,16 +221,28 @@ public final class SequenceRun {
         guard depth > 0 else { return }
         if let custom = drafter {
             drafts = Array(custom(job.prompt + generated, depth).prefix(depth))
+            draftDists = Array(repeating: nil, count: drafts.count)
             return
+        }
+        draftDists = []
+        // Greedy drafts the argmax; sampling draws from the MTP head's distribution under the same settings.
+        func pick(_ logits: [Float]) -> Int32 {
+            if job.sampling.temperature <= 0 {
+                draftDists.append(nil)
+                return Int32(Sampler.argmax(logits))
+            }
+            let q = draftSampler.distribution(logits)
+            draftDists.append(q)
+            return Int32(draftSampler.draw(q))
         }
         let d = model.config.embeddingLength
         var pos = (0..<tokens.count).map { Int32(from + $0) }
         var (l, u) = model.mtpStep(0, hidden: hidden, tokens: tokens, positions: pos, cache: mc)
-        drafts.append(Int32(Sampler.argmax(l)))
+        drafts.append(pick(l))
         for k in stride(from: 1, to: depth, by: 1) {
             pos = [pos.last! + 1]
             (l, u) = model.mtpStep(k, hidden: Array(u.suffix(d)), tokens: [drafts.last!], positions: pos, cache: mc)
-            drafts.append(Int32(Sampler.argmax(l)))
+            drafts.append(pick(l))
         }
     }
 

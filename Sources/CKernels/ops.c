@@ -74,8 +74,12 @@ static void sy_attn_task(void *p, int ith, int nth) {
     sy_attn_ctx *c = (sy_attn_ctx *)p;
     const sy_attn_args *a = c->a;
     const int64_t D = a->head_dim, group = a->n_head / a->n_head_kv;
+    /* Bytes of one head's slice of a K/V row: quantized rows are read one head at a time, decoded into a
+       D-float scratch (never the whole cache). */
+    const size_t hb = a->kv_type == SY_F32 ? 4 * (size_t)D : a->kv_type == SY_F16 ? 2 * (size_t)D : 34 * (size_t)(D / 32);
     float *s = malloc(sizeof(float) * (size_t)(a->n_kv > 0 ? a->n_kv : 1));
     float *acc = malloc(sizeof(float) * (size_t)D);
+    float *row = malloc(sizeof(float) * (size_t)D);
     const long total = (long)(a->n_tok * a->n_head);
     for (;;) {
         const long item = atomic_fetch_add_explicit(&c->next, 1, memory_order_relaxed);
@@ -88,7 +92,9 @@ static void sy_attn_task(void *p, int ith, int nth) {
             const int32_t p0 = a->kpos ? a->kpos[j] : (int32_t)j;
             const int32_t dp = p1 - p0;
             if (dp < 0 || (a->window > 0 && dp >= a->window)) { s[j] = -INFINITY; continue; }
-            const float *k = a->k + j * a->ldk + hk * D;
+            const uint8_t *kb = (const uint8_t *)a->k + j * a->ldk + (size_t)hk * hb;
+            const float *k = (const float *)kb;
+            if (a->kv_type != SY_F32) { sy_dequant_row(a->kv_type, kb, row, D); k = row; }
             float d = 0;
             for (int64_t i = 0; i < D; i++) d += q[i] * k[i];
             s[j] = d * a->scale;
@@ -102,7 +108,9 @@ static void sy_attn_task(void *p, int ith, int nth) {
             if (s[j] == -INFINITY) continue;
             const float e = expf(s[j] - mx);
             sum += e;
-            const float *v = a->v + j * a->ldv + hk * D;
+            const uint8_t *vb = (const uint8_t *)a->v + j * a->ldv + (size_t)hk * hb;
+            const float *v = (const float *)vb;
+            if (a->kv_type != SY_F32) { sy_dequant_row(a->kv_type, vb, row, D); v = row; }
             for (int64_t i = 0; i < D; i++) acc[i] += e * v[i];
         }
         const float inv = (float)(1.0 / sum);
@@ -110,6 +118,7 @@ static void sy_attn_task(void *p, int ith, int nth) {
     }
     free(s);
     free(acc);
+    free(row);
 }
 
 void sy_attention(sy_pool *pool, const sy_attn_args *a) {

@@ -152,7 +152,8 @@ public enum Ops {
                             out.withUnsafeMutableBufferPointer { op in
                                 var a = sy_attn_args(
                                     q: qp.baseAddress, ldq: Int64(qStride), k: kp.baseAddress, v: vp.baseAddress,
-                                    ldk: Int64(kvStride), ldv: Int64(kvStride), kpos: kpos.baseAddress, n_kv: Int64(n),
+                                    ldk: Int64(4 * kvStride), ldv: Int64(4 * kvStride), kv_type: Int32(GGMLType.f32.rawValue),
+                                    kpos: kpos.baseAddress, n_kv: Int64(n),
                                     qpos: qpos.baseAddress, n_tok: Int64(t), n_head: Int64(s.heads),
                                     n_head_kv: Int64(s.kvHeads), head_dim: Int64(s.headDim), window: Int32(s.window),
                                     scale: s.scale, out: op.baseAddress, ldo: Int64(qStride))
@@ -160,6 +161,30 @@ public enum Ops {
                             }
                         }
                     }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Causal GQA attention over typed cached rows (F32, F16 or Q8_0 blocks): `k`, `v` point at N rows of
+    /// `rowBytes` each, read in place. Returns [T, H·D].
+    public static func attention(q: [Float], queryPositions: [Int32], k: UnsafeRawPointer, v: UnsafeRawPointer,
+                                 rowBytes: Int, type: GGMLType, keyPositions: UnsafePointer<Int32>, count n: Int,
+                                 shape s: AttentionShape, pool: ThreadPool) -> [Float] {
+        let t = queryPositions.count, qStride = s.heads * s.headDim
+        precondition(s.heads % s.kvHeads == 0 && q.count >= t * qStride)
+        precondition(type == .f32 || type == .f16 || (type == .q8_0 && s.headDim % 32 == 0), "unsupported KV row type")
+        var out = [Float](repeating: 0, count: t * qStride)
+        q.withUnsafeBufferPointer { qp in
+            queryPositions.withUnsafeBufferPointer { qpos in
+                out.withUnsafeMutableBufferPointer { op in
+                    var a = sy_attn_args(
+                        q: qp.baseAddress, ldq: Int64(qStride), k: k, v: v, ldk: Int64(rowBytes), ldv: Int64(rowBytes),
+                        kv_type: Int32(type.rawValue), kpos: keyPositions, n_kv: Int64(n), qpos: qpos.baseAddress,
+                        n_tok: Int64(t), n_head: Int64(s.heads), n_head_kv: Int64(s.kvHeads), head_dim: Int64(s.headDim),
+                        window: Int32(s.window), scale: s.scale, out: op.baseAddress, ldo: Int64(qStride))
+                    sy_attention(pool.raw, &a)
                 }
             }
         }

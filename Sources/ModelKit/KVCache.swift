@@ -1,52 +1,137 @@
-// Per-layer key/value cache: rows of Hk·D floats with the absolute position of each entry.
+// Per-layer key/value cache with typed rows, reserved up front: every position for full-attention layers,
+// a ring for sliding-window layers.
 //
-// Dimension legend: N cached entries, Hk KV heads, D head dim.
+// References: ../shared/research/step35-architecture.md §4.2 (window includes the current token: SWA layers
+// need `window` positions plus the current micro-batch) and §4.3 (sizing; Q8_0 = 34 bytes per 32 values).
+// A row sits in slot `position % capacity`. A full layer's capacity is the context, so slots are positions;
+// a sliding-window layer's capacity is `window + maxPass - 1`, the fewest slots with which a pass of up to
+// `maxPass` tokens never overwrites a key that one of its own queries still sees, and a rollback of a
+// pass's drafts never needs a key older than the window. Slots hold their position, or `empty`;
+// attention masks by position, so slot order does not matter.
+//
+// Dimension legend: N slots, Hk KV heads, D head dim, T tokens appended.
+import GGUF
+import Kernels
 
-/// Keys and values of one attention layer, in insertion order.
-public final class LayerKVCache {
-    /// Floats per cached row (Hk·D).
-    public let rowWidth: Int
-    /// Keys, N rows of `rowWidth`.
-    public private(set) var keys: [Float] = []
-    /// Values, N rows of `rowWidth`.
-    public private(set) var values: [Float] = []
-    /// Absolute token position of each row.
-    public private(set) var positions: [Int32] = []
+/// Element type of the KV cache (`--kv-type`, as llama.cpp's `-ctk`/`-ctv`).
+public enum KVType: String, Sendable, CaseIterable, Codable {
+    case f32, f16
+    /// Blocks of 32 int8 values with one F16 scale (ggml Q8_0): the "INT8 KV cache".
+    case q8_0
 
-    /// An empty cache reserving room for `capacity` rows.
-    public init(rowWidth: Int, capacity: Int = 0) {
-        self.rowWidth = rowWidth
-        keys.reserveCapacity(capacity * rowWidth)
-        values.reserveCapacity(capacity * rowWidth)
-        positions.reserveCapacity(capacity)
+    /// The GGML row type.
+    public var ggml: GGMLType {
+        switch self {
+        case .f32: .f32
+        case .f16: .f16
+        case .q8_0: .q8_0
+        }
     }
 
-    /// Number of cached rows N.
-    public var count: Int { positions.count }
+    /// Bytes of `n` values.
+    public func bytes(_ n: Int) -> Int {
+        switch self {
+        case .f32: 4 * n
+        case .f16: 2 * n
+        case .q8_0: 34 * ((n + 31) / 32)
+        }
+    }
+}
 
-    /// Appends T rows of keys and values ([T, Hk·D] each) at the given positions.
+/// Keys and values of one attention layer.
+public final class LayerKVCache: @unchecked Sendable {
+    /// Marks a slot without a row.
+    public static let empty = Int32.max
+    /// Floats per row (Hk·D) and bytes per stored row.
+    public let rowWidth: Int, rowBytes: Int
+    /// Element type.
+    public let type: KVType
+    /// Sliding window (0: full attention).
+    public let window: Int
+    /// Slots reserved.
+    public let capacity: Int
+    private let keys: UnsafeMutableRawPointer, values: UnsafeMutableRawPointer
+    private let slotPositions: UnsafeMutablePointer<Int32>
+    /// Slots ever written (attention scans these).
+    public private(set) var used = 0
+
+    /// Reserves a cache for positions 0..<context. A sliding-window layer keeps a ring of
+    /// `window + maxPass - 1` slots (or fewer if the context is shorter).
+    public init(rowWidth: Int, type: KVType = .f32, window: Int = 0, context: Int, maxPass: Int = 512) {
+        precondition(type != .q8_0 || rowWidth % 32 == 0, "Q8_0 KV rows need a multiple of 32 values")
+        self.rowWidth = rowWidth
+        self.type = type
+        self.window = window
+        rowBytes = type.bytes(rowWidth)
+        capacity = max(1, window > 0 ? min(context, window + max(maxPass, 1) - 1) : context)
+        keys = .allocate(byteCount: capacity * rowBytes, alignment: 64)
+        values = .allocate(byteCount: capacity * rowBytes, alignment: 64)
+        // Touch every page now: the memory is reserved for the whole context, not found missing later.
+        keys.initializeMemory(as: UInt8.self, repeating: 0, count: capacity * rowBytes)
+        values.initializeMemory(as: UInt8.self, repeating: 0, count: capacity * rowBytes)
+        slotPositions = .allocate(capacity: capacity)
+        slotPositions.initialize(repeating: Self.empty, count: capacity)
+    }
+
+    deinit {
+        keys.deallocate()
+        values.deallocate()
+        slotPositions.deallocate()
+    }
+
+    /// Rows currently held.
+    public var count: Int { (0..<used).reduce(0) { $0 + (slotPositions[$1] == Self.empty ? 0 : 1) } }
+
+    /// Positions of the rows held, ascending.
+    public var positions: [Int32] { (0..<used).map { slotPositions[$0] }.filter { $0 != Self.empty }.sorted() }
+
+    /// Writes T rows of keys and values ([T, Hk·D] each) at their positions, encoding to the cache type.
     public func append(keys k: [Float], values v: [Float], positions p: [Int32]) {
         precondition(k.count == p.count * rowWidth && v.count == k.count, "KV append: shape mismatch")
-        keys.append(contentsOf: k)
-        values.append(contentsOf: v)
-        positions.append(contentsOf: p)
+        for (i, pos) in p.enumerated() {
+            precondition(window > 0 || Int(pos) < capacity, "KV append: position \(pos) is past the context (\(capacity))")
+            let slot = Int(pos) % capacity
+            store(k[(i * rowWidth)..<((i + 1) * rowWidth)], at: keys + slot * rowBytes)
+            store(v[(i * rowWidth)..<((i + 1) * rowWidth)], at: values + slot * rowBytes)
+            slotPositions[slot] = pos
+            used = max(used, slot + 1)
+        }
     }
 
-    /// Drops every row after the first `n` (rollback).
-    public func truncate(to n: Int) {
-        guard n < count else { return }
-        keys.removeLast((count - n) * rowWidth)
-        values.removeLast((count - n) * rowWidth)
-        positions.removeLast(count - n)
+    private func store(_ x: ArraySlice<Float>, at dst: UnsafeMutableRawPointer) {
+        switch type {
+        case .f32: x.withUnsafeBytes { dst.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        case .f16, .q8_0:
+            let b = Quantize.row(type.ggml, Array(x))
+            b.withUnsafeBytes { dst.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        }
     }
 
-    /// Drops every row at position `p` or later (rows are in position order).
+    /// Drops every row at position `p` or later (rollback of rejected drafts).
     public func truncate(fromPosition p: Int32) {
-        var n = count
-        while n > 0 && positions[n - 1] >= p { n -= 1 }
-        truncate(to: n)
+        for s in 0..<used where slotPositions[s] != Self.empty && slotPositions[s] >= p { slotPositions[s] = Self.empty }
     }
 
-    /// Bytes held by keys and values.
-    public var byteCount: Int { (keys.count + values.count) * MemoryLayout<Float>.size }
+    /// Drops every row after the first `n` positions.
+    public func truncate(to n: Int) { truncate(fromPosition: Int32(n)) }
+
+    /// Keys and values decoded to floats, in slot order, with their positions (tests and debugging).
+    public func decoded() -> (keys: [Float], values: [Float], positions: [Int32]) {
+        var k: [Float] = [], v: [Float] = [], p: [Int32] = []
+        for s in 0..<used where slotPositions[s] != Self.empty {
+            k += Ops.dequantize(type.ggml, bytes: Array(UnsafeRawBufferPointer(start: keys + s * rowBytes, count: rowBytes)), count: rowWidth)
+            v += Ops.dequantize(type.ggml, bytes: Array(UnsafeRawBufferPointer(start: values + s * rowBytes, count: rowBytes)), count: rowWidth)
+            p.append(slotPositions[s])
+        }
+        return (k, v, p)
+    }
+
+    /// Attention of queries q [T, H·D] at `positions` over this cache, reading rows in place.
+    public func attention(q: [Float], positions: [Int32], shape: AttentionShape, pool: ThreadPool) -> [Float] {
+        Ops.attention(q: q, queryPositions: positions, k: keys, v: values, rowBytes: rowBytes, type: type.ggml,
+                      keyPositions: slotPositions, count: used, shape: shape, pool: pool)
+    }
+
+    /// Bytes reserved for keys and values.
+    public var byteCount: Int { 2 * capacity * rowBytes }
 }

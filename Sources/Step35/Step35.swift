@@ -128,11 +128,20 @@ extension Step35MoE {
 /// Per-sequence state: one KV cache per main layer.
 public final class Step35Cache {
     public let layers: [LayerKVCache]
+    /// Positions the cache holds (0..<context).
+    public let context: Int
+    /// The most tokens one forward pass may carry (sliding-window rings are sized for it).
+    public let maxPass: Int
     /// Position of the next token.
     public private(set) var nextPosition: Int = 0
 
-    init(config c: Step35Config, capacity: Int) {
-        layers = (0..<c.layerCount).map { LayerKVCache(rowWidth: c.headCountKV[$0] * c.keyLength, capacity: capacity) }
+    init(blocks: [Step35Block], context: Int, type: KVType, maxPass: Int) {
+        self.context = context
+        self.maxPass = maxPass
+        layers = blocks.map { b in
+            LayerKVCache(rowWidth: b.attention.kvHeads * b.attention.headDim, type: type, window: b.attention.window,
+                         context: context, maxPass: maxPass)
+        }
     }
 
     /// Forgets everything after the first `n` positions.
@@ -140,6 +149,9 @@ public final class Step35Cache {
         for l in layers { l.truncate(to: n) }
         nextPosition = min(nextPosition, n)
     }
+
+    /// Bytes reserved for keys and values over all layers.
+    public var byteCount: Int { layers.reduce(0) { $0 + $1.byteCount } }
 
     func advance(by n: Int) { nextPosition += n }
 }
@@ -182,7 +194,11 @@ public final class Step35Model: @unchecked Sendable {
     }
 
     /// A fresh cache for one sequence.
-    public func makeCache(capacity: Int = 0) -> Step35Cache { Step35Cache(config: config, capacity: capacity) }
+    /// A KV cache reserved for positions 0..<context (llama.cpp's default context is 4096), whose passes
+    /// carry at most `maxPass` tokens.
+    public func makeCache(context: Int = 4096, type: KVType = .f32, maxPass: Int = 512) -> Step35Cache {
+        Step35Cache(blocks: blocks, context: context, type: type, maxPass: maxPass)
+    }
 
     private func hook(_ name: String, _ il: Int, _ v: [Float], _ shape: [Int]) { debugHook?(name, il, v, shape) }
 
@@ -202,6 +218,12 @@ public final class Step35Model: @unchecked Sendable {
         let backend = experts ?? self.experts
         let t = tokens.count, d = config.embeddingLength
         guard t > 0 else { throw ModelError(description: "empty batch") }
+        guard t <= cache.maxPass else {
+            throw ModelError(description: "a pass of \(t) tokens exceeds the cache's \(cache.maxPass) per pass (split the batch)")
+        }
+        guard cache.nextPosition + t <= cache.context else {
+            throw ModelError(description: "context full: \(cache.nextPosition) + \(t) tokens exceed the context of \(cache.context)")
+        }
         if let bad = tokens.first(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
             throw ModelError(description: "token id \(bad) is outside the vocabulary (0..<\(config.vocabSize))")
         }
@@ -272,8 +294,7 @@ public final class Step35Model: @unchecked Sendable {
         kv.append(keys: k, values: v, positions: positions)
         let shape = AttentionShape(heads: a.heads, kvHeads: a.kvHeads, headDim: dh, window: a.window,
                                    scale: 1 / Float(dh).squareRoot())
-        var o = Ops.attention(q: q, queryPositions: positions, k: kv.keys, v: kv.values, keyPositions: kv.positions,
-                              shape: shape, pool: pool)  // [T, H·Dh]
+        var o = kv.attention(q: q, positions: positions, shape: shape, pool: pool)  // [T, H·Dh]
         hook("attn_out", il, o, [t, a.heads, dh])
         if let gw = a.gate {
             let g = mm(gw, x, t)  // [T, H]: one gate per head, broadcast over Dh

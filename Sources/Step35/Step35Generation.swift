@@ -22,10 +22,15 @@ public struct GenerationJob: Codable, Sendable, Equatable {
     public var promptLogits: Bool
     /// Tokens drafted per step with the MTP blocks (0: plain decoding).
     public var draft: Int
+    /// Context to reserve KV memory for (0: just what the job needs), and the cache's element type.
+    public var context: Int
+    public var kvType: KVType
+    /// The most prompt tokens per forward pass (llama.cpp's `--ubatch-size`).
+    public var ubatch: Int
 
     /// Creates a job.
     public init(id: Int, prompt: [Int32], nPredict: Int, sampling: SamplingParams = SamplingParams(), stop: [Int32] = [],
-                promptLogits: Bool = false, draft: Int = 0) {
+                promptLogits: Bool = false, draft: Int = 0, context: Int = 0, kvType: KVType = .f32, ubatch: Int = 512) {
         self.id = id
         self.prompt = prompt
         self.nPredict = nPredict
@@ -33,7 +38,16 @@ public struct GenerationJob: Codable, Sendable, Equatable {
         self.stop = stop
         self.promptLogits = promptLogits
         self.draft = draft
+        self.context = context
+        self.kvType = kvType
+        self.ubatch = ubatch
     }
+
+    /// Positions the job's KV cache is reserved for.
+    public var contextSize: Int { context > 0 ? context : prompt.count + nPredict + draft + 1 }
+
+    /// The most tokens one of the job's passes carries.
+    public var maxPass: Int { max(min(ubatch, prompt.count), draft + 1, 1) }
 }
 
 /// What a job produced, with its timings.
@@ -120,6 +134,8 @@ public final class SequenceRun {
     private var draftDists: [TokenDistribution?] = []
     private var logits: [Float]?
     private var started = false, finished = false
+    /// Prompt tokens already run (the prompt goes in chunks of at most `ubatch`).
+    private var promptDone = 0, chunk = 0
     private var promptSeconds = 0.0, decodeSeconds = 0.0
     private var passStart = DispatchTime.now()
     private var stats: SpeculationStats
@@ -128,9 +144,8 @@ public final class SequenceRun {
     public init(_ job: GenerationJob, model: Step35Model) {
         self.job = job
         self.model = model
-        let capacity = job.prompt.count + job.nPredict + job.draft + 1
-        cache = model.makeCache(capacity: capacity)
-        mtpCache = job.draft > 0 ? model.makeMTPCache(capacity: capacity) : nil
+        cache = model.makeCache(context: job.contextSize, type: job.kvType, maxPass: job.maxPass)
+        mtpCache = job.draft > 0 ? model.makeMTPCache(context: job.contextSize, type: job.kvType, maxPass: job.maxPass) : nil
         sampler = Sampler(job.sampling)
         var ds = job.sampling
         ds.seed ^= 0x9E37_79B9_7F4A_7C15
@@ -148,7 +163,10 @@ public final class SequenceRun {
     public func nextInput() -> [Int32]? {
         guard !finished else { return nil }
         passStart = DispatchTime.now()
-        if !started { return job.prompt }
+        if !started {
+            chunk = min(job.ubatch, job.prompt.count - promptDone)
+            return Array(job.prompt[promptDone..<(promptDone + chunk)])
+        }
         return generated.last.map { [$0] + drafts }
     }
 
@@ -157,14 +175,25 @@ public final class SequenceRun {
     public func consume(_ out: [Float], hidden: [Float], vocab: Int) {
         let d = model.config.embeddingLength
         if !started {
-            started = true
-            if job.promptLogits { logits = out }
-            if job.nPredict > 0 { emit(Int32(sampler.sample(Array(out.suffix(vocab))))) } else { finished = true }
-            if !finished && mtpCache != nil {
-                // MTP prefill: pairs (h_i, token_{i+1}) for every prompt position i.
-                draftNext(hidden: hidden, tokens: Array(job.prompt.dropFirst()) + [generated.last!], from: 0)
+            let from = promptDone
+            promptDone += chunk
+            if job.promptLogits { logits = (logits ?? []) + out }
+            let last = promptDone == job.prompt.count
+            // MTP prefill: pairs (h_i, token_{i+1}) for this chunk's positions i; the last prompt position's
+            // pair waits for the first sampled token.
+            let next = Array(job.prompt[(from + 1)..<promptDone])
+            if !last {
+                if mtpCache != nil && drafter == nil {
+                    _ = model.mtpStep(0, hidden: hidden, tokens: next + [job.prompt[promptDone]],
+                                      positions: (from..<promptDone).map { Int32($0) }, cache: mtpCache!)
+                }
+                promptSeconds += elapsed()
+                return
             }
-            promptSeconds = elapsed()
+            started = true
+            if job.nPredict > 0 { emit(Int32(sampler.sample(Array(out.suffix(vocab))))) } else { finished = true }
+            if !finished && mtpCache != nil { draftNext(hidden: hidden, tokens: next + [generated.last!], from: from) }
+            promptSeconds += elapsed()
             return
         }
         let base = cache.nextPosition - (drafts.count + 1)  // position of the pass's first token

@@ -18,16 +18,19 @@ public final class Step35MTPCache {
     /// One cache per MTP block, in chain order.
     public let layers: [LayerKVCache]
 
-    init(model: Step35Model, capacity: Int) {
+    init(model: Step35Model, context: Int, type: KVType, maxPass: Int) {
         layers = model.mtp.map { b in
-            LayerKVCache(rowWidth: b.block.attention.kvHeads * b.block.attention.headDim, capacity: capacity)
+            LayerKVCache(rowWidth: b.block.attention.kvHeads * b.block.attention.headDim, type: type,
+                         window: b.block.attention.window, context: context, maxPass: maxPass)
         }
     }
 }
 
 extension Step35Model {
     /// Empty MTP caches for a sequence.
-    public func makeMTPCache(capacity: Int = 0) -> Step35MTPCache { Step35MTPCache(model: self, capacity: capacity) }
+    public func makeMTPCache(context: Int = 4096, type: KVType = .f32, maxPass: Int = 512) -> Step35MTPCache {
+        Step35MTPCache(model: self, context: context, type: type, maxPass: maxPass)
+    }
 
     /// Runs MTP block `k` on T pairs (hidden state h_p, token_{p+1}) at positions p, appending to the block's
     /// cache after dropping any entries at or beyond the first position (stale drafts). Returns the logits of

@@ -1,4 +1,6 @@
 import Foundation
+import GGUF
+import Kernels
 import ModelKit
 import Testing
 
@@ -44,12 +46,63 @@ import Testing
 @Suite struct KVCacheTests {
     /// If this fails, rollback leaves stale rows behind or drops kept ones.
     @Test func truncateKeepsPrefix() {
-        let c = LayerKVCache(rowWidth: 2)
+        let c = LayerKVCache(rowWidth: 2, context: 8)
         c.append(keys: [1, 2, 3, 4, 5, 6], values: [6, 5, 4, 3, 2, 1], positions: [0, 1, 2])
         c.truncate(to: 1)
-        #expect(c.count == 1 && c.keys == [1, 2] && c.values == [6, 5] && c.positions == [0])
+        #expect(c.count == 1 && c.positions == [0] && c.decoded().keys == [1, 2] && c.decoded().values == [6, 5])
         c.append(keys: [9, 9], values: [8, 8], positions: [1])
-        #expect(c.keys == [1, 2, 9, 9] && c.byteCount == 8 * 4)
+        #expect(c.decoded().keys == [1, 2, 9, 9] && c.byteCount == 2 * 8 * 2 * 4)
+    }
+
+    static func random(_ n: Int, seed: UInt64) -> [Float] {
+        var g = SplitMix64(seed: seed)
+        return (0..<n).map { _ in Float(g.nextUnit() * 2 - 1) }
+    }
+
+    /// If this fails, a sliding-window layer's ring (window + maxPass - 1 slots, reused by position) loses
+    /// a key a query still sees, or keeps one it must not: every step's attention must equal attention over
+    /// the whole history with the window mask, for passes of 1 to maxPass tokens and after rollbacks.
+    @Test(arguments: [KVType.f32, .f16, .q8_0])
+    func ringMatchesFullHistory(type: KVType) {
+        let shape = AttentionShape(heads: 4, kvHeads: 2, headDim: 32, window: 5, scale: 0.2)
+        let w = shape.kvHeads * shape.headDim, qw = shape.heads * shape.headDim
+        let ring = LayerKVCache(rowWidth: w, type: type, window: 5, context: 100, maxPass: 3)
+        #expect(ring.capacity == 7)
+        var hk: [Float] = [], hv: [Float] = [], hp: [Int32] = []  // history, decoded as the cache stores it
+        var pos: Int32 = 0, step: UInt64 = 0, worst: Float = 0
+        let pool = ThreadPool(threads: 2)
+        while pos < 40 {
+            step += 1
+            let t = Int(step % 3) + 1  // passes of 1, 2, 3 tokens
+            let p = (0..<t).map { pos + Int32($0) }
+            let k = Self.random(t * w, seed: step), v = Self.random(t * w, seed: step + 1000)
+            ring.append(keys: k, values: v, positions: p)
+            let dk = Ops.dequantize(type.ggml, bytes: Quantize.row(type.ggml, k), count: k.count)
+            let dv = Ops.dequantize(type.ggml, bytes: Quantize.row(type.ggml, v), count: v.count)
+            let q = Self.random(t * qw, seed: step + 2000)
+            let got = ring.attention(q: q, positions: p, shape: shape, pool: pool)
+            let want = Reference.attention(q: q, queryPositions: p, k: hk + dk, v: hv + dv, keyPositions: hp + p, shape: shape)
+            worst = max(worst, zip(got, want).map { abs($0 - $1) }.max()!)
+            // Every third pass is a verification whose last token is rejected: roll it back.
+            if step % 3 == 2 {
+                ring.truncate(fromPosition: p.last!)
+                hk += dk.dropLast(w); hv += dv.dropLast(w); hp += p.dropLast()
+                pos += Int32(t - 1)
+            } else {
+                hk += dk; hv += dv; hp += p
+                pos += Int32(t)
+            }
+        }
+        #expect(worst < 1e-5, "max |Δ| \(worst)")
+        #expect(ring.count <= 7)
+    }
+
+    /// If this fails, the context reservation is not what the sizing formula says.
+    @Test func reservesWholeContextForFullLayers() {
+        let full = LayerKVCache(rowWidth: 64, type: .q8_0, context: 1000)
+        #expect(full.capacity == 1000 && full.byteCount == 2 * 1000 * 68)
+        let swa = LayerKVCache(rowWidth: 64, type: .f16, window: 512, context: 262_144, maxPass: 512)
+        #expect(swa.capacity == 1023 && swa.byteCount == 2 * 1023 * 128)
     }
 }
 

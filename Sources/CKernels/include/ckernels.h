@@ -55,8 +55,9 @@ void sy_rope_neox(float *x, int64_t n_heads, int64_t head_dim, int64_t n_rot, in
 /* ---- attention ---- */
 typedef struct {
     const float *q; int64_t ldq;          /* [n_tok][n_head * head_dim] (row stride ldq) */
-    const float *k; const float *v;        /* [n_kv][n_head_kv * head_dim] */
-    int64_t ldk, ldv;
+    const void *k; const void *v;          /* [n_kv][n_head_kv * head_dim] rows of kv_type */
+    int64_t ldk, ldv;                      /* row strides in BYTES */
+    int32_t kv_type;                       /* SY_F32, SY_F16 or SY_Q8_0 (head_dim % 32 == 0) */
     const int32_t *kpos; int64_t n_kv;     /* position of each cached key */
     const int32_t *qpos; int64_t n_tok;    /* position of each query */
     int64_t n_head, n_head_kv, head_dim;

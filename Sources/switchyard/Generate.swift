@@ -11,6 +11,7 @@ struct Generate: ParsableCommand {
         abstract: "Generate text (greedy, or sampled with --temp/--top-k/--top-p/--seed).")
 
     @OptionGroup var options: ModelOptions
+    @OptionGroup var cacheOptions: CacheOptions
 
     @Option(name: [.short, .customLong("prompt")],
             help: "Prompt text. Repeat for several sequences (under a topology they run on the heads' lanes at once).")
@@ -78,7 +79,8 @@ struct Generate: ParsableCommand {
                 // Each sequence draws from its own stream, so results do not depend on where it runs.
                 GenerationJob(id: i, prompt: ids, nPredict: nPredict,
                               sampling: SamplingParams(temperature: temp, topK: topK, topP: topP, seed: seed &+ UInt64(i)),
-                              stop: stop, draft: draft)
+                              stop: stop, draft: draft, context: cacheOptions.ctxSize, kvType: cacheOptions.type,
+                              ubatch: cacheOptions.ubatch)
             }
             let printer = TokenPrinter(tokenizer: tokenizer, ids: printIds)
             let t0 = DispatchTime.now()

@@ -2,6 +2,7 @@
 import ArgumentParser
 import Foundation
 import GGUF
+import ModelKit
 import Step35
 
 struct Inspect: ParsableCommand {
@@ -12,8 +13,17 @@ struct Inspect: ParsableCommand {
     @Flag(help: "List every tensor (default: the first 40 and a summary).")
     var allTensors = false
 
+    @Option(help: "Instead of a file, show the KV cache sizes of a built-in shape: step35-flash (the released model).")
+    var shape: String?
+
     func run() throws {
         try reportingErrors {
+            if let sh = shape {
+                guard sh == "step35-flash" else { throw ValidationError("unknown --shape '\(sh)' (known: step35-flash)") }
+                print("shape: Step 3.5 Flash (built-in config: 45 layers, 12 full + 33 sliding-window, 8 KV heads x 128, window 512)")
+                Self.printKV(Step35Config.flash)
+                return
+            }
             let f = try options.file()
             print("file: \(options.displayName)")
             print("GGUF v\(f.version), \(f.metadata.count) metadata keys, \(f.tensors.count) tensors, alignment \(f.alignment)")
@@ -34,14 +44,26 @@ struct Inspect: ParsableCommand {
             }
             print(Self.pad("total", 24) + Self.bytes(f.tensors.reduce(0) { $0 + $1.byteCount }))
             if let c = try? Step35Config(gguf: f) {
-                let perToken = (0..<c.layerCount).reduce(0) { $0 + 2 * c.headCountKV[$1] * c.keyLength * 4 }
-                print("KV cache (f32, all main layers keep every position): \(Self.bytes(perToken)) per token")
+                Self.printKV(c)
                 let types = f.tensors.map(\.type).filter { !$0.isSupported }
                 if let bad = types.first { print("warning: tensor type \(bad) is not supported by the engine") }
             } else {
                 do { _ = try Step35Config(gguf: f) } catch { print("not runnable: \(error)") }
             }
         }
+    }
+
+    /// KV bytes per token and reserved totals at 4K, 128K and 256K context for every KV type.
+    static func printKV(_ c: Step35Config) {
+        let full = (0..<c.layerCount).filter { !c.isSWA($0) }.count
+        print("\n== KV cache per sequence (\(full) full-attention layers keep every position; \(c.layerCount - full) sliding-window layers keep a ring of window \(c.slidingWindow) + 511 ubatch slots) ==")
+        let ctxs = [4096, 131_072, 262_144]
+        print(pad("kv type", 9) + pad("per token", 13) + pad("rings", 12) + ctxs.map { pad("total @ \($0 / 1024)K", 17) }.joined())
+        for t in KVType.allCases {
+            let row = pad(t.rawValue, 9) + pad(bytes(c.kvBytesPerToken(t)), 13) + pad(bytes(c.kvFixedBytes(t, context: 262_144)), 12)
+            print(row + ctxs.map { pad(bytes(c.kvBytes(context: $0, type: t)), 17) }.joined())
+        }
+        print("MTP drafting adds \(bytes(c.kvFixedBytes(.f16, context: 262_144, mtp: true) - c.kvFixedBytes(.f16, context: 262_144))) (f16) of rings for \(c.nextnPredictLayers) MTP block(s)")
     }
 
     static func component(_ name: String) -> String {

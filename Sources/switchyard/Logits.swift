@@ -9,6 +9,7 @@ struct Logits: ParsableCommand {
         abstract: "Run one forward pass and write [n_tokens][n_vocab] little-endian float32 logits to a file.")
 
     @OptionGroup var options: ModelOptions
+    @OptionGroup var cacheOptions: CacheOptions
 
     @Option(help: "Comma-separated token ids, e.g. 5,17,200.")
     var tokens: String
@@ -29,7 +30,8 @@ struct Logits: ParsableCommand {
                 try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
                 model.debugHook = dumpingHook(directory: dir)
             }
-            let job = GenerationJob(id: 0, prompt: ids, nPredict: 0, promptLogits: true)
+            let job = GenerationJob(id: 0, prompt: ids, nPredict: 0, promptLogits: true, context: cacheOptions.ctxSize,
+                                    kvType: cacheOptions.type, ubatch: cacheOptions.ubatch)
             guard let logits = try rt.run([job]).first?.logits else { throw ValidationError("no logits came back") }
             // Float is little-endian on every platform Swift runs on here; the bytes go out as they are.
             let data = logits.withUnsafeBytes { Data($0) }

@@ -2,6 +2,7 @@
 import ArgumentParser
 import Foundation
 import GGUF
+import ModelKit
 import Step35
 import Tokenizer
 
@@ -40,4 +41,25 @@ func parseTokenList(_ s: String) throws -> [Int32] {
         throw ValidationError("token list must be comma-separated integers, e.g. 5,17,200 (got '\(s)')")
     }
     return ids.map { $0! }
+}
+
+/// KV cache and batching options, named as llama.cpp names them.
+struct CacheOptions: ParsableArguments {
+    @Option(name: [.customShort("c"), .customLong("ctx-size")],
+            help: "Context to reserve KV memory for, up to 262144 (default 0: what each sequence needs).")
+    var ctxSize: Int = 0
+
+    @Option(help: "KV cache type: f32, f16 or q8_0 (int8 blocks of 32 with one scale; attention reads it in place).")
+    var kvType: String = "f32"
+
+    @Option(name: [.customLong("ubatch-size")], help: "Most prompt tokens per forward pass (prefill goes in chunks).")
+    var ubatch: Int = 512
+
+    var type: KVType { KVType(rawValue: kvType)! }
+
+    func validate() throws {
+        guard KVType(rawValue: kvType) != nil else { throw ValidationError("--kv-type must be f32, f16 or q8_0 (got '\(kvType)')") }
+        guard (0...262_144).contains(ctxSize) else { throw ValidationError("--ctx-size must be between 0 and 262144") }
+        guard ubatch >= 1 else { throw ValidationError("--ubatch-size must be >= 1") }
+    }
 }

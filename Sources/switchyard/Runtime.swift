@@ -6,6 +6,7 @@ import GGUF
 import Step35
 import SwiftMPI
 import SwiftNUMA
+import ModelKit
 
 /// The model as a command sees it: single process, or rank 0 of a cluster job.
 final class Runtime {
@@ -27,6 +28,20 @@ final class Runtime {
         for j in jobs {
             guard j.draft <= model.mtp.count else {
                 throw ValidationError("--draft \(j.draft) needs \(j.draft) MTP blocks; this model has \(model.mtp.count) (step35.nextn_predict_layers)")
+            }
+            let need = j.prompt.count + j.nPredict + j.draft + 1
+            guard j.context == 0 || j.context >= need else {
+                throw ValidationError("sequence \(j.id): --ctx-size \(j.context) is too small for \(j.prompt.count) prompt + \(j.nPredict) generated + \(j.draft) draft tokens (needs \(need))")
+            }
+            if j.kvType == .q8_0, let bad = model.blocks.first(where: { $0.attention.headDim % 32 != 0 }) {
+                throw ValidationError("--kv-type q8_0 needs a head dim that is a multiple of 32; layer \(bad.index) has \(bad.attention.headDim)")
+            }
+            // Reserve up front or say it will not fit: the sequences a rank holds at once (one per lane).
+            let kv = model.config.kvBytes(context: j.contextSize, type: j.kvType, maxPass: j.maxPass, mtp: j.draft > 0)
+            let held = kv * (session?.topology.microBatches ?? 1)
+            if let avail = availableMemory(), held > avail {
+                throw ValidationError(String(format: "sequence %d: a %d-token context needs %.2f GiB of %@ KV cache per sequence (%.2f GiB for this rank's lanes) but only %.2f GiB of memory is available; use a smaller --ctx-size or --kv-type q8_0",
+                                             j.id, j.contextSize, Double(kv) / 1_073_741_824, j.kvType.rawValue, Double(held) / 1_073_741_824, Double(avail) / 1_073_741_824))
             }
             guard !j.prompt.isEmpty else { throw ValidationError("sequence \(j.id): the prompt is empty") }
             if let bad = j.prompt.first(where: { $0 < 0 || Int($0) >= v }) {
@@ -109,4 +124,13 @@ final class Runtime {
         MPI.finalize()
         return nil
     }
+}
+
+/// MemAvailable from /proc/meminfo in bytes (nil where unknown).
+func availableMemory() -> Int? {
+    guard let s = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8),
+          let line = s.split(separator: "\n").first(where: { $0.hasPrefix("MemAvailable:") }),
+          let kb = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+    else { return nil }
+    return kb * 1024
 }

@@ -8,6 +8,7 @@
 //
 // Dimension legend: T tokens, D hidden, V vocab, H query heads, Hk KV heads, Dh head dim,
 // E experts, A active experts per token, F FFN width, N cached keys.
+import Foundation
 import GGUF
 import Kernels
 import ModelKit
@@ -156,6 +157,21 @@ public final class Step35Cache {
     func advance(by n: Int) { nextPosition += n }
 }
 
+/// Time spent in the attention kernel (scores, softmax and the weighted sum over the cache), split by
+/// full-attention and sliding-window layers.
+public final class AttentionProfile: @unchecked Sendable {
+    /// Seconds and query tokens, summed over layers of each kind.
+    public private(set) var fullSeconds = 0.0, slidingSeconds = 0.0
+    public private(set) var fullTokens = 0, slidingTokens = 0
+    /// Creates an empty profile.
+    public init() {}
+    func add(window: Bool, tokens: Int, seconds: Double) {
+        if window { slidingSeconds += seconds; slidingTokens += tokens } else { fullSeconds += seconds; fullTokens += tokens }
+    }
+    /// Clears the sums.
+    public func reset() { fullSeconds = 0; slidingSeconds = 0; fullTokens = 0; slidingTokens = 0 }
+}
+
 /// Which positions' logits a forward pass returns.
 public enum LogitsSelection: Sendable {
     case last
@@ -181,6 +197,8 @@ public final class Step35Model: @unchecked Sendable {
     public var experts: any ExpertBackend = LocalExperts()
     /// Receives every named intermediate when set.
     public var debugHook: DebugHook?
+    /// When set, accumulates attention time per layer kind (for the context-scaling table).
+    public var profile: AttentionProfile?
 
     init(config: Step35Config, tokenEmbedding: WeightMatrix, outputNorm: [Float], output: WeightMatrix,
          blocks: [Step35Block], mtp: [Step35MTPBlock], threads: Int) {
@@ -294,7 +312,9 @@ public final class Step35Model: @unchecked Sendable {
         kv.append(keys: k, values: v, positions: positions)
         let shape = AttentionShape(heads: a.heads, kvHeads: a.kvHeads, headDim: dh, window: a.window,
                                    scale: 1 / Float(dh).squareRoot())
+        let t0 = DispatchTime.now()
         var o = kv.attention(q: q, positions: positions, shape: shape, pool: pool)  // [T, H·Dh]
+        profile?.add(window: a.window > 0, tokens: t, seconds: Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e9)
         hook("attn_out", il, o, [t, a.heads, dh])
         if let gw = a.gate {
             let g = mm(gw, x, t)  // [T, H]: one gate per head, broadcast over Dh

@@ -85,8 +85,17 @@ struct Generate: ParsableCommand {
             let printer = TokenPrinter(tokenizer: tokenizer, ids: printIds)
             let t0 = DispatchTime.now()
             // One sequence streams as it is sampled; several print in order at the end.
+            // --verbose profiles attention during decoding (the first token ends the prompt: reset there).
+            let profile = verbose ? AttentionProfile() : nil
+            rt.model.profile = profile
+            let firstToken = OnceFlag()
             var stream: (@Sendable (Int, Int32) -> Void)? = nil
-            if jobs.count == 1 { stream = { @Sendable (_: Int, t: Int32) in printer.put(t) } }
+            if jobs.count == 1 {
+                stream = { @Sendable (_: Int, t: Int32) in
+                    if firstToken.set() { profile?.reset() }
+                    printer.put(t)
+                }
+            }
             let results = try rt.run(jobs, onToken: stream)
             let wall = Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e9
             if jobs.count == 1 {
@@ -98,7 +107,15 @@ struct Generate: ParsableCommand {
                     printer.end()
                 }
             }
-            if verbose { report(results, jobs: jobs, wall: wall, rt: rt) }
+            if verbose {
+                report(results, jobs: jobs, wall: wall, rt: rt)
+                if let p = profile, jobs.count == 1, p.fullTokens + p.slidingTokens > 0 {
+                    let ctx = jobs[0].prompt.count + results[0].tokens.count
+                    FileHandle.standardError.write(Data(String(format: "attention (decode, context %d..%d): full layers %.2f us per token per layer, sliding-window layers %.2f us\n",
+                        jobs[0].prompt.count, ctx, p.fullSeconds / Double(max(p.fullTokens, 1)) * 1e6,
+                        p.slidingSeconds / Double(max(p.slidingTokens, 1)) * 1e6).utf8))
+                }
+            }
         }
     }
 
@@ -181,4 +198,12 @@ final class TokenPrinter: @unchecked Sendable {
         pending = []
         write("\n")
     }
+}
+
+/// A flag that is set once, from any thread.
+final class OnceFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var done = false
+    /// Sets the flag; true the first time.
+    func set() -> Bool { lock.withLock { defer { done = true }; return !done } }
 }

@@ -130,12 +130,17 @@ struct Generate: ParsableCommand {
                                 steps > 0 ? Double(steps) / r.decodeSeconds : 0, rt.model.pool.threads))
         }
         if draft > 0 {
-            var st = SpeculationStats(depth: draft)
-            for r in results { st.add(r.speculation) }
-            let made = results.reduce(0) { $0 + max($1.tokens.count - 1, 0) }
-            let rates = st.rates.enumerated().map { String(format: "d%d %.3f (%d/%d)", $0.offset + 1, $0.element, st.accepted[$0.offset], st.drafted[$0.offset]) }
-            lines.append(String(format: "speculative: draft %d, %d verification passes, %.2f tokens per pass; acceptance %@",
-                                draft, st.steps, st.steps > 0 ? Double(made) / Double(st.steps) : 0, rates.joined(separator: ", ")))
+            func line(_ label: String, _ st: SpeculationStats, made: Int) -> String {
+                let rates = st.rates.enumerated().map { String(format: "d%d %.3f (%d/%d)", $0.offset + 1, $0.element, st.accepted[$0.offset], st.drafted[$0.offset]) }
+                return String(format: "%@speculative: draft %d, %d verification passes, %.2f tokens per pass; acceptance %@", label,
+                              draft, st.steps, st.steps > 0 ? Double(made) / Double(st.steps) : 0, rates.joined(separator: ", "))
+            }
+            var total = SpeculationStats(depth: draft)
+            for r in results {
+                total.add(r.speculation)
+                if results.count > 1 { lines.append(line("[\(r.id)] ", r.speculation, made: max(r.tokens.count - 1, 0))) }
+            }
+            lines.append(line(results.count > 1 ? "total " : "", total, made: results.reduce(0) { $0 + max($1.tokens.count - 1, 0) }))
         }
         let total = results.reduce(0) { $0 + $1.tokens.count }
         if results.count > 1 {

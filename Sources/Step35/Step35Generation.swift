@@ -130,6 +130,8 @@ public final class SequenceRun {
     private var draftSampler: Sampler
     private var generated: [Int32] = []
     private var drafts: [Int32] = []
+    /// Main-model hidden state (pre-norm) at the last committed position: the h paired with the next token.
+    private var pendingH: [Float]
     /// The distribution each draft was drawn from (nil: deterministic drafter or greedy).
     private var draftDists: [TokenDistribution?] = []
     private var logits: [Float]?
@@ -151,6 +153,7 @@ public final class SequenceRun {
         ds.seed ^= 0x9E37_79B9_7F4A_7C15
         draftSampler = Sampler(ds)
         stats = SpeculationStats(depth: job.draft)
+        pendingH = Array(repeating: 0, count: model.config.embeddingLength)
     }
 
     /// Whether the job has nothing left to run.
@@ -178,25 +181,20 @@ public final class SequenceRun {
             let from = promptDone
             promptDone += chunk
             if job.promptLogits { logits = (logits ?? []) + out }
-            let last = promptDone == job.prompt.count
-            // MTP prefill: pairs (h_i, token_{i+1}) for this chunk's positions i; the last prompt position's
-            // pair waits for the first sampled token.
-            let next = Array(job.prompt[(from + 1)..<promptDone])
-            if !last {
-                if mtpCache != nil && drafter == nil {
-                    _ = model.mtpStep(0, hidden: hidden, tokens: next + [job.prompt[promptDone]],
-                                      positions: (from..<promptDone).map { Int32($0) }, cache: mtpCache!)
-                }
+            // Every drafting head sees the committed pairs (h_{q-1}, x_q) of this chunk.
+            catchUp(hidden: hidden, tokens: Array(job.prompt[from..<promptDone]), from: from)
+            guard promptDone == job.prompt.count else {
                 promptSeconds += elapsed()
                 return
             }
             started = true
             if job.nPredict > 0 { emit(Int32(sampler.sample(Array(out.suffix(vocab))))) } else { finished = true }
-            if !finished && mtpCache != nil { draftNext(hidden: hidden, tokens: next + [generated.last!], from: from) }
+            if !finished { draft(after: generated.last!, at: promptDone) }
             promptSeconds += elapsed()
             return
         }
         let base = cache.nextPosition - (drafts.count + 1)  // position of the pass's first token
+        let input = [generated.last!] + drafts
         let n = drafts.count
         var kept = 0
         stats.steps += 1
@@ -224,11 +222,12 @@ public final class SequenceRun {
         }
         // Keep the cache rows of the last token and the accepted drafts; drop the rejected drafts' rows.
         cache.truncate(to: base + kept + 1)
-        if !finished && mtpCache != nil {
-            let emitted = Array(generated.suffix(kept + 1))
-            draftNext(hidden: Array(hidden[0..<((kept + 1) * d)]), tokens: emitted, from: base)
-        } else {
-            drafts = []
+        drafts = []
+        if !finished {
+            // The pass's committed tokens: the last token and the accepted drafts, at base...base + kept.
+            let committed = Array(input.prefix(kept + 1))
+            catchUp(hidden: Array(hidden[0..<((kept + 1) * d)]), tokens: committed, from: base)
+            draft(after: generated.last!, at: base + kept + 1)
         }
         decodeSeconds += elapsed()
     }
@@ -241,19 +240,35 @@ public final class SequenceRun {
         if generated.count >= job.nPredict || job.stop.contains(t) { finished = true }
     }
 
-    /// Runs MTP block 0 over the pairs (hidden[i], tokens[i]) at positions from..., then chains blocks
-    /// 1..<draft one token each, leaving the greedy drafts for the next pass (never past nPredict).
-    private func draftNext(hidden: [Float], tokens: [Int32], from: Int) {
-        guard let mc = mtpCache else { return }
-        let depth = min(job.draft, job.nPredict - generated.count)
+    /// Feeds committed tokens x_q at positions from... to every drafting head as the pairs (h_{q-1}, x_q) at
+    /// position q (llama.cpp's `draft-mtp` pairing, `common/speculative.cpp`): h_{q-1} is the main model's
+    /// pre-norm hidden state one position back (`pendingH` for the first, zeros before position 0), so each
+    /// head's cache holds the real sequence. Leaves the last row of `hidden` as the next `pendingH`.
+    private func catchUp(hidden: [Float], tokens: [Int32], from: Int) {
+        let d = model.config.embeddingLength
+        defer { pendingH = Array(hidden.suffix(d)) }
+        guard let mc = mtpCache, drafter == nil, !tokens.isEmpty else { return }
+        let h = pendingH + hidden.prefix((tokens.count - 1) * d)  // [T, D]: h_{q-1} for each x_q
+        let pos = (0..<tokens.count).map { Int32(from + $0) }
+        for k in 0..<min(job.draft, model.mtp.count) {
+            _ = model.mtpStep(k, hidden: h, tokens: tokens, positions: pos, cache: mc)
+        }
+    }
+
+    /// Drafts up to `draft` tokens after `last` (at position `pos0`, not yet run): head k runs the rows
+    /// (pendingH, last), (h'_0, d_1), ..., (h'_{k-1}, d_k) at pos0..., where h'_j is head j's output, after
+    /// dropping its earlier draft rows, and its last row's logits give d_{k+1}. Never past nPredict.
+    private func draft(after last: Int32, at pos0: Int) {
         drafts = []
+        draftDists = []
+        let depth = min(job.draft, job.nPredict - generated.count)
         guard depth > 0 else { return }
         if let custom = drafter {
             drafts = Array(custom(job.prompt + generated, depth).prefix(depth))
             draftDists = Array(repeating: nil, count: drafts.count)
             return
         }
-        draftDists = []
+        guard let mc = mtpCache else { return }
         // Greedy drafts the argmax; sampling draws from the MTP head's distribution under the same settings.
         func pick(_ logits: [Float]) -> Int32 {
             if job.sampling.temperature <= 0 {
@@ -265,13 +280,14 @@ public final class SequenceRun {
             return Int32(draftSampler.draw(q))
         }
         let d = model.config.embeddingLength
-        var pos = (0..<tokens.count).map { Int32(from + $0) }
-        var (l, u) = model.mtpStep(0, hidden: hidden, tokens: tokens, positions: pos, cache: mc)
-        drafts.append(pick(l))
-        for k in stride(from: 1, to: depth, by: 1) {
-            pos = [pos.last! + 1]
-            (l, u) = model.mtpStep(k, hidden: Array(u.suffix(d)), tokens: [drafts.last!], positions: pos, cache: mc)
-            drafts.append(pick(l))
+        var chainH = pendingH, toks = [last]
+        for k in 0..<depth {
+            let pos = (0...k).map { Int32(pos0 + $0) }
+            let (l, u) = model.mtpStep(k, hidden: chainH, tokens: toks, positions: pos, cache: mc)
+            let next = pick(l)
+            drafts.append(next)
+            chainH += u.suffix(d)
+            toks.append(next)
         }
     }
 

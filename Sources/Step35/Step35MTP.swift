@@ -2,7 +2,8 @@
 //
 // References: ../shared/research/step35-architecture.md §6 (structure, chaining, input pairing);
 // llama.cpp src/models/step35.cpp `graph_mtp` with `nextn_layer_offset` (read, not copied); vLLM
-// `step3p5_mtp.py` (EAGLE/MTP proposer convention: the pair (h_p, token_{p+1}) runs at position p).
+// `step3p5_mtp.py`; llama.cpp common/speculative.cpp `draft-mtp` (the pair (h_{q-1}, token_q) runs at
+// the token's position q; the driver that does the pairing is SequenceRun in Step35Generation.swift).
 //
 // Draft step k uses MTP block k: u = eh_proj(concat(enorm(embed(token)), hnorm(h))), u' = block(u) (SWA
 // attention with the block's own KV cache, dense SwiGLU FFN), logits = head(norm(u')), and u' (pre-norm) is
@@ -32,7 +33,7 @@ extension Step35Model {
         Step35MTPCache(model: self, context: context, type: type, maxPass: maxPass)
     }
 
-    /// Runs MTP block `k` on T pairs (hidden state h_p, token_{p+1}) at positions p, appending to the block's
+    /// Runs MTP block `k` on T pairs (hidden state, token) at `positions`, appending to the block's
     /// cache after dropping any entries at or beyond the first position (stale drafts). Returns the logits of
     /// the last pair ([V]) and every pair's pre-norm output ([T, D], the next block's h).
     public func mtpStep(_ k: Int, hidden h: [Float], tokens: [Int32], positions: [Int32], cache: Step35MTPCache)

@@ -142,6 +142,11 @@ struct Generate: ParsableCommand {
             }
             lines.append(line(results.count > 1 ? "total " : "", total, made: results.reduce(0) { $0 + max($1.tokens.count - 1, 0) }))
         }
+        if let j = jobs.first {
+            let kv = rt.model.config.kvBytes(context: j.contextSize, type: j.kvType, maxPass: j.maxPass, mtp: j.draft > 0)
+            lines.append(String(format: "kv cache: %@, context %d, %.2f MiB reserved per sequence (%d-token passes)", j.kvType.rawValue,
+                                j.contextSize, Double(kv) / 1_048_576, j.maxPass))
+        }
         let total = results.reduce(0) { $0 + $1.tokens.count }
         if results.count > 1 {
             lines.append(String(format: "total: %d sequences, %d tokens generated in %.2f ms wall (%.2f tokens/s)", results.count,

@@ -12,9 +12,11 @@ What it does, through llama.cpp's own MTP graph (`graph_mtp` in src/models/step3
      `draft-mtp` driver (common/speculative.cpp), through llama_process with an extended batch.
   3. It writes OUT_PREFIX.mtp.json (prompt, heads) and OUT_PREFIX.mtp.f32: little-endian float32
      [heads][n_tokens][n_vocab], every row's logits.
-The extended-batch API and llama_process are in llama_cpp.py; the staging symbols
+The extended-batch API and llama_process are in llama_cpp.py (h goes in as the token's embedding row,
+llama_batch_ext_set_embd_token, as common/speculative.cpp's batches carry it: set_embd_state is a stub in
+0.3.36); the staging symbols
 (llama_set_embeddings_nextn, llama_get_embeddings_nextn_ith, llama_set_nextn_layer_offset, from
-src/llama-ext.h) are bound here with ctypes from the same shared library.
+src/llama-ext.h, exported with C++ linkage) are bound here with ctypes from the same shared library.
 """
 import ctypes
 import json
@@ -24,12 +26,22 @@ import numpy as np
 import llama_cpp as L
 
 LIB = L.llama_cpp._lib
-LIB.llama_set_embeddings_nextn.argtypes = [ctypes.c_void_p, ctypes.c_bool, ctypes.c_bool]
-LIB.llama_set_embeddings_nextn.restype = None
-LIB.llama_get_embeddings_nextn_ith.argtypes = [ctypes.c_void_p, ctypes.c_int32]
-LIB.llama_get_embeddings_nextn_ith.restype = ctypes.POINTER(ctypes.c_float)
-LIB.llama_set_nextn_layer_offset.argtypes = [ctypes.c_void_p, ctypes.c_int32]
-LIB.llama_set_nextn_layer_offset.restype = None
+
+
+def staging(name, mangled, argtypes, restype):
+    """src/llama-ext.h declares these without extern "C": bind the C++ symbol (same calling convention)."""
+    f = getattr(LIB, mangled)
+    f.argtypes = argtypes
+    f.restype = restype
+    return f
+
+
+set_embeddings_nextn = staging("llama_set_embeddings_nextn", "_Z26llama_set_embeddings_nextnP13llama_contextbb",
+                               [ctypes.c_void_p, ctypes.c_bool, ctypes.c_bool], None)
+get_embeddings_nextn_ith = staging("llama_get_embeddings_nextn_ith", "_Z30llama_get_embeddings_nextn_ithP13llama_contexti",
+                                   [ctypes.c_void_p, ctypes.c_int32], ctypes.POINTER(ctypes.c_float))
+set_nextn_layer_offset = staging("llama_set_nextn_layer_offset", "_Z28llama_set_nextn_layer_offsetP13llama_contexti",
+                                 [ctypes.c_void_p, ctypes.c_int32], None)
 
 
 def context(model, ctx_type):
@@ -65,7 +77,7 @@ def main():
 
     # 1. Target pass: every position's pre-norm hidden state.
     tgt = context(model, L.LLAMA_CONTEXT_TYPE_DEFAULT)
-    LIB.llama_set_embeddings_nextn(tgt, True, False)
+    set_embeddings_nextn(tgt, True, False)
     batch = L.llama_batch_init(n, 0, 1)
     for i, t in enumerate(prompt):
         batch.token[i] = t
@@ -78,7 +90,7 @@ def main():
         sys.exit("target decode failed")
     h = np.zeros((n, n_embd), dtype=np.float32)
     for i in range(n):
-        row = LIB.llama_get_embeddings_nextn_ith(tgt, i)
+        row = get_embeddings_nextn_ith(tgt, i)
         if not row:
             sys.exit(f"no h_nextn row {i}")
         h[i] = np.ctypeslib.as_array(row, shape=(n_embd,))
@@ -89,7 +101,7 @@ def main():
     logits = np.zeros((heads, n, n_vocab), dtype=np.float32)
     for k in range(heads):
         L.llama_memory_clear(L.llama_get_memory(dft), True)
-        LIB.llama_set_nextn_layer_offset(dft, k)
+        set_nextn_layer_offset(dft, k)
         b = L.llama_batch_ext_init(dft)
         for q in range(n):
             idx = L.llama_batch_ext_add_token(b, 0, prompt[q])
@@ -97,7 +109,8 @@ def main():
             L.llama_batch_ext_set_pos(b, idx, pos)
             row = shifted[q]
             e = L.llama_embd(row.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), 1, n_embd)
-            L.llama_batch_ext_set_embd_state(b, idx, e)
+            if not L.llama_batch_ext_set_embd_token(b, idx, e):
+                sys.exit(f"cannot set the h row of token {q}")
             L.llama_batch_ext_set_output_logits(b, idx, True)
         rc = L.llama_process(dft, L.LLAMA_PROCESS_TYPE_DECODE, b)
         if rc != 0:

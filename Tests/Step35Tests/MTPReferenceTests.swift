@@ -79,3 +79,45 @@ import Testing
         print("MTP reference \(name): \(m.mtp.count) head(s), max |Δlogit| \(worst)")
     }
 }
+
+/// MTP draft heads against llama.cpp's own MTP graph (golden file from Scripts/reference/mtp_golden.py:
+/// llama-cpp-python 0.3.36, LLAMA_CONTEXT_TYPE_MTP with llama_set_nextn_layer_offset per head, pairs
+/// (h_{q-1}, x_q) at position q).
+@Suite struct MTPGoldenTests {
+    struct Meta: Decodable {
+        let prompt: [Int32]
+        let heads: Int
+        let n_vocab: Int
+        let n_embd: Int
+    }
+
+    static func floats(_ file: String) throws -> [Float] {
+        try Data(contentsOf: URL(fileURLWithPath: Fixtures.path(file))).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+    }
+
+    /// If this fails, a draft head's logits (every position, every head) or the main model's pre-norm
+    /// hidden state it consumes differ from llama.cpp's MTP graph on tiny-a-f32 by more than 1e-3.
+    @Test func draftHeadsMatchLlamaCpp() throws {
+        let meta = try JSONDecoder().decode(Meta.self, from: Data(contentsOf: URL(fileURLWithPath: Fixtures.path("tiny-a-f32.mtp.json"))))
+        let golden = try Self.floats("tiny-a-f32.mtp.f32"), goldenH = try Self.floats("tiny-a-f32.h.f32")
+        let m = try Step35Model(file: try GGUFFile(path: Fixtures.path("tiny-a-f32.gguf")), threads: 2)
+        let n = meta.prompt.count, d = m.config.embeddingLength, v = meta.n_vocab
+        #expect(meta.heads == m.mtp.count && d == meta.n_embd && golden.count == meta.heads * n * v)
+        let h = try m.forwardHidden(meta.prompt, cache: m.makeCache(), logits: .last).hidden  // [n, D]
+        let dh = zip(h, goldenH).map { abs($0 - $1) }.max()!
+        #expect(dh < 1e-4, "main hidden state: max |Δ| \(dh)")
+        let shifted = [Float](repeating: 0, count: d) + h.prefix((n - 1) * d)  // h_{q-1}, zeros at q = 0
+        var worst: Float = 0
+        for k in 0..<meta.heads {
+            let out = m.mtpStep(k, hidden: shifted, tokens: meta.prompt, positions: (0..<n).map(Int32.init),
+                                cache: m.makeMTPCache()).hidden
+            let normed = Ops.rmsNorm(out, weight: m.mtp[k].headNorm ?? m.outputNorm, rows: n, eps: m.config.rmsEpsilon)
+            let logits = Ops.matmul(m.mtp[k].head ?? m.output, normed, tokens: n, pool: m.pool)  // [n, V]
+            let want = golden[(k * n * v)..<((k + 1) * n * v)]
+            let dl = zip(logits, want).map { abs($0 - $1) }.max()!
+            worst = max(worst, dl)
+            #expect(dl < 1e-3, "head \(k): max |Δlogit| \(dl)")
+        }
+        print("MTP vs llama.cpp on tiny-a-f32: \(meta.heads) heads x \(n) positions, max |Δlogit| \(worst), max |Δh| \(dh)")
+    }
+}

@@ -29,9 +29,10 @@ import Testing
 
     /// If this fails, drafting with the model's own MTP blocks (random weights: drafts mostly rejected, so
     /// every step rolls the cache back) changes the greedy tokens of plain decoding.
-    @Test(arguments: [1, 2, 3])
-    func mtpDraftingKeepsGreedyTokens(draft: Int) throws {
-        let m = try Self.model()
+    @Test(arguments: [("tiny-a-f32", 1), ("tiny-a-f32", 2), ("tiny-a-f32", 3), ("tiny-a-q8_0", 3), ("tiny-a-bf16", 2),
+                      ("tiny-b-kmix", 1)])
+    func mtpDraftingKeepsGreedyTokens(model name: String, draft: Int) throws {
+        let m = try Self.model(name)
         let plain = try m.run(Self.job(draft: 0, n: 128))
         let spec = try m.run(Self.job(draft: draft, n: 128))
         #expect(plain.tokens.count == 128)

@@ -151,25 +151,54 @@ public final class Step35Cache {
         nextPosition = min(nextPosition, n)
     }
 
+    /// Fills positions 0..<n with random keys and values (a labelled synthetic context: attention then
+    /// reads a cache of the right length and layout without an n-token prefill). Sliding-window rings get
+    /// only the positions they would still hold.
+    public func fillSynthetic(upTo n: Int, seed: UInt64 = 7) {
+        var g = SplitMix64(seed: seed)
+        for l in layers {
+            let first = l.window > 0 ? max(0, n - l.capacity) : 0
+            var p = first
+            while p < n {
+                let t = min(256, n - p)
+                let k = (0..<(t * l.rowWidth)).map { _ in Float(g.nextUnit() * 2 - 1) }
+                let v = (0..<(t * l.rowWidth)).map { _ in Float(g.nextUnit() * 2 - 1) }
+                l.append(keys: k, values: v, positions: (p..<(p + t)).map { Int32($0) })
+                p += t
+            }
+        }
+        nextPosition = n
+    }
+
     /// Bytes reserved for keys and values over all layers.
     public var byteCount: Int { layers.reduce(0) { $0 + $1.byteCount } }
 
     func advance(by n: Int) { nextPosition += n }
 }
 
-/// Time spent in the attention kernel (scores, softmax and the weighted sum over the cache), split by
-/// full-attention and sliding-window layers.
+/// Where a forward pass spends its time: the attention kernel by layer kind (scores, softmax and the
+/// weighted sum over the cache), and seconds per model component (the bench's breakdown).
 public final class AttentionProfile: @unchecked Sendable {
-    /// Seconds and query tokens, summed over layers of each kind.
+    /// Seconds and query tokens in the attention kernel, summed over layers of each kind.
     public private(set) var fullSeconds = 0.0, slidingSeconds = 0.0
     public private(set) var fullTokens = 0, slidingTokens = 0
+    /// Seconds per component, summed over layers and passes.
+    public private(set) var components: [Step35Component: Double] = [:]
     /// Creates an empty profile.
     public init() {}
     func add(window: Bool, tokens: Int, seconds: Double) {
         if window { slidingSeconds += seconds; slidingTokens += tokens } else { fullSeconds += seconds; fullTokens += tokens }
     }
+    /// Adds seconds to a component.
+    public func add(_ c: Step35Component, seconds: Double) { components[c, default: 0] += seconds }
     /// Clears the sums.
-    public func reset() { fullSeconds = 0; slidingSeconds = 0; fullTokens = 0; slidingTokens = 0 }
+    public func reset() { fullSeconds = 0; slidingSeconds = 0; fullTokens = 0; slidingTokens = 0; components = [:] }
+}
+
+/// The parts of a decoding step the bench breaks time into.
+public enum Step35Component: String, Sendable, CaseIterable, Codable {
+    case attentionFull = "attn_full", attentionSWA = "attn_swa", denseFFN = "dense_ffn", router
+    case experts = "routed_experts", shared = "shared_expert", lmHead = "lm_head", mtp = "mtp_draft", sampling
 }
 
 /// Which positions' logits a forward pass returns.
@@ -220,6 +249,14 @@ public final class Step35Model: @unchecked Sendable {
 
     private func hook(_ name: String, _ il: Int, _ v: [Float], _ shape: [Int]) { debugHook?(name, il, v, shape) }
 
+    /// Runs `body`, adding its wall time to `c` when profiling.
+    public func timed<T>(_ c: Step35Component, _ body: () -> T) -> T {
+        guard let p = profile else { return body() }
+        let t0 = DispatchTime.now()
+        defer { p.add(c, seconds: Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e9) }
+        return body()
+    }
+
     private func mm(_ w: WeightMatrix, _ x: [Float], _ t: Int) -> [Float] { Ops.matmul(w, x, tokens: t, pool: pool) }
 
     /// Runs `tokens` at the cache's next positions, appending to the cache. Returns logits [T or 1, V].
@@ -261,7 +298,7 @@ public final class Step35Model: @unchecked Sendable {
         let last = Array(h[((t - rows) * d)...])
         let normed = Ops.rmsNorm(last, weight: outputNorm, rows: rows, eps: config.rmsEpsilon)
         hook("result_norm", -1, normed, [rows, d])
-        let logits = mm(output, normed, rows)
+        let logits = timed(.lmHead) { mm(output, normed, rows) }
         hook("result_output", -1, logits, [rows, config.vocabSize])
         return (logits, h)
     }
@@ -271,7 +308,9 @@ public final class Step35Model: @unchecked Sendable {
         let il = b.index, d = config.embeddingLength
         let x = Ops.rmsNorm(h, weight: b.attnNorm, rows: t, eps: config.rmsEpsilon)
         hook("attn_norm", il, x, [t, d])
-        let attn = attention(b.attention, x, t: t, positions: positions, kv: kv, il: il)
+        let attn = timed(b.attention.window > 0 ? .attentionSWA : .attentionFull) {
+            attention(b.attention, x, t: t, positions: positions, kv: kv, il: il)
+        }
         var ffnInp = h
         for i in 0..<(t * d) { ffnInp[i] += attn[i] }
         hook("ffn_inp", il, ffnInp, [t, d])
@@ -279,7 +318,7 @@ public final class Step35Model: @unchecked Sendable {
         hook("ffn_norm", il, xf, [t, d])
         let f: [Float]
         switch b.ffn {
-        case .dense(let mlp): f = self.mlp(mlp, xf, t: t)
+        case .dense(let mlp): f = timed(.denseFFN) { self.mlp(mlp, xf, t: t) }
         case .moe(let moe): f = self.moe(moe, xf, t: t, il: il, backend: experts)
         }
         hook("ffn_out", il, f, [t, d])
@@ -339,6 +378,7 @@ public final class Step35Model: @unchecked Sendable {
     /// Router, top-A selection with the bias, renormalised and scaled weights, routed experts + shared expert.
     func moe(_ m: Step35MoE, _ x: [Float], t: Int, il: Int, backend: any ExpertBackend) -> [Float] {
         let e = m.gate.count, a = config.expertUsedCount, d = config.embeddingLength
+        let t0 = DispatchTime.now()
         let logits = mm(m.router, x, t)  // [T, E]
         var probs = logits
         if config.expertGatingFunc == 1 {
@@ -372,11 +412,13 @@ public final class Step35Model: @unchecked Sendable {
         }
         hook("ffn_moe_topk", il, experts.map(Float.init), [t, a])
         hook("ffn_moe_weights_scaled", il, weights, [t, a])
-        var out = backend.routedExperts(layer: m, layerIndex: il, x: x, tokens: t, experts: experts,
-                                             weights: weights, topK: a, pool: pool)
+        profile?.add(.router, seconds: Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e9)
+        var out = timed(.experts) {
+            backend.routedExperts(layer: m, layerIndex: il, x: x, tokens: t, experts: experts, weights: weights, topK: a, pool: pool)
+        }
         hook("ffn_moe_out", il, out, [t, d])
         if let sh = m.shared {
-            let s = mlp(sh, x, t: t)
+            let s = timed(.shared) { mlp(sh, x, t: t) }
             hook("ffn_shared_out", il, s, [t, d])
             for i in 0..<(t * d) { out[i] += s[i] }
         }

@@ -43,6 +43,24 @@ public struct Step35Shape: Sendable, Codable, Equatable {
     }
 }
 
+extension Step35Shape {
+    /// Step 3.5 Flash with its width and expert count cut by `scale` (1, 1/2, ..., 1/64): the layer
+    /// pattern (45 layers, 3 dense, full attention every 4th), head dim 128, the 2:3 full:SWA head ratio,
+    /// window 512, top-8 and 3 MTP blocks stay; hidden, FFN widths, vocab, heads and experts shrink (at
+    /// least 1 KV head, at least 8 experts; widths rounded to 32-value blocks). `scale` 1 is the real shape (196B parameters: not for RAM).
+    public static func flash(scale: Double) -> Step35Shape {
+        func cut(_ x: Int, min m: Int = 1) -> Int { max(m, Int((Double(x) * scale).rounded())) }
+        // Widths that are rows of quantized weights stay whole 32-value blocks.
+        func width(_ x: Int) -> Int { max(32, Int((Double(x) * scale / 32).rounded()) * 32) }
+        var s = Step35Shape()
+        s.embedding = width(4096); s.vocab = cut(128_896, min: 512); s.layers = 45; s.denseLayers = 3
+        s.mtpLayers = 3; s.headDim = 128; s.headsFull = cut(64, min: 2); s.headsSWA = s.headsFull * 3 / 2
+        s.kvHeads = cut(8); s.ffn = width(11264); s.experts = cut(288, min: 8); s.expertsUsed = 8
+        s.expertFFN = width(1280); s.sharedFFN = width(1280); s.window = 512; s.context = 262_144
+        return s
+    }
+}
+
 /// Builds synthetic Step 3.5 GGUF images.
 public enum Step35Synthetic {
     /// Byte-level BPE vocabulary learnt from a fixed text: specials, 256 bytes, merges, chat specials.

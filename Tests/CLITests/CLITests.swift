@@ -102,3 +102,40 @@ struct GoldenMeta: Decodable {
         }
     }
 }
+
+/// `switchyard bench`: rows, breakdown and the JSON file's schema.
+@Suite struct BenchCommandTests {
+    /// If this fails, the bench JSON loses a field of its documented schema (setup: model, weightBytes,
+    /// threads, kvType, fill, nGen, host, cores; rows: context, fill, tokensPerSecond, msPerToken,
+    /// breakdownMs by component, otherMs, kernelFullUs, kernelSWAUs, kvBytes) or stops matching its rows.
+    @Test func benchWritesRowsAndJSON() throws {
+        let path = NSTemporaryDirectory() + "bench-\(UUID().uuidString).json"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let r = try switchyard(["bench", "--contexts", "0,300", "-n", "2", "-t", "1", "--json", path])
+        let out = String(decoding: r.stdout, as: UTF8.self)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(out.contains("tg2 @ d0") && out.contains("tg2 @ d300") && out.contains("routed_experts"))
+        let obj = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
+        let setup = obj["setup"] as! [String: Any], rows = obj["rows"] as! [[String: Any]]
+        for k in ["model", "weightBytes", "threads", "kvType", "fill", "nGen", "host", "cores"] { #expect(setup[k] != nil, "setup.\(k)") }
+        #expect(rows.count == 2 && rows.map { $0["context"] as! Int } == [0, 300])
+        for row in rows {
+            for k in ["context", "fill", "tokensPerSecond", "msPerToken", "breakdownMs", "otherMs", "kernelFullUs", "kernelSWAUs", "kvBytes"] {
+                #expect(row[k] != nil, "rows[].\(k)")
+            }
+            let parts = row["breakdownMs"] as! [String: Double]
+            for k in ["attn_full", "attn_swa", "router", "routed_experts", "lm_head", "sampling"] { #expect(parts[k] != nil, "breakdownMs.\(k)") }
+            let sum = parts.values.reduce(0, +) + (row["otherMs"] as! Double)
+            #expect(abs(sum - (row["msPerToken"] as! Double)) < 1e-6 + 0.01 * sum)
+            #expect(row["fill"] as! String == "synthetic")
+        }
+    }
+
+    /// If this fails, a bad context list or scale is not refused with a message.
+    @Test func benchRejectsBadInput() throws {
+        let a = try switchyard(["bench", "--contexts", "4Q"])
+        #expect(a.status != 0 && a.stderr.contains("bad context"))
+        let b = try switchyard(["bench", "--shape", "step35-flash", "--scale", "3"])
+        #expect(b.status != 0 && b.stderr.contains("--scale"))
+    }
+}

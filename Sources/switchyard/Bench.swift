@@ -1,0 +1,203 @@
+// `switchyard bench`: decoding cost at given contexts, llama-bench style, with a per-component breakdown.
+//
+// A context is reached by a labelled synthetic fill (random K/V at the right positions, so 128K needs no
+// 128K prefill) or by a real prefill; either way attention reads the whole cache. Each row decodes
+// `-n` tokens greedily after one warm-up step and reports the mean per token.
+import ArgumentParser
+import Foundation
+import GGUF
+import ModelKit
+import Step35
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure decode speed and its breakdown at several contexts (llama-bench style rows, JSON, CSV).")
+
+    @OptionGroup var options: ModelOptions
+
+    @Option(help: "Built-in shape instead of a file: step35-flash (random weights generated in memory).")
+    var shape: String?
+
+    @Option(help: "Width and expert scale of --shape, e.g. 1/16.")
+    var scale: String = "1/16"
+
+    @Option(help: "Weight type of a built-in shape: f32, f16, bf16, q8_0 or q4_0.")
+    var type: String = "q8_0"
+
+    @Option(help: "Contexts to measure at, comma-separated; K = 1024 (e.g. 0,4K,16K,64K,128K).")
+    var contexts: String = "0,4K,16K,64K,128K"
+
+    @Option(name: [.customShort("n"), .customLong("n-gen")], help: "Tokens decoded per context (after one warm-up step).")
+    var nGen: Int = 8
+
+    @Option(help: "How each context is reached: synthetic (random K/V at the right positions) or prefill.")
+    var fill: String = "synthetic"
+
+    @Option(help: "KV cache type: f32, f16 or q8_0.")
+    var kvType: String = "f32"
+
+    @Option(help: "Write the rows as JSON to this file.")
+    var json: String?
+
+    @Option(help: "Write the rows as CSV to this file.")
+    var csv: String?
+
+    func validate() throws {
+        guard ["synthetic", "prefill"].contains(fill) else { throw ValidationError("--fill must be synthetic or prefill") }
+        guard KVType(rawValue: kvType) != nil else { throw ValidationError("--kv-type must be f32, f16 or q8_0") }
+        guard nGen >= 1 else { throw ValidationError("-n must be >= 1") }
+        if options.topology != nil { throw ValidationError("bench runs single-process in this version; --topology is not supported yet") }
+        _ = try Self.parseContexts(contexts)
+        if shape != nil { _ = try Self.parseScale(scale) }
+    }
+
+    static func parseContexts(_ s: String) throws -> [Int] {
+        try s.split(separator: ",").map { part in
+            let p = part.trimmingCharacters(in: .whitespaces).uppercased()
+            let k = p.hasSuffix("K"), num = Int(k ? String(p.dropLast()) : p)
+            guard let n = num, n >= 0 else { throw ValidationError("bad context '\(part)' (use numbers like 4096 or 4K)") }
+            return k ? n * 1024 : n
+        }
+    }
+
+    static func parseScale(_ s: String) throws -> Double {
+        let parts = s.split(separator: "/").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        let v: Double? = parts.count == 2 ? parts[0].flatMap { a in parts[1].map { a / $0 } } : parts.count == 1 ? parts[0] : nil
+        guard let x = v, x > 0, x <= 1 else { throw ValidationError("--scale must be a fraction like 1/16 (got '\(s)')") }
+        return x
+    }
+
+    func run() throws {
+        try reportingErrors { try bench() }
+    }
+
+    private func bench() throws {
+        let file: GGUFFile, name: String
+        if let sh = shape {
+            guard sh == "step35-flash" else { throw ValidationError("unknown --shape '\(sh)' (known: step35-flash)") }
+            guard let t = GGMLType(name: type) else { throw ValidationError("unknown --type '\(type)'") }
+            file = try GGUFFile(bytes: Step35Synthetic.gguf(shape: .flash(scale: try Self.parseScale(scale)), type: t))
+            name = "step35-flash x\(scale) \(type) (synthetic)"
+        } else {
+            file = try options.file()
+            name = options.displayName
+        }
+        let model = try Step35Model(file: file, threads: options.threads)
+        let kv = KVType(rawValue: kvType)!
+        let ctxs = try Self.parseContexts(contexts)
+        if let avail = availableMemory(), let maxC = ctxs.max() {
+            let need = model.config.kvBytes(context: maxC + nGen + 2, type: kv)
+            if need > avail {
+                throw ValidationError(String(format: "a %d-token context needs %.2f GiB of %@ KV but %.2f GiB is available", maxC, Double(need) / 1_073_741_824, kvType, Double(avail) / 1_073_741_824))
+            }
+        }
+        let weights = file.tensors.reduce(0) { $0 + $1.byteCount }
+        let setup = BenchSetup(model: name, weightBytes: weights, threads: model.pool.threads, kvType: kvType, fill: fill,
+                               nGen: nGen, host: ProcessInfo.processInfo.hostName, cores: ProcessInfo.processInfo.activeProcessorCount)
+        print("| model | size | threads | kv | fill | test | t/s | ms/token |")
+        print("|---|---|---|---|---|---|---|---|")
+        var rows: [BenchRow] = []
+        for c in ctxs {
+            let r = try measure(model, context: c, kv: kv)
+            rows.append(r)
+            print(String(format: "| %@ | %.2f GiB | %d | %@ | %@ | tg%d @ d%d | %.2f | %.3f |", name, Double(weights) / 1_073_741_824,
+                         model.pool.threads, kvType, fill, nGen, c, r.tokensPerSecond, r.msPerToken))
+            fflush(nil)  // rows appear as they are measured
+        }
+        print("\nper-token breakdown, ms (attention columns are whole attention layers; kernel = the cache scan alone, us per layer):")
+        let comps = Step35Component.allCases.filter { $0 != .mtp }
+        print("| context | " + comps.map(\.rawValue).joined(separator: " | ") + " | other | total | kernel full us | kernel swa us | kv MiB |")
+        print("|" + String(repeating: "---|", count: comps.count + 6))
+        for r in rows {
+            let cells = comps.map { String(format: "%.3f", r.breakdownMs[$0.rawValue] ?? 0) }
+            print("| \(r.context) | " + cells.joined(separator: " | ")
+                  + String(format: " | %.3f | %.3f | %.1f | %.1f | %.1f |", r.otherMs, r.msPerToken, r.kernelFullUs, r.kernelSWAUs, Double(r.kvBytes) / 1_048_576))
+        }
+        let report = BenchReport(setup: setup, rows: rows)
+        if let path = json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            guard FileManager.default.createFile(atPath: path, contents: try enc.encode(report)) else { throw ValidationError("cannot write \(path)") }
+        }
+        if let path = csv {
+            var lines = ["context,fill,tokens_per_second,ms_per_token," + comps.map(\.rawValue).joined(separator: ",") + ",other,kernel_full_us,kernel_swa_us,kv_bytes"]
+            for r in rows {
+                lines.append("\(r.context),\(r.fill),\(r.tokensPerSecond),\(r.msPerToken)," + comps.map { "\(r.breakdownMs[$0.rawValue] ?? 0)" }.joined(separator: ",")
+                             + ",\(r.otherMs),\(r.kernelFullUs),\(r.kernelSWAUs),\(r.kvBytes)")
+            }
+            guard FileManager.default.createFile(atPath: path, contents: Data((lines.joined(separator: "\n") + "\n").utf8)) else {
+                throw ValidationError("cannot write \(path)")
+            }
+        }
+    }
+
+    /// One row: reach the context, warm up one step, then time `nGen` greedy decode steps.
+    private func measure(_ model: Step35Model, context c: Int, kv: KVType) throws -> BenchRow {
+        let v = model.config.vocabSize
+        let cache = model.makeCache(context: c + nGen + 2, type: kv, maxPass: 512)
+        if fill == "synthetic" {
+            cache.fillSynthetic(upTo: c)
+        } else {
+            var p = 0
+            while p < c {
+                let t = min(512, c - p)
+                _ = try model.forward((p..<(p + t)).map { Int32(($0 * 37 + 5) % v) }, cache: cache)
+                p += t
+            }
+        }
+        var token = Int32(c % v)
+        token = Int32(Sampler.argmax(try model.forward([token], cache: cache)))  // warm-up
+        let profile = AttentionProfile()
+        model.profile = profile
+        defer { model.profile = nil }
+        let t0 = DispatchTime.now()
+        for _ in 0..<nGen {
+            let logits = try model.forward([token], cache: cache)
+            token = Int32(model.timed(.sampling) { Sampler.argmax(logits) })
+        }
+        let total = Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e6 / Double(nGen)
+        var breakdown: [String: Double] = [:]
+        for (k, s) in profile.components { breakdown[k.rawValue] = s * 1000 / Double(nGen) }
+        let full = (0..<model.config.layerCount).filter { !model.config.isSWA($0) }.count
+        let swa = model.config.layerCount - full
+        return BenchRow(context: c, fill: fill, tokensPerSecond: 1000 / total, msPerToken: total, breakdownMs: breakdown,
+                        otherMs: max(0, total - breakdown.values.reduce(0, +)),
+                        kernelFullUs: full > 0 ? profile.fullSeconds * 1e6 / Double(nGen * full) : 0,
+                        kernelSWAUs: swa > 0 ? profile.slidingSeconds * 1e6 / Double(nGen * swa) : 0,
+                        kvBytes: model.config.kvBytes(context: c + nGen + 2, type: kv))
+    }
+}
+
+/// What a bench run measured on (the JSON's `setup`).
+struct BenchSetup: Codable {
+    var model: String
+    var weightBytes: Int
+    var threads: Int
+    var kvType: String
+    var fill: String
+    var nGen: Int
+    var host: String
+    var cores: Int
+}
+
+/// One measured context (the JSON's `rows`).
+struct BenchRow: Codable {
+    var context: Int
+    /// "synthetic" (random K/V) or "prefill" (a real prefill reached the context).
+    var fill: String
+    var tokensPerSecond: Double
+    var msPerToken: Double
+    /// Milliseconds per token by component (`Step35Component` raw values).
+    var breakdownMs: [String: Double]
+    var otherMs: Double
+    /// Attention kernel alone (the cache scan), microseconds per layer per token, by layer kind.
+    var kernelFullUs: Double
+    var kernelSWAUs: Double
+    var kvBytes: Int
+}
+
+/// The JSON file `bench --json` writes.
+struct BenchReport: Codable {
+    var setup: BenchSetup
+    var rows: [BenchRow]
+}

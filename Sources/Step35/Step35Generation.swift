@@ -27,6 +27,9 @@ public struct GenerationJob: Codable, Sendable, Equatable {
     public var kvType: KVType
     /// The most prompt tokens per forward pass (llama.cpp's `--ubatch-size`).
     public var ubatch: Int
+    /// Positions filled with random keys and values before the prompt (the bench's labelled synthetic
+    /// context: attention reads a cache of that length without a prefill). 0 for real runs.
+    public var syntheticFill: Int = 0
 
     /// Creates a job.
     public init(id: Int, prompt: [Int32], nPredict: Int, sampling: SamplingParams = SamplingParams(), stop: [Int32] = [],
@@ -44,7 +47,7 @@ public struct GenerationJob: Codable, Sendable, Equatable {
     }
 
     /// Positions the job's KV cache is reserved for.
-    public var contextSize: Int { context > 0 ? context : prompt.count + nPredict + draft + 1 }
+    public var contextSize: Int { context > 0 ? context : syntheticFill + prompt.count + nPredict + draft + 1 }
 
     /// The most tokens one of the job's passes carries.
     public var maxPass: Int { max(min(ubatch, prompt.count), draft + 1, 1) }
@@ -148,6 +151,7 @@ public final class SequenceRun {
         self.model = model
         cache = model.makeCache(context: job.contextSize, type: job.kvType, maxPass: job.maxPass)
         mtpCache = job.draft > 0 ? model.makeMTPCache(context: job.contextSize, type: job.kvType, maxPass: job.maxPass) : nil
+        if job.syntheticFill > 0 { cache.fillSynthetic(upTo: job.syntheticFill) }
         sampler = Sampler(job.sampling)
         var ds = job.sampling
         ds.seed ^= 0x9E37_79B9_7F4A_7C15
@@ -182,14 +186,14 @@ public final class SequenceRun {
             promptDone += chunk
             if job.promptLogits { logits = (logits ?? []) + out }
             // Every drafting head sees the committed pairs (h_{q-1}, x_q) of this chunk.
-            catchUp(hidden: hidden, tokens: Array(job.prompt[from..<promptDone]), from: from)
+            catchUp(hidden: hidden, tokens: Array(job.prompt[from..<promptDone]), from: job.syntheticFill + from)
             guard promptDone == job.prompt.count else {
                 promptSeconds += elapsed()
                 return
             }
             started = true
-            if job.nPredict > 0 { emit(Int32(sampler.sample(Array(out.suffix(vocab))))) } else { finished = true }
-            if !finished { draft(after: generated.last!, at: promptDone) }
+            if job.nPredict > 0 { emit(Int32(model.timed(.sampling) { sampler.sample(Array(out.suffix(vocab))) })) } else { finished = true }
+            if !finished { draft(after: generated.last!, at: job.syntheticFill + promptDone) }
             promptSeconds += elapsed()
             return
         }
@@ -202,16 +206,16 @@ public final class SequenceRun {
         for i in 0...n {
             let row = Array(out[(i * vocab)..<((i + 1) * vocab)])
             guard i < n else {
-                emit(Int32(sampler.sample(row)))  // every draft kept: the pass's last row gives one more
+                emit(Int32(model.timed(.sampling) { sampler.sample(row) }))  // every draft kept: the last row gives one more
                 break
             }
             stats.drafted[i] += 1
             let token: Int32, ok: Bool
             if greedy {
-                token = Int32(Sampler.argmax(row))
+                token = Int32(model.timed(.sampling) { Sampler.argmax(row) })
                 ok = token == drafts[i]
             } else {
-                let v = sampler.verify(draft: Int(drafts[i]), p: sampler.distribution(row), q: draftDists[i])
+                let v = model.timed(.sampling) { sampler.verify(draft: Int(drafts[i]), p: sampler.distribution(row), q: draftDists[i]) }
                 (token, ok) = (Int32(v.token), v.accepted)
             }
             emit(token)
@@ -226,8 +230,8 @@ public final class SequenceRun {
         if !finished {
             // The pass's committed tokens: the last token and the accepted drafts, at base...base + kept.
             let committed = Array(input.prefix(kept + 1))
-            catchUp(hidden: Array(hidden[0..<((kept + 1) * d)]), tokens: committed, from: base)
-            draft(after: generated.last!, at: base + kept + 1)
+            model.timed(.mtp) { catchUp(hidden: Array(hidden[0..<((kept + 1) * d)]), tokens: committed, from: base) }
+            model.timed(.mtp) { draft(after: generated.last!, at: base + kept + 1) }
         }
         decodeSeconds += elapsed()
     }

@@ -7,6 +7,7 @@ import ArgumentParser
 import Foundation
 import GGUF
 import ModelKit
+import Cluster
 import Step35
 
 struct Bench: ParsableCommand {
@@ -36,6 +37,9 @@ struct Bench: ParsableCommand {
     @Option(help: "KV cache type: f32, f16 or q8_0.")
     var kvType: String = "f32"
 
+    @Option(help: "Tokens drafted per step with the MTP blocks (0-3; 0: MTP off).")
+    var draft: Int = 0
+
     @Option(help: "Write the rows as JSON to this file.")
     var json: String?
 
@@ -46,7 +50,7 @@ struct Bench: ParsableCommand {
         guard ["synthetic", "prefill"].contains(fill) else { throw ValidationError("--fill must be synthetic or prefill") }
         guard KVType(rawValue: kvType) != nil else { throw ValidationError("--kv-type must be f32, f16 or q8_0") }
         guard nGen >= 1 else { throw ValidationError("-n must be >= 1") }
-        if options.topology != nil { throw ValidationError("bench runs single-process in this version; --topology is not supported yet") }
+        guard (0...3).contains(draft) else { throw ValidationError("--draft must be 0 to 3") }
         _ = try Self.parseContexts(contexts)
         if shape != nil { _ = try Self.parseScale(scale) }
     }
@@ -72,17 +76,19 @@ struct Bench: ParsableCommand {
     }
 
     private func bench() throws {
-        let file: GGUFFile, name: String
+        var name = options.displayName
+        var maker: (() throws -> GGUFFile)?
         if let sh = shape {
             guard sh == "step35-flash" else { throw ValidationError("unknown --shape '\(sh)' (known: step35-flash)") }
             guard let t = GGMLType(name: type) else { throw ValidationError("unknown --type '\(type)'") }
-            file = try GGUFFile(bytes: Step35Synthetic.gguf(shape: .flash(scale: try Self.parseScale(scale)), type: t))
+            let shp = Step35Shape.flash(scale: try Self.parseScale(scale))
+            // Every rank builds the same weights from the same seed.
+            maker = { try GGUFFile(bytes: Step35Synthetic.gguf(shape: shp, type: t)) }
             name = "step35-flash x\(scale) \(type) (synthetic)"
-        } else {
-            file = try options.file()
-            name = options.displayName
         }
-        let model = try Step35Model(file: file, threads: options.threads)
+        guard let rt = try Runtime.make(options, file: maker) else { return }  // other ranks served the run
+        defer { rt.finish() }
+        let model = rt.model, file = rt.file
         let kv = KVType(rawValue: kvType)!
         let ctxs = try Self.parseContexts(contexts)
         if let avail = availableMemory(), let maxC = ctxs.max() {
@@ -93,26 +99,29 @@ struct Bench: ParsableCommand {
         }
         let weights = file.tensors.reduce(0) { $0 + $1.byteCount }
         let setup = BenchSetup(model: name, weightBytes: weights, threads: model.pool.threads, kvType: kvType, fill: fill,
-                               nGen: nGen, host: ProcessInfo.processInfo.hostName, cores: ProcessInfo.processInfo.activeProcessorCount)
+                               nGen: nGen, host: ProcessInfo.processInfo.hostName, cores: ProcessInfo.processInfo.activeProcessorCount,
+                               topology: rt.session.map { "\($0.topology.heads) head(s) + \($0.topology.workers) worker(s), \($0.topology.file)" } ?? "single process")
         print("| model | size | threads | kv | fill | test | t/s | ms/token |")
         print("|---|---|---|---|---|---|---|---|")
         var rows: [BenchRow] = []
         for c in ctxs {
-            let r = try measure(model, context: c, kv: kv)
+            let r = try measure(rt, context: c, kv: kv)
             rows.append(r)
             print(String(format: "| %@ | %.2f GiB | %d | %@ | %@ | tg%d @ d%d | %.2f | %.3f |", name, Double(weights) / 1_073_741_824,
                          model.pool.threads, kvType, fill, nGen, c, r.tokensPerSecond, r.msPerToken))
             fflush(nil)  // rows appear as they are measured
         }
         print("\nper-token breakdown, ms (attention columns are whole attention layers; kernel = the cache scan alone, us per layer):")
-        let comps = Step35Component.allCases.filter { $0 != .mtp }
-        print("| context | " + comps.map(\.rawValue).joined(separator: " | ") + " | other | total | kernel full us | kernel swa us | kv MiB |")
-        print("|" + String(repeating: "---|", count: comps.count + 6))
+        let comps = Step35Component.allCases
+        print("| context | " + comps.map(\.rawValue).joined(separator: " | ") + " | other | total | kernel full us | kernel swa us | kv MiB | dispatch | combine wait |")
+        print("|" + String(repeating: "---|", count: comps.count + 8))
         for r in rows {
             let cells = comps.map { String(format: "%.3f", r.breakdownMs[$0.rawValue] ?? 0) }
             print("| \(r.context) | " + cells.joined(separator: " | ")
-                  + String(format: " | %.3f | %.3f | %.1f | %.1f | %.1f |", r.otherMs, r.msPerToken, r.kernelFullUs, r.kernelSWAUs, Double(r.kvBytes) / 1_048_576))
+                  + String(format: " | %.3f | %.3f | %.1f | %.1f | %.1f | %.3f | %.3f |", r.otherMs, r.msPerToken, r.kernelFullUs, r.kernelSWAUs,
+                           Double(r.kvBytes) / 1_048_576, r.dispatchMs, r.combineMs))
         }
+        if rt.session != nil { print("(routed_experts under a topology is the whole exchange: dispatch + combine wait, which includes the slowest worker's compute)") }
         let report = BenchReport(setup: setup, rows: rows)
         if let path = json {
             let enc = JSONEncoder()
@@ -131,41 +140,54 @@ struct Bench: ParsableCommand {
         }
     }
 
-    /// One row: reach the context, warm up one step, then time `nGen` greedy decode steps.
-    private func measure(_ model: Step35Model, context c: Int, kv: KVType) throws -> BenchRow {
-        let v = model.config.vocabSize
-        let cache = model.makeCache(context: c + nGen + 2, type: kv, maxPass: 512)
-        if fill == "synthetic" {
-            cache.fillSynthetic(upTo: c)
-        } else {
-            var p = 0
-            while p < c {
-                let t = min(512, c - p)
-                _ = try model.forward((p..<(p + t)).map { Int32(($0 * 37 + 5) % v) }, cache: cache)
-                p += t
-            }
-        }
-        var token = Int32(c % v)
-        token = Int32(Sampler.argmax(try model.forward([token], cache: cache)))  // warm-up
+    /// One row: reach the context (synthetic fill or real prefill), then decode 1 + nGen tokens as a job
+    /// (single process or across the cluster); the first decoded token is the warm-up.
+    private func measure(_ rt: Runtime, context c: Int, kv: KVType) throws -> BenchRow {
+        let model = rt.model, v = model.config.vocabSize
+        let synthetic = fill == "synthetic"
+        let prompt = synthetic ? [Int32(c % v)] : (0..<max(c, 1)).map { Int32(($0 * 37 + 5) % v) }
+        var job = GenerationJob(id: 0, prompt: prompt, nPredict: nGen + 2, draft: draft, kvType: kv)
+        job.syntheticFill = synthetic ? c : 0
         let profile = AttentionProfile()
         model.profile = profile
         defer { model.profile = nil }
-        let t0 = DispatchTime.now()
-        for _ in 0..<nGen {
-            let logits = try model.forward([token], cache: cache)
-            token = Int32(model.timed(.sampling) { Sampler.argmax(logits) })
-        }
-        let total = Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e6 / Double(nGen)
+        let mark = RowMark()
+        let session = rt.session
+        // Start the clock at the second token: the first decode step is the warm-up.
+        let result = try rt.run([job]) { _, _ in
+            mark.count += 1
+            if mark.count == 2 {
+                profile.reset()
+                mark.stats = session?.headStats
+                mark.start = DispatchTime.now()
+            }
+        }[0]
+        let end = DispatchTime.now()
+        // Per generated token (with drafting a pass can yield several).
+        let steps = result.tokens.count - 2
+        let total = Double(end.uptimeNanoseconds - mark.start.uptimeNanoseconds) / 1e6 / Double(max(steps, 1))
         var breakdown: [String: Double] = [:]
-        for (k, s) in profile.components { breakdown[k.rawValue] = s * 1000 / Double(nGen) }
+        for (k, s) in profile.components { breakdown[k.rawValue] = s * 1000 / Double(max(steps, 1)) }
         let full = (0..<model.config.layerCount).filter { !model.config.isSWA($0) }.count
         let swa = model.config.layerCount - full
+        var dispatch = 0.0, combine = 0.0
+        if let s0 = mark.stats, let s1 = session?.headStats {
+            dispatch = (s1.dispatch - s0.dispatch) * 1000 / Double(max(steps, 1))
+            combine = (s1.combine - s0.combine) * 1000 / Double(max(steps, 1))
+        }
         return BenchRow(context: c, fill: fill, tokensPerSecond: 1000 / total, msPerToken: total, breakdownMs: breakdown,
                         otherMs: max(0, total - breakdown.values.reduce(0, +)),
-                        kernelFullUs: full > 0 ? profile.fullSeconds * 1e6 / Double(nGen * full) : 0,
-                        kernelSWAUs: swa > 0 ? profile.slidingSeconds * 1e6 / Double(nGen * swa) : 0,
-                        kvBytes: model.config.kvBytes(context: c + nGen + 2, type: kv))
+                        kernelFullUs: full > 0 ? profile.fullSeconds * 1e6 / Double(max(steps, 1) * full) : 0,
+                        kernelSWAUs: swa > 0 ? profile.slidingSeconds * 1e6 / Double(max(steps, 1) * swa) : 0,
+                        kvBytes: model.config.kvBytes(context: job.contextSize, type: kv), dispatchMs: dispatch, combineMs: combine)
     }
+}
+
+/// Per-row bookkeeping touched from the token callback.
+private final class RowMark: @unchecked Sendable {
+    var count = 0
+    var start = DispatchTime.now()
+    var stats: ExchangeStats?
 }
 
 /// What a bench run measured on (the JSON's `setup`).
@@ -178,6 +200,8 @@ struct BenchSetup: Codable {
     var nGen: Int
     var host: String
     var cores: Int
+    /// "single process" or the topology (heads, workers, file).
+    var topology: String
 }
 
 /// One measured context (the JSON's `rows`).
@@ -194,6 +218,9 @@ struct BenchRow: Codable {
     var kernelFullUs: Double
     var kernelSWAUs: Double
     var kvBytes: Int
+    /// Exchange per token under a topology (0 single-process): dispatch, and the wait for the combine.
+    var dispatchMs: Double
+    var combineMs: Double
 }
 
 /// The JSON file `bench --json` writes.

@@ -29,7 +29,7 @@ final class Runtime {
             guard j.draft <= model.mtp.count else {
                 throw ValidationError("--draft \(j.draft) needs \(j.draft) MTP blocks; this model has \(model.mtp.count) (step35.nextn_predict_layers)")
             }
-            let need = j.prompt.count + j.nPredict + j.draft + 1
+            let need = j.syntheticFill + j.prompt.count + j.nPredict + j.draft + 1
             guard j.context == 0 || j.context >= need else {
                 throw ValidationError("sequence \(j.id): --ctx-size \(j.context) is too small for \(j.prompt.count) prompt + \(j.nPredict) generated + \(j.draft) draft tokens (needs \(need))")
             }
@@ -78,9 +78,9 @@ final class Runtime {
     }
 
     /// Builds the runtime. Under a topology, ranks other than 0 serve the whole job here and get nil back.
-    static func make(_ o: ModelOptions) throws -> Runtime? {
+    static func make(_ o: ModelOptions, file fileOverride: (() throws -> GGUFFile)? = nil) throws -> Runtime? {
         guard let topoPath = o.topology else {
-            let f = try o.file()
+            let f = try fileOverride?() ?? o.file()
             return Runtime(file: f, model: try Step35Model(file: f, threads: o.threads), session: nil)
         }
         let comm = try MPI.initialize()
@@ -98,7 +98,7 @@ final class Runtime {
             if let line = try placeOnNUMANode(topo, rank: comm.rank) {
                 FileHandle.standardError.write(Data("switchyard: rank \(comm.rank) (worker \(comm.rank - topo.heads)): \(line)\n".utf8))
             }
-            let f = try o.file()
+            let f = try fileOverride?() ?? o.file()
             file = f
             model = try Step35Model(file: f, threads: o.threadsGiven ? o.threads : (isHead ? topo.headThreads : topo.workerThreads))
         } catch {

@@ -46,6 +46,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Write the rows as CSV to this file.")
     var csv: String?
 
+    @Option(help: "Draw cost per token against context, split by component, as SVG to this file.")
+    var plot: String?
+
     func validate() throws {
         guard ["synthetic", "prefill"].contains(fill) else { throw ValidationError("--fill must be synthetic or prefill") }
         guard KVType(rawValue: kvType) != nil else { throw ValidationError("--kv-type must be f32, f16 or q8_0") }
@@ -127,6 +130,11 @@ struct Bench: ParsableCommand {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
             guard FileManager.default.createFile(atPath: path, contents: try enc.encode(report)) else { throw ValidationError("cannot write \(path)") }
+        }
+        if let path = plot {
+            guard FileManager.default.createFile(atPath: path, contents: Data(BenchPlot.svg(report).utf8)) else {
+                throw ValidationError("cannot write \(path)")
+            }
         }
         if let path = csv {
             var lines = ["context,fill,tokens_per_second,ms_per_token," + comps.map(\.rawValue).joined(separator: ",") + ",other,kernel_full_us,kernel_swa_us,kv_bytes"]

@@ -109,9 +109,11 @@ struct GoldenMeta: Decodable {
     /// threads, kvType, fill, nGen, host, cores; rows: context, fill, tokensPerSecond, msPerToken,
     /// breakdownMs by component, otherMs, kernelFullUs, kernelSWAUs, kvBytes) or stops matching its rows.
     @Test func benchWritesRowsAndJSON() throws {
-        let path = NSTemporaryDirectory() + "bench-\(UUID().uuidString).json"
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let r = try switchyard(["bench", "--contexts", "0,300", "-n", "2", "-t", "1", "--json", path])
+        let path = NSTemporaryDirectory() + "bench-\(UUID().uuidString).json", svg = path + ".svg"
+        defer { for f in [path, svg] { try? FileManager.default.removeItem(atPath: f) } }
+        let r = try switchyard(["bench", "--contexts", "0,300", "-n", "2", "-t", "1", "--json", path, "--plot", svg])
+        let plot = try String(contentsOfFile: svg, encoding: .utf8)
+        #expect(plot.hasPrefix("<svg") && plot.contains("routed_experts") && plot.contains(">300<"))
         let out = String(decoding: r.stdout, as: UTF8.self)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(out.contains("tg2 @ d0") && out.contains("tg2 @ d300") && out.contains("routed_experts"))

@@ -27,6 +27,7 @@ let package = Package(
         .target(name: "Tokenizer", dependencies: ["GGUF"]),
         .target(name: "ModelKit", dependencies: ["Kernels", "GGUF"]),
         .target(name: "Step35", dependencies: ["ModelKit", "Kernels", "GGUF", "Tokenizer"]),
+        .target(name: "CostModel"),
         .systemLibrary(name: "CMPI", pkgConfig: "mpich", providers: [.apt(["libmpich-dev"])]),
         .target(name: "SwiftMPI", dependencies: ["CMPI"]),
         .systemLibrary(name: "CNUMA", pkgConfig: "numa", providers: [.apt(["libnuma-dev"])]),
@@ -35,13 +36,14 @@ let package = Package(
         .executableTarget(
             name: "switchyard",
             dependencies: [
-                "Step35", "Tokenizer", "GGUF", "ModelKit", "Cluster", "SwiftMPI", "SwiftNUMA",
+                "Step35", "Tokenizer", "GGUF", "ModelKit", "Cluster", "SwiftMPI", "SwiftNUMA", "CostModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "GGUF", "ModelKit"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "GGUF"]),
         .testTarget(name: "Step35Tests", dependencies: ["Step35", "ModelKit", "GGUF", "Tokenizer", "Kernels"]),
+        .testTarget(name: "CostModelTests", dependencies: ["CostModel"]),
         .testTarget(name: "ModelKitTests", dependencies: ["ModelKit", "Kernels", "GGUF"]),
         .testTarget(name: "CLITests", dependencies: ["switchyard"]),
         .testTarget(name: "ClusterTests", dependencies: ["Cluster", "SwiftNUMA", "switchyard"]),

@@ -54,6 +54,8 @@ public final class LayerKVCache: @unchecked Sendable {
     private let slotPositions: UnsafeMutablePointer<Int32>
     /// Slots ever written (attention scans these).
     public private(set) var used = 0
+    /// Highest position held (-1: none), so a rollback touches only the slots it clears.
+    private var highest: Int32 = -1
 
     /// Reserves a cache for positions 0..<context. A sliding-window layer keeps a ring of
     /// `window + maxPass - 1` slots (or fewer if the context is shorter).
@@ -95,6 +97,7 @@ public final class LayerKVCache: @unchecked Sendable {
             store(v[(i * rowWidth)..<((i + 1) * rowWidth)], at: values + slot * rowBytes)
             slotPositions[slot] = pos
             used = max(used, slot + 1)
+            highest = max(highest, pos)
         }
     }
 
@@ -109,7 +112,15 @@ public final class LayerKVCache: @unchecked Sendable {
 
     /// Drops every row at position `p` or later (rollback of rejected drafts).
     public func truncate(fromPosition p: Int32) {
-        for s in 0..<used where slotPositions[s] != Self.empty && slotPositions[s] >= p { slotPositions[s] = Self.empty }
+        // Positions p...highest sit in slots q % capacity (at most `capacity` of them): O(rows dropped).
+        guard p <= highest else { return }
+        var q = max(p, highest - Int32(capacity) + 1)
+        while q <= highest {
+            let slot = Int(q) % capacity
+            if slotPositions[slot] == q { slotPositions[slot] = Self.empty }
+            q += 1
+        }
+        highest = p - 1
     }
 
     /// Drops every row after the first `n` positions.

@@ -164,13 +164,14 @@ struct Bench: ParsableCommand {
         // Start the clock at the second token: the first decode step is the warm-up.
         let result = try rt.run([job]) { _, _ in
             mark.count += 1
+            mark.end = DispatchTime.now()  // the last token's arrival (not the job's teardown, which frees the KV)
             if mark.count == 2 {
                 profile.reset()
                 mark.stats = session?.headStats
                 mark.start = DispatchTime.now()
             }
         }[0]
-        let end = DispatchTime.now()
+        let end = mark.end
         // Per generated token (with drafting a pass can yield several).
         let steps = result.tokens.count - 2
         let total = Double(end.uptimeNanoseconds - mark.start.uptimeNanoseconds) / 1e6 / Double(max(steps, 1))
@@ -194,7 +195,7 @@ struct Bench: ParsableCommand {
 /// Per-row bookkeeping touched from the token callback.
 private final class RowMark: @unchecked Sendable {
     var count = 0
-    var start = DispatchTime.now()
+    var start = DispatchTime.now(), end = DispatchTime.now()
     var stats: ExchangeStats?
 }
 

@@ -1,6 +1,7 @@
 // `switchyard cost`: the analytic decoding-cost model (Sources/CostModel), as tables.
 import ArgumentParser
 import CostModel
+import Kernels
 import Foundation
 
 struct Cost: ParsableCommand {
@@ -10,8 +11,22 @@ struct Cost: ParsableCommand {
     @Option(help: "Table to print: step3-paper (the paper's Tables 3, 5 and 6, recomputed).")
     var table: String = "step3-paper"
 
+    @Flag(help: "Measure this machine's memory bandwidth and F32 compute with the engine's kernels instead.")
+    var probe = false
+
+    @Option(name: [.short, .customLong("threads")], help: "Threads for --probe (default: all cores).")
+    var threads: Int?
+
     func run() throws {
         try reportingErrors {
+            if probe {
+                let n = threads ?? ProcessInfo.processInfo.activeProcessorCount
+                let r = Probe.measure(threads: n)
+                print(String(format: "probe (%d threads): memory read %.2f GB/s (F32 decode matmul over a 256 MiB weight), compute %.2f GFLOP/s (F32 matmul, 2048 x 2048 x 256 tokens)",
+                             n, r.bandwidth / 1e9, r.flops / 1e9))
+                print(String(format: "roofline: %.1f FLOP per byte", r.flops / r.bandwidth))
+                return
+            }
             guard table == "step3-paper" else { throw ValidationError("unknown --table '\(table)' (known: step3-paper)") }
             printStep3Paper()
         }

@@ -67,6 +67,7 @@ void sy_rope_neox(float *x, int64_t n_heads, int64_t head_dim, int64_t n_rot, in
 typedef struct {
     const sy_attn_args *a;
     atomic_long next;
+    int64_t sub;   /* head subgroups per KV head: each work item serves `group / sub` query heads */
 } sy_attn_ctx;
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -110,57 +111,81 @@ static inline void sy_axpy(float *acc, float e, const float *v, int64_t n) {
 }
 #endif
 
+/* One work item: query token t and a subgroup of the query heads that share KV head hk. Each K and V
+   row is read (and, for F16/Q8_0, decoded) once for the whole subgroup, so GQA does not multiply the
+   cache traffic by the group size. */
 static void sy_attn_task(void *p, int ith, int nth) {
     (void)ith; (void)nth;
     sy_attn_ctx *c = (sy_attn_ctx *)p;
     const sy_attn_args *a = c->a;
-    const int64_t D = a->head_dim, group = a->n_head / a->n_head_kv;
-    /* Bytes of one head's slice of a K/V row: quantized rows are read one head at a time, decoded into a
+    const int64_t D = a->head_dim, group = a->n_head / a->n_head_kv, sub = c->sub;
+    const int64_t per = (group + sub - 1) / sub, n_kv = a->n_kv > 0 ? a->n_kv : 1;
+    /* Bytes of one head's slice of a K/V row: quantized rows are decoded one head at a time into a
        D-float scratch (never the whole cache). */
     const size_t hb = a->kv_type == SY_F32 ? 4 * (size_t)D : a->kv_type == SY_F16 ? 2 * (size_t)D : 34 * (size_t)(D / 32);
-    float *s = malloc(sizeof(float) * (size_t)(a->n_kv > 0 ? a->n_kv : 1));
-    float *acc = malloc(sizeof(float) * (size_t)D);
+    float *s = malloc(sizeof(float) * (size_t)(n_kv * per));   /* [per][n_kv] scores */
+    float *acc = malloc(sizeof(float) * (size_t)(D * per));    /* [per][D] */
     float *row = malloc(sizeof(float) * (size_t)D);
-    const long total = (long)(a->n_tok * a->n_head);
+    float *mx = malloc(sizeof(float) * (size_t)per);
+    double *sum = malloc(sizeof(double) * (size_t)per);
+    const long total = (long)(a->n_tok * a->n_head_kv * sub);
     for (;;) {
         const long item = atomic_fetch_add_explicit(&c->next, 1, memory_order_relaxed);
         if (item >= total) break;
-        const int64_t t = item / a->n_head, h = item % a->n_head, hk = h / group;
-        const float *q = a->q + t * a->ldq + h * D;
+        const int64_t t = item / (a->n_head_kv * sub), rest = item % (a->n_head_kv * sub);
+        const int64_t hk = rest / sub, h0 = hk * group + (rest % sub) * per;
+        const int64_t nh = (h0 + per <= (hk + 1) * group) ? per : (hk + 1) * group - h0;
+        if (nh <= 0) continue;
         const int32_t p1 = a->qpos[t];
-        float mx = -INFINITY;
+        for (int64_t g = 0; g < nh; g++) mx[g] = -INFINITY;
         for (int64_t j = 0; j < a->n_kv; j++) {
             const int32_t p0 = a->kpos ? a->kpos[j] : (int32_t)j;
             const int32_t dp = p1 - p0;
-            if (dp < 0 || (a->window > 0 && dp >= a->window)) { s[j] = -INFINITY; continue; }
+            if (dp < 0 || (a->window > 0 && dp >= a->window)) {
+                for (int64_t g = 0; g < nh; g++) s[g * n_kv + j] = -INFINITY;
+                continue;
+            }
             const uint8_t *kb = (const uint8_t *)a->k + j * a->ldk + (size_t)hk * hb;
             const float *k = (const float *)kb;
             if (a->kv_type != SY_F32) { sy_dequant_row(a->kv_type, kb, row, D); k = row; }
-            s[j] = sy_dot(q, k, D) * a->scale;
-            mx = s[j] > mx ? s[j] : mx;
+            for (int64_t g = 0; g < nh; g++) {
+                const float v = sy_dot(a->q + t * a->ldq + (h0 + g) * D, k, D) * a->scale;
+                s[g * n_kv + j] = v;
+                mx[g] = v > mx[g] ? v : mx[g];
+            }
         }
-        for (int64_t i = 0; i < D; i++) acc[i] = 0;
-        float *o = a->out + t * a->ldo + h * D;
-        if (mx == -INFINITY) { memcpy(o, acc, sizeof(float) * (size_t)D); continue; }
-        double sum = 0;
+        for (int64_t i = 0; i < D * nh; i++) acc[i] = 0;
+        for (int64_t g = 0; g < nh; g++) sum[g] = 0;
         for (int64_t j = 0; j < a->n_kv; j++) {
-            if (s[j] == -INFINITY) continue;
-            const float e = expf(s[j] - mx);
-            sum += e;
+            if (s[j] == -INFINITY) continue;   /* masked rows are masked for every head of the item */
             const uint8_t *vb = (const uint8_t *)a->v + j * a->ldv + (size_t)hk * hb;
             const float *v = (const float *)vb;
             if (a->kv_type != SY_F32) { sy_dequant_row(a->kv_type, vb, row, D); v = row; }
-            sy_axpy(acc, e, v, D);
+            for (int64_t g = 0; g < nh; g++) {
+                const float e = expf(s[g * n_kv + j] - mx[g]);
+                sum[g] += e;
+                sy_axpy(acc + g * D, e, v, D);
+            }
         }
-        const float inv = (float)(1.0 / sum);
-        for (int64_t i = 0; i < D; i++) o[i] = acc[i] * inv;
+        for (int64_t g = 0; g < nh; g++) {
+            float *o = a->out + t * a->ldo + (h0 + g) * D;
+            if (mx[g] == -INFINITY) { memset(o, 0, sizeof(float) * (size_t)D); continue; }
+            const float inv = (float)(1.0 / sum[g]);
+            for (int64_t i = 0; i < D; i++) o[i] = acc[g * D + i] * inv;
+        }
     }
     free(s);
     free(acc);
     free(row);
+    free(mx);
+    free(sum);
 }
 
 void sy_attention(sy_pool *pool, const sy_attn_args *a) {
-    sy_attn_ctx c = {a, 0};
+    /* Split a KV head's query heads only as far as needed to give every thread work. */
+    const int64_t group = a->n_head / a->n_head_kv, items = a->n_tok * a->n_head_kv, nth = sy_pool_size(pool);
+    int64_t sub = items >= nth ? 1 : (nth + items - 1) / items;
+    if (sub > group) sub = group;
+    sy_attn_ctx c = {a, 0, sub};
     sy_pool_run(pool, sy_attn_task, &c);
 }

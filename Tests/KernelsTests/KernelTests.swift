@@ -159,6 +159,21 @@ func maxRelErr(_ a: [Float], _ b: [Float]) -> Float {
         #expect(maxRelErr(fast, ref) < 1e-5)
     }
 
+    /// If this fails, splitting a KV head's query heads across threads (one decode token, one KV head,
+    /// more threads than work items) drops or duplicates heads: 6 query heads over 1, 2, 3, 4 and 8
+    /// threads must all match the reference.
+    @Test(arguments: [1, 2, 3, 4, 8])
+    func splitHeadGroupsMatchReference(threads: Int) {
+        var r = Rand(9)
+        let s = AttentionShape(heads: 6, kvHeads: 1, headDim: 32, window: 0, scale: 0.2)
+        let n = 7
+        let k = r.floats(n * 32), v = r.floats(n * 32), q = r.floats(6 * 32)
+        let kp = (0..<n).map(Int32.init), qp: [Int32] = [6]
+        let fast = Ops.attention(q: q, queryPositions: qp, k: k, v: v, keyPositions: kp, shape: s, pool: ThreadPool(threads: threads))
+        let ref = Reference.attention(q: q, queryPositions: qp, k: k, v: v, keyPositions: kp, shape: s)
+        #expect(maxRelErr(fast, ref) < 1e-5)
+    }
+
     /// If this fails, the sliding window is off by one: key p0 must be visible to query p1 iff
     /// 0 <= p1 - p0 < window (the current token counts).
     @Test func windowIncludesCurrentToken() {

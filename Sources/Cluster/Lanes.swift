@@ -162,10 +162,3 @@ extension ClusterSession {
         _ = try comm.alltoallv(bytes, sendCounts: rowsIn.map { $0 * Int32(4 * d) }, recvCounts: zeros, "layer \(il) combine")
     }
 }
-
-extension Step35Model {
-    /// Indices of the MoE layers, in order.
-    var moeLayerIndices: [Int] {
-        blocks.compactMap { b in if case .moe = b.ffn { return b.index } else { return nil } }
-    }
-}

@@ -172,12 +172,14 @@ struct WireResult: Codable {
 }
 
 /// This process's resident set size in bytes (Linux /proc; 0 where unavailable).
-public func residentBytes() -> Int {
-    guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-          let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-          let kb = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
-    else { return 0 }
-    return kb * 1024
+public func residentBytes() -> Int { (procKiB("/proc/self/status", "VmRSS:") ?? 0) * 1024 }
+
+/// The kB figure on the line of a /proc file that starts with `key` (e.g. "VmRSS:" in /proc/self/status).
+public func procKiB(_ file: String, _ key: String) -> Int? {
+    guard let s = try? String(contentsOfFile: file, encoding: .utf8),
+          let line = s.split(separator: "\n").first(where: { $0.hasPrefix(key) })
+    else { return nil }
+    return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
 }
 
 /// A cluster-level failure.

@@ -222,6 +222,11 @@ public final class Step35Model: @unchecked Sendable {
     public let mtp: [Step35MTPBlock]
     /// Thread pool for the kernels.
     public let pool: ThreadPool
+
+    /// Indices of the MoE layers, in order.
+    public var moeLayerIndices: [Int] {
+        blocks.compactMap { b in if case .moe = b.ffn { return b.index } else { return nil } }
+    }
     /// Where routed experts run.
     public var experts: any ExpertBackend = LocalExperts()
     /// Receives every named intermediate when set.
@@ -253,7 +258,7 @@ public final class Step35Model: @unchecked Sendable {
     public func timed<T>(_ c: Step35Component, _ body: () -> T) -> T {
         guard let p = profile else { return body() }
         let t0 = DispatchTime.now()
-        defer { p.add(c, seconds: Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e9) }
+        defer { p.add(c, seconds: secondsSince(t0)) }
         return body()
     }
 
@@ -353,7 +358,7 @@ public final class Step35Model: @unchecked Sendable {
                                    scale: 1 / Float(dh).squareRoot())
         let t0 = DispatchTime.now()
         var o = kv.attention(q: q, positions: positions, shape: shape, pool: pool)  // [T, H·Dh]
-        profile?.add(window: a.window > 0, tokens: t, seconds: Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e9)
+        profile?.add(window: a.window > 0, tokens: t, seconds: secondsSince(t0))
         hook("attn_out", il, o, [t, a.heads, dh])
         if let gw = a.gate {
             let g = mm(gw, x, t)  // [T, H]: one gate per head, broadcast over Dh
@@ -375,10 +380,9 @@ public final class Step35Model: @unchecked Sendable {
         return mm(m.down, Ops.swiglu(g, u, limit: m.clamp), t)
     }
 
-    /// Router, top-A selection with the bias, renormalised and scaled weights, routed experts + shared expert.
-    func moe(_ m: Step35MoE, _ x: [Float], t: Int, il: Int, backend: any ExpertBackend) -> [Float] {
-        let e = m.gate.count, a = config.expertUsedCount, d = config.embeddingLength
-        let t0 = DispatchTime.now()
+    /// Router: scores, top-A selection with the selection bias, renormalised and scaled weights ([T, A] each).
+    func route(_ m: Step35MoE, _ x: [Float], t: Int, il: Int) -> (experts: [Int32], weights: [Float]) {
+        let e = m.gate.count, a = config.expertUsedCount
         let logits = mm(m.router, x, t)  // [T, E]
         var probs = logits
         if config.expertGatingFunc == 1 {
@@ -412,7 +416,13 @@ public final class Step35Model: @unchecked Sendable {
         }
         hook("ffn_moe_topk", il, experts.map(Float.init), [t, a])
         hook("ffn_moe_weights_scaled", il, weights, [t, a])
-        profile?.add(.router, seconds: Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e9)
+        return (experts, weights)
+    }
+
+    /// Router, top-A selection with the bias, renormalised and scaled weights, routed experts + shared expert.
+    func moe(_ m: Step35MoE, _ x: [Float], t: Int, il: Int, backend: any ExpertBackend) -> [Float] {
+        let a = config.expertUsedCount, d = config.embeddingLength
+        let (experts, weights) = timed(.router) { route(m, x, t: t, il: il) }
         var out = timed(.experts) {
             backend.routedExperts(layer: m, layerIndex: il, x: x, tokens: t, experts: experts, weights: weights, topK: a, pool: pool)
         }

@@ -236,7 +236,7 @@ public final class SequenceRun {
         decodeSeconds += elapsed()
     }
 
-    private func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - passStart.uptimeNanoseconds) / 1e9 }
+    private func elapsed() -> Double { secondsSince(passStart) }
 
     private func emit(_ t: Int32) {
         generated.append(t)

@@ -97,7 +97,7 @@ struct Generate: ParsableCommand {
                 }
             }
             let results = try rt.run(jobs, onToken: stream)
-            let wall = Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e9
+            let wall = secondsSince(t0)
             if jobs.count == 1 {
                 printer.end()
             } else {

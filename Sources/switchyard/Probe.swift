@@ -13,7 +13,7 @@ enum Probe {
         for _ in 0..<reps {
             let t0 = DispatchTime.now()
             body()
-            b = min(b, Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e9)
+            b = min(b, secondsSince(t0))
         }
         return b
     }

@@ -104,7 +104,7 @@ final class Runtime {
         } catch {
             loadError = error
         }
-        let moeLayers = model?.blocks.compactMap { b -> Int? in if case .moe = b.ffn { return b.index } else { return nil } } ?? []
+        let moeLayers = model?.moeLayerIndices ?? []
         let session: ClusterSession
         do {
             session = try ClusterSession(comm: comm, topology: topo, modelExperts: model?.config.expertCount,
@@ -127,10 +127,4 @@ final class Runtime {
 }
 
 /// MemAvailable from /proc/meminfo in bytes (nil where unknown).
-func availableMemory() -> Int? {
-    guard let s = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8),
-          let line = s.split(separator: "\n").first(where: { $0.hasPrefix("MemAvailable:") }),
-          let kb = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
-    else { return nil }
-    return kb * 1024
-}
+func availableMemory() -> Int? { procKiB("/proc/meminfo", "MemAvailable:").map { $0 * 1024 } }

@@ -7,14 +7,19 @@ import Foundation
 extension ModelCostSpec {
     /// Multi-head latent attention (DeepSeek V3 style): 576 latent elements per token and layer, and
     /// d_qk = d_v = 576 in the absorbed form.
-    static func mla(layers: Int, heads: Int) -> AttentionSpec {
-        AttentionSpec(layers: layers, queryHeads: heads, kvElementsPerToken: 576, qkPlusV: 1152)
+    static func mla(layers: Int, heads: Int, kvBytes: Double = 1) -> AttentionSpec {
+        AttentionSpec(layers: layers, queryHeads: heads, kvElementsPerToken: 576, qkPlusV: 1152, kvBytesPerElement: kvBytes)
     }
 
     /// Grouped-query attention with `kv` KV heads of `dim`.
     static func gqa(layers: Int, heads: Int, kv: Int, dim: Int, window: Int = 0, kvBytes: Double = 1) -> AttentionSpec {
-        AttentionSpec(layers: layers, queryHeads: heads, kvElementsPerToken: 2 * kv * dim, qkPlusV: 2 * dim, window: window,
-                      kvBytesPerElement: kvBytes)
+        gqa(layers: layers, heads: heads, kv: kv, keyDim: dim, valueDim: dim, window: window, kvBytes: kvBytes)
+    }
+
+    /// Grouped-query attention whose keys and values differ in width (MiMo: 192 / 128).
+    static func gqa(layers: Int, heads: Int, kv: Int, keyDim: Int, valueDim: Int, window: Int = 0, kvBytes: Double = 1) -> AttentionSpec {
+        AttentionSpec(layers: layers, queryHeads: heads, kvElementsPerToken: kv * (keyDim + valueDim), qkPlusV: keyDim + valueDim,
+                      window: window, kvBytesPerElement: kvBytes, kvHeads: kv)
     }
 
     /// DeepSeek V3: 61 layers of MLA with 128 heads; 3 dense layers (18432) + 58 MoE layers of 8 routed
@@ -44,14 +49,3 @@ extension ModelCostSpec {
     public static let step3Paper: [ModelCostSpec] = [deepSeekV3, kimiK2, qwen3, ernie45, step3]
 }
 
-extension HardwareProfile {
-    /// The paper's Table 4: price per hour, peak at the precision used (FP8 on H800/H20, BF16 on A800/910B),
-    /// memory bandwidth.
-    public static let h800 = HardwareProfile(name: "H800", pricePerHour: 2.00, flops: 1.98e15, memoryBandwidth: 3.35e12, source: "Step-3 paper Table 4 (FP8)")
-    public static let h20 = HardwareProfile(name: "H20", pricePerHour: 0.80, flops: 2.96e14, memoryBandwidth: 4.00e12, source: "Step-3 paper Table 4 (FP8)")
-    public static let a800 = HardwareProfile(name: "A800", pricePerHour: 0.75, flops: 3.12e14, memoryBandwidth: 2.00e12, source: "Step-3 paper Table 4 (BF16)")
-    public static let ascend910B = HardwareProfile(name: "910B", pricePerHour: 0.67, flops: 2.80e14, memoryBandwidth: 1.60e12, source: "Step-3 paper Table 4 (BF16)")
-
-    /// The paper's four chips.
-    public static let step3Paper: [HardwareProfile] = [h800, h20, a800, ascend910B]
-}

@@ -4,6 +4,7 @@ import CostModel
 import Foundation
 import Kernels
 import ModelKit
+import Cluster
 
 enum Probe {
     /// Seconds per call of `body`, the best of `reps` after one warm-up.
@@ -32,5 +33,33 @@ enum Probe {
         let xs = (0..<(m * t)).map { _ in Float(g.nextUnit()) }
         let tf = best(3) { _ = Ops.matmul(w, xs, tokens: t, pool: pool) }
         return (Double(n * n * 4) / tb, 2 * Double(m * m * t) / tf)
+    }
+
+    /// Seconds one small kernel call costs on `threads` threads: a 64 x 64 F32 decode matmul, whose
+    /// 16 KiB of weight reads take well under a microsecond, so the time is the pool's dispatch and join.
+    static func callOverhead(threads: Int) -> Double {
+        let pool = ThreadPool(threads: threads)
+        var g = SplitMix64(seed: 12)
+        let w = WeightMatrix(rows: 64, cols: 64, floats: (0..<4096).map { _ in Float(g.nextUnit()) })
+        let x = (0..<64).map { _ in Float(g.nextUnit()) }
+        let reps = 2000
+        // The median of 9 batches: a batch hit by a context switch on a busy machine does not count.
+        var batches: [Double] = []
+        for _ in 0..<9 {
+            let t0 = DispatchTime.now()
+            for _ in 0..<reps { _ = Ops.matmul(w, x, tokens: 1, pool: pool) }
+            batches.append(secondsSince(t0) / Double(reps))
+        }
+        return batches.sorted()[4]
+    }
+
+    /// This machine as a cost-model hardware profile: measured bandwidth, F32 compute and call overhead;
+    /// capacity from /proc/meminfo; no price (pass --price) and no network.
+    static func profile(threads: Int) -> HardwareProfile {
+        let r = measure(threads: threads)
+        let total = Double(procKiB("/proc/meminfo", "MemTotal") ?? 0) * 1024
+        return HardwareProfile(
+            name: "measured", pricePerHour: 0, flopsF32: r.flops, memoryBandwidth: r.bandwidth, memoryCapacity: total,
+            callOverhead: callOverhead(threads: threads), source: "switchyard cost --probe on this machine (\(threads) threads)")
     }
 }

@@ -36,14 +36,14 @@ import Testing
     /// attention = 1.6e-3 + 200·1e-6 = 1.8e-3 $, FFN = 2000·1e-6 = 2e-3 $. With a 4-token window the KV
     /// term is 16·4 = 64 bytes → 6.4e-4 $ and attention = 8.4e-4 $.
     @Test func handComputedCase() {
-        let chip = HardwareProfile(name: "toy", pricePerHour: 3.6, flops: 1e3, memoryBandwidth: 1e2, source: "test")
+        let chip = HardwareProfile(name: "toy", pricePerHour: 3.6, flopsF32: 1e3, memoryBandwidth: 1e2, source: "test")
         var m = ModelCostSpec(name: "toy", attention: [AttentionSpec(layers: 1, queryHeads: 2, kvElementsPerToken: 16, qkPlusV: 8)],
                               attentionLinearParams: 100, activeFFNParams: 1000, source: "test")
         #expect(close(DecodeCost.attention(m, context: 10, on: chip), 1.8e-3, 1e-9))
         #expect(close(DecodeCost.ffn(m, on: chip), 2e-3, 1e-9))
         m.attention[0].window = 4
         #expect(close(DecodeCost.attention(m, context: 10, on: chip), 8.4e-4, 1e-9))
-        let fast = HardwareProfile(name: "fast", pricePerHour: 3.6, flops: 1e4, memoryBandwidth: 1e2, source: "test")
+        let fast = HardwareProfile(name: "fast", pricePerHour: 3.6, flopsF32: 1e4, memoryBandwidth: 1e2, source: "test")
         let afd = DecodeCost.afd(m, context: 10, chips: [chip, fast])
         #expect(afd.ffn == "fast" && close(afd.total, DecodeCost.attention(m, context: 10, on: fast) + 2e-4, 1e-9))
     }

@@ -6,7 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Elementwise kernels run on the calling thread; the cost model counts them (sy_serial_ops). */
+static atomic_long sy_serial_count;
+long sy_serial_ops(void) { return atomic_load_explicit(&sy_serial_count, memory_order_relaxed); }
+#define SY_COUNT_SERIAL() atomic_fetch_add_explicit(&sy_serial_count, 1, memory_order_relaxed)
+
 void sy_rmsnorm(const float *x, const float *w, float *y, int64_t rows, int64_t n, float eps) {
+    SY_COUNT_SERIAL();
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + r * n;
         float *yr = y + r * n;
@@ -19,6 +25,7 @@ void sy_rmsnorm(const float *x, const float *w, float *y, int64_t rows, int64_t 
 }
 
 void sy_softmax(float *x, int64_t n) {
+    SY_COUNT_SERIAL();
     float mx = -INFINITY;
     for (int64_t i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
     if (mx == -INFINITY) { for (int64_t i = 0; i < n; i++) x[i] = 0; return; }
@@ -29,6 +36,7 @@ void sy_softmax(float *x, int64_t n) {
 }
 
 void sy_swiglu(const float *g, const float *u, float *y, int64_t n, float limit) {
+    SY_COUNT_SERIAL();
     if (limit > 1e-6f) {
         for (int64_t i = 0; i < n; i++) {
             float s = g[i] / (1.0f + expf(-g[i]));
@@ -43,6 +51,7 @@ void sy_swiglu(const float *g, const float *u, float *y, int64_t n, float limit)
 
 void sy_rope_neox(float *x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int32_t pos,
                   float freq_base, const float *freq_factors) {
+    SY_COUNT_SERIAL();
     const int64_t half = n_rot / 2;
     float cs[512], sn[512];  /* n_rot <= 1024 */
     // theta_i = pos * base^(-2i/n_rot) / factor_i, accumulated in float as a running product.
@@ -64,10 +73,15 @@ void sy_rope_neox(float *x, int64_t n_heads, int64_t head_dim, int64_t n_rot, in
     }
 }
 
+/* Work is split over (query token, KV head, chunk of keys) items, flash-decoding style: each item reads
+   its K and V rows once for all the query heads of its KV head and leaves a partial (max, sum, weighted
+   values) per head; a second pass merges the chunks. Splitting keys rather than heads means every row is
+   read once whatever the thread count, and a single decode token still spreads over all threads. */
 typedef struct {
     const sy_attn_args *a;
     atomic_long next;
-    int64_t sub;   /* head subgroups per KV head: each work item serves `group / sub` query heads */
+    int64_t chunk, n_chunks;
+    float *pmax, *psum, *pacc;   /* [item][group], [item][group], [item][group][D] */
 } sy_attn_ctx;
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -100,6 +114,100 @@ static inline void sy_axpy(float *acc, float e, const float *v, int64_t n) {
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(acc + i, _mm256_fmadd_ps(ev, _mm256_loadu_ps(v + i), _mm256_loadu_ps(acc + i)));
     for (; i < n; i++) acc[i] += e * v[i];
 }
+
+/* exp(x) for x <= 0 (scores minus their max), 8 at a time: x = n ln2 + r with |r| <= ln2/2, exp(r) by a
+   degree-6 Taylor polynomial (relative error under 2e-7 there), times 2^n built in the exponent bits.
+   Inputs below -87 (and -inf, the masked keys) give 0. */
+static inline __m256 sy_exp8(__m256 x) {
+    const __m256 lo = _mm256_set1_ps(-87.0f);
+    const __m256 dead = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    x = _mm256_max_ps(x, lo);
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187045e-06f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 720);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_andnot_ps(dead, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+}
+
+/* x[i] = exp(x[i] - m), returning the sum (in double for long rows). */
+static inline double sy_exp_sub_sum(float *x, int64_t n, float m) {
+    const __m256 mv = _mm256_set1_ps(m);
+    __m256 acc = _mm256_setzero_ps();
+    double total = 0;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 e = sy_exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), mv));
+        _mm256_storeu_ps(x + i, e);
+        acc = _mm256_add_ps(acc, e);
+        if ((i & 1023) == 1016) {   /* flush the float lanes into the double every 128 vectors */
+            float l[8];
+            _mm256_storeu_ps(l, acc);
+            for (int k = 0; k < 8; k++) total += l[k];
+            acc = _mm256_setzero_ps();
+        }
+    }
+    float l[8];
+    _mm256_storeu_ps(l, acc);
+    for (int k = 0; k < 8; k++) total += l[k];
+    for (; i < n; i++) { x[i] = x[i] == -INFINITY ? 0 : expf(x[i] - m); total += x[i]; }
+    return total;
+}
+
+/* Scores of query q (D floats) against rows r[0..n) into out[idx[i]]: four rows per pass share each q
+   load, and one horizontal reduction finishes all four. D % 8 == 0. */
+static void sy_scores4(const float *q, const float *const *r, const int32_t *idx, int64_t n, int64_t D, float scale, float *out) {
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+        const float *k0 = r[i], *k1 = r[i + 1], *k2 = r[i + 2], *k3 = r[i + 3];
+        for (int64_t d = 0; d < D; d += 8) {
+            const __m256 qv = _mm256_loadu_ps(q + d);
+            a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + d), a0);
+            a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k1 + d), a1);
+            a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k2 + d), a2);
+            a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k3 + d), a3);
+        }
+        const __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+        const __m128 h = _mm_mul_ps(_mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1)), _mm_set1_ps(scale));
+        float v[4];
+        _mm_storeu_ps(v, h);
+        out[idx[i]] = v[0]; out[idx[i + 1]] = v[1]; out[idx[i + 2]] = v[2]; out[idx[i + 3]] = v[3];
+    }
+    for (; i < n; i++) out[idx[i]] = sy_dot(q, r[i], D) * scale;
+}
+
+/* acc[0..D) += sum_i w[idx[i]] * r[i][0..D), 64 dims at a time in eight registers (no stores inside the
+   row loop). D % 64 == 0. */
+static void sy_values64(const float *w, const float *const *r, const int32_t *idx, int64_t n, int64_t D, float *acc) {
+    for (int64_t d = 0; d < D; d += 64) {
+        __m256 c0 = _mm256_loadu_ps(acc + d), c1 = _mm256_loadu_ps(acc + d + 8), c2 = _mm256_loadu_ps(acc + d + 16),
+               c3 = _mm256_loadu_ps(acc + d + 24), c4 = _mm256_loadu_ps(acc + d + 32), c5 = _mm256_loadu_ps(acc + d + 40),
+               c6 = _mm256_loadu_ps(acc + d + 48), c7 = _mm256_loadu_ps(acc + d + 56);
+        for (int64_t i = 0; i < n; i++) {
+            const __m256 e = _mm256_set1_ps(w[idx[i]]);
+            const float *v = r[i] + d;
+            c0 = _mm256_fmadd_ps(e, _mm256_loadu_ps(v), c0);
+            c1 = _mm256_fmadd_ps(e, _mm256_loadu_ps(v + 8), c1);
+            c2 = _mm256_fmadd_ps(e, _mm256_loadu_ps(v + 16), c2);
+            c3 = _mm256_fmadd_ps(e, _mm256_loadu_ps(v + 24), c3);
+            c4 = _mm256_fmadd_ps(e, _mm256_loadu_ps(v + 32), c4);
+            c5 = _mm256_fmadd_ps(e, _mm256_loadu_ps(v + 40), c5);
+            c6 = _mm256_fmadd_ps(e, _mm256_loadu_ps(v + 48), c6);
+            c7 = _mm256_fmadd_ps(e, _mm256_loadu_ps(v + 56), c7);
+        }
+        _mm256_storeu_ps(acc + d, c0); _mm256_storeu_ps(acc + d + 8, c1); _mm256_storeu_ps(acc + d + 16, c2);
+        _mm256_storeu_ps(acc + d + 24, c3); _mm256_storeu_ps(acc + d + 32, c4); _mm256_storeu_ps(acc + d + 40, c5);
+        _mm256_storeu_ps(acc + d + 48, c6); _mm256_storeu_ps(acc + d + 56, c7);
+    }
+}
+#define SY_HAVE_BLOCKED 1
 #else
 static inline float sy_dot(const float *x, const float *y, int64_t n) {
     float d = 0;
@@ -109,83 +217,146 @@ static inline float sy_dot(const float *x, const float *y, int64_t n) {
 static inline void sy_axpy(float *acc, float e, const float *v, int64_t n) {
     for (int64_t i = 0; i < n; i++) acc[i] += e * v[i];
 }
+#define SY_HAVE_BLOCKED 0
+static inline double sy_exp_sub_sum(float *x, int64_t n, float m) {
+    double total = 0;
+    for (int64_t i = 0; i < n; i++) { x[i] = x[i] == -INFINITY ? 0 : expf(x[i] - m); total += x[i]; }
+    return total;
+}
 #endif
 
-/* One work item: query token t and a subgroup of the query heads that share KV head hk. Each K and V
-   row is read (and, for F16/Q8_0, decoded) once for the whole subgroup, so GQA does not multiply the
-   cache traffic by the group size. */
+/* One work item: query token t, KV head hk, keys [j0, j1), in blocks of SY_BLK rows. Per block: the
+   visible rows are listed (and F16/Q8_0 rows decoded into a block scratch), then the scores of every
+   query head of the group against them (each row read once per block, from cache after the first head);
+   after the chunk's scores, their exponentials; then the weighted V rows, block by block. */
+#define SY_BLK 64
 static void sy_attn_task(void *p, int ith, int nth) {
     (void)ith; (void)nth;
     sy_attn_ctx *c = (sy_attn_ctx *)p;
     const sy_attn_args *a = c->a;
-    const int64_t D = a->head_dim, group = a->n_head / a->n_head_kv, sub = c->sub;
-    const int64_t per = (group + sub - 1) / sub, n_kv = a->n_kv > 0 ? a->n_kv : 1;
-    /* Bytes of one head's slice of a K/V row: quantized rows are decoded one head at a time into a
-       D-float scratch (never the whole cache). */
+    const int64_t D = a->head_dim, group = a->n_head / a->n_head_kv, chunk = c->chunk;
     const size_t hb = a->kv_type == SY_F32 ? 4 * (size_t)D : a->kv_type == SY_F16 ? 2 * (size_t)D : 34 * (size_t)(D / 32);
-    float *s = malloc(sizeof(float) * (size_t)(n_kv * per));   /* [per][n_kv] scores */
-    float *acc = malloc(sizeof(float) * (size_t)(D * per));    /* [per][D] */
-    float *row = malloc(sizeof(float) * (size_t)D);
-    float *mx = malloc(sizeof(float) * (size_t)per);
-    double *sum = malloc(sizeof(double) * (size_t)per);
-    const long total = (long)(a->n_tok * a->n_head_kv * sub);
+    const int blocked = SY_HAVE_BLOCKED && D % 64 == 0;
+    float *s = malloc(sizeof(float) * (size_t)(chunk * group));   /* [group][chunk] scores, then weights */
+    float *dec = malloc(sizeof(float) * (size_t)(SY_BLK * D));     /* decoded rows of one block */
+    const float *rows[SY_BLK];
+    int32_t idx[SY_BLK];
+    const long total = (long)(a->n_tok * a->n_head_kv * c->n_chunks);
     for (;;) {
         const long item = atomic_fetch_add_explicit(&c->next, 1, memory_order_relaxed);
         if (item >= total) break;
-        const int64_t t = item / (a->n_head_kv * sub), rest = item % (a->n_head_kv * sub);
-        const int64_t hk = rest / sub, h0 = hk * group + (rest % sub) * per;
-        const int64_t nh = (h0 + per <= (hk + 1) * group) ? per : (hk + 1) * group - h0;
-        if (nh <= 0) continue;
+        const int64_t t = item / (a->n_head_kv * c->n_chunks), hk = (item / c->n_chunks) % a->n_head_kv;
+        const int64_t j0 = (item % c->n_chunks) * chunk, j1 = j0 + chunk < a->n_kv ? j0 + chunk : a->n_kv, n = j1 - j0;
         const int32_t p1 = a->qpos[t];
-        for (int64_t g = 0; g < nh; g++) mx[g] = -INFINITY;
-        for (int64_t j = 0; j < a->n_kv; j++) {
-            const int32_t p0 = a->kpos ? a->kpos[j] : (int32_t)j;
-            const int32_t dp = p1 - p0;
-            if (dp < 0 || (a->window > 0 && dp >= a->window)) {
-                for (int64_t g = 0; g < nh; g++) s[g * n_kv + j] = -INFINITY;
-                continue;
+        const float *q = a->q + t * a->ldq + hk * group * D;
+        float *pm = c->pmax + item * group, *ps = c->psum + item * group, *pa = c->pacc + item * group * D;
+        for (int64_t g = 0; g < group; g++)
+            for (int64_t jj = 0; jj < n; jj++) s[g * chunk + jj] = -INFINITY;
+        for (int64_t b0 = 0; b0 < n; b0 += SY_BLK) {
+            const int64_t b1 = b0 + SY_BLK < n ? b0 + SY_BLK : n;
+            int64_t m = 0;
+            for (int64_t jj = b0; jj < b1; jj++) {
+                const int32_t dp = p1 - (a->kpos ? a->kpos[j0 + jj] : (int32_t)(j0 + jj));
+                if (dp < 0 || (a->window > 0 && dp >= a->window)) continue;
+                const uint8_t *kb = (const uint8_t *)a->k + (j0 + jj) * a->ldk + (size_t)hk * hb;
+                if (a->kv_type == SY_F32) rows[m] = (const float *)kb;
+                else { sy_dequant_row(a->kv_type, kb, dec + m * D, D); rows[m] = dec + m * D; }
+                idx[m++] = (int32_t)jj;
             }
-            const uint8_t *kb = (const uint8_t *)a->k + j * a->ldk + (size_t)hk * hb;
-            const float *k = (const float *)kb;
-            if (a->kv_type != SY_F32) { sy_dequant_row(a->kv_type, kb, row, D); k = row; }
-            for (int64_t g = 0; g < nh; g++) {
-                const float v = sy_dot(a->q + t * a->ldq + (h0 + g) * D, k, D) * a->scale;
-                s[g * n_kv + j] = v;
-                mx[g] = v > mx[g] ? v : mx[g];
+#if SY_HAVE_BLOCKED
+            /* Ask for the next block's K and V rows now, so the memory stream overlaps this block's math. */
+            if (b1 < n) {
+                const uint8_t *nk = (const uint8_t *)a->k + (j0 + b1) * a->ldk + (size_t)hk * hb;
+                const uint8_t *nv = (const uint8_t *)a->v + (j0 + b0) * a->ldv + (size_t)hk * hb;
+                const int64_t nr = (b1 + SY_BLK < n ? SY_BLK : n - b1);
+                for (int64_t r = 0; r < nr; r++)
+                    for (size_t o = 0; o < hb; o += 64) _mm_prefetch((const char *)(nk + r * a->ldk + o), _MM_HINT_T0);
+                (void)nv;
+            }
+#endif
+            for (int64_t g = 0; g < group; g++) {
+#if SY_HAVE_BLOCKED
+                if (blocked) { sy_scores4(q + g * D, rows, idx, m, D, a->scale, s + g * chunk); continue; }
+#endif
+                for (int64_t i = 0; i < m; i++) s[g * chunk + idx[i]] = sy_dot(q + g * D, rows[i], D) * a->scale;
             }
         }
-        for (int64_t i = 0; i < D * nh; i++) acc[i] = 0;
-        for (int64_t g = 0; g < nh; g++) sum[g] = 0;
-        for (int64_t j = 0; j < a->n_kv; j++) {
-            if (s[j] == -INFINITY) continue;   /* masked rows are masked for every head of the item */
-            const uint8_t *vb = (const uint8_t *)a->v + j * a->ldv + (size_t)hk * hb;
-            const float *v = (const float *)vb;
-            if (a->kv_type != SY_F32) { sy_dequant_row(a->kv_type, vb, row, D); v = row; }
-            for (int64_t g = 0; g < nh; g++) {
-                const float e = expf(s[g * n_kv + j] - mx[g]);
-                sum[g] += e;
-                sy_axpy(acc + g * D, e, v, D);
-            }
+        for (int64_t g = 0; g < group; g++) {
+            float mx = -INFINITY;
+            for (int64_t jj = 0; jj < n; jj++) mx = s[g * chunk + jj] > mx ? s[g * chunk + jj] : mx;
+            pm[g] = mx;
+            ps[g] = mx == -INFINITY ? 0 : (float)sy_exp_sub_sum(s + g * chunk, n, mx);
         }
-        for (int64_t g = 0; g < nh; g++) {
-            float *o = a->out + t * a->ldo + (h0 + g) * D;
-            if (mx[g] == -INFINITY) { memset(o, 0, sizeof(float) * (size_t)D); continue; }
-            const float inv = (float)(1.0 / sum[g]);
-            for (int64_t i = 0; i < D; i++) o[i] = acc[g * D + i] * inv;
+        memset(pa, 0, sizeof(float) * (size_t)(group * D));
+        for (int64_t b0 = 0; b0 < n; b0 += SY_BLK) {
+            const int64_t b1 = b0 + SY_BLK < n ? b0 + SY_BLK : n;
+            int64_t m = 0;
+            for (int64_t jj = b0; jj < b1; jj++) {
+                const int32_t dp = p1 - (a->kpos ? a->kpos[j0 + jj] : (int32_t)(j0 + jj));
+                if (dp < 0 || (a->window > 0 && dp >= a->window)) continue;
+                const uint8_t *vb = (const uint8_t *)a->v + (j0 + jj) * a->ldv + (size_t)hk * hb;
+                if (a->kv_type == SY_F32) rows[m] = (const float *)vb;
+                else { sy_dequant_row(a->kv_type, vb, dec + m * D, D); rows[m] = dec + m * D; }
+                idx[m++] = (int32_t)jj;
+            }
+            for (int64_t g = 0; g < group; g++) {
+#if SY_HAVE_BLOCKED
+                if (blocked) { sy_values64(s + g * chunk, rows, idx, m, D, pa + g * D); continue; }
+#endif
+                for (int64_t i = 0; i < m; i++) sy_axpy(pa + g * D, s[g * chunk + idx[i]], rows[i], D);
+            }
         }
     }
     free(s);
-    free(acc);
-    free(row);
-    free(mx);
-    free(sum);
+    free(dec);
+}
+
+/* Merges the chunks of each (token, KV head): out = sum_c e^(m_c - M) acc_c / sum_c e^(m_c - M) s_c. */
+static void sy_attn_merge(void *p, int ith, int nth) {
+    sy_attn_ctx *c = (sy_attn_ctx *)p;
+    const sy_attn_args *a = c->a;
+    const int64_t D = a->head_dim, group = a->n_head / a->n_head_kv, pairs = a->n_tok * a->n_head_kv;
+    for (int64_t pr = ith; pr < pairs; pr += nth) {
+        const int64_t t = pr / a->n_head_kv, hk = pr % a->n_head_kv, base = pr * c->n_chunks;
+        for (int64_t g = 0; g < group; g++) {
+            float *o = a->out + t * a->ldo + (hk * group + g) * D;
+            float M = -INFINITY;
+            for (int64_t ci = 0; ci < c->n_chunks; ci++) { const float m = c->pmax[(base + ci) * group + g]; M = m > M ? m : M; }
+            if (M == -INFINITY) { memset(o, 0, sizeof(float) * (size_t)D); continue; }
+            double sum = 0;
+            for (int64_t i = 0; i < D; i++) o[i] = 0;
+            for (int64_t ci = 0; ci < c->n_chunks; ci++) {
+                const int64_t it = base + ci;
+                const float m = c->pmax[it * group + g];
+                if (m == -INFINITY) continue;
+                const float w = expf(m - M);
+                sum += (double)w * c->psum[it * group + g];
+                sy_axpy(o, w, c->pacc + (it * group + g) * D, D);
+            }
+            const float inv = (float)(1.0 / sum);
+            for (int64_t i = 0; i < D; i++) o[i] *= inv;
+        }
+    }
 }
 
 void sy_attention(sy_pool *pool, const sy_attn_args *a) {
-    /* Split a KV head's query heads only as far as needed to give every thread work. */
-    const int64_t group = a->n_head / a->n_head_kv, items = a->n_tok * a->n_head_kv, nth = sy_pool_size(pool);
-    int64_t sub = items >= nth ? 1 : (nth + items - 1) / items;
-    if (sub > group) sub = group;
-    sy_attn_ctx c = {a, 0, sub};
-    sy_pool_run(pool, sy_attn_task, &c);
+    /* Enough chunks to give each thread about four items, but never chunks under 256 keys (the partials
+       and the merge would then cost more than they save). */
+    const int64_t nth = sy_pool_size(pool), pairs = a->n_tok * a->n_head_kv, n_kv = a->n_kv > 0 ? a->n_kv : 1;
+    int64_t want = (4 * nth + pairs - 1) / pairs;
+    int64_t chunk = (n_kv + want - 1) / want;
+    if (chunk < 256) chunk = 256;
+    if (chunk > n_kv) chunk = n_kv;
+    const int64_t n_chunks = (n_kv + chunk - 1) / chunk, group = a->n_head / a->n_head_kv;
+    const size_t items = (size_t)(pairs * n_chunks);
+    sy_attn_ctx c = {a, 0, chunk, n_chunks, NULL, NULL, NULL};
+    c.pmax = malloc(sizeof(float) * items * (size_t)group);
+    c.psum = malloc(sizeof(float) * items * (size_t)group);
+    c.pacc = malloc(sizeof(float) * items * (size_t)(group * a->head_dim));
+    if (a->n_kv > 0) sy_pool_run(pool, sy_attn_task, &c);
+    else for (size_t i = 0; i < items * (size_t)group; i++) c.pmax[i] = -INFINITY;
+    sy_pool_run(pool, sy_attn_merge, &c);
+    free(c.pmax);
+    free(c.psum);
+    free(c.pacc);
 }

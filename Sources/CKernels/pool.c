@@ -16,6 +16,7 @@
 
 struct sy_pool {
     int n;
+    atomic_long runs;   /* sy_pool_run calls so far (a structural count for the cost model) */
     pthread_t *threads;
     atomic_int gen;
     atomic_int done;
@@ -87,8 +88,10 @@ void sy_pool_free(sy_pool *pool) {
 }
 
 int sy_pool_size(const sy_pool *pool) { return pool ? pool->n : 1; }
+long sy_pool_runs(sy_pool *pool) { return pool ? atomic_load_explicit(&pool->runs, memory_order_relaxed) : 0; }
 
 void sy_pool_run(sy_pool *pool, sy_task_fn fn, void *ctx) {
+    if (pool) atomic_fetch_add_explicit(&pool->runs, 1, memory_order_relaxed);
     if (!pool || pool->n == 1) {
         fn(ctx, 0, 1);
         return;

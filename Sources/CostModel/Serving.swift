@@ -14,7 +14,8 @@
 //   attention = max(b_g·q·FLOP_attn/t / F, b_g·KV_read/t_kv / BW) + max(b_g·q·FLOP_lin/t / F, W_attn/t / BW)
 //   FFN       = max(b_g·q·FLOP_FFN/t / F, (W_other + W_routed/EP · touched) / BW)
 //   exchange  = 2 · MoE layers · (latency + bytes / network)      (0 when overlapped)
-//   calls     = kernel calls per token · call overhead           (0 for graph-launched GPUs)
+//   calls     = kernel calls per token · call overhead (+ elementwise ops · their fixed cost; 0 on GPUs
+//               launched as graphs)
 // Cost per token = price · step / (b_g/t · tau), with the step paced at the SLA when `paceAtSLA`.
 import Foundation
 
@@ -45,6 +46,10 @@ public struct ServingKnobs: Codable, Sendable, Equatable {
     public var paceAtSLA = true
     /// Whether the expert exchange overlaps compute (micro-batch ping-pong), as the paper assumes.
     public var overlapExchange = true
+    /// Whether attention's cache reads overlap its arithmetic (the roofline's max, true of GPUs). False
+    /// adds them: measured true of this engine's CPU kernel, whose loads and FMAs share the core's ports
+    /// (Docs/COST.md, "Measured against predicted").
+    public var overlapAttention = true
 
     /// Defaults.
     public init() {}
@@ -65,6 +70,8 @@ public struct ServingScenario: Codable, Sendable {
     public var batch: Double
     /// Kernel calls per decoded token that pay `hardware.callOverhead` (0: none).
     public var kernelCalls: Double = 0
+    /// Elementwise kernels per decoded token that pay `hardware.serialOpCost` (0: none).
+    public var serialOps: Double = 0
 
     /// Creates a scenario.
     public init(model: ModelCostSpec, hardware: HardwareProfile, context: Int, ep: Int = 1, mtp: Int = 0, sla: Double = 0,
@@ -123,22 +130,24 @@ public enum ServingCost {
     public static func step(_ s: ServingScenario, knobs: ServingKnobs, groupSequences bg: Double, group t: Int) -> StepTime {
         let m = s.model, hw = s.hardware, q = Double(s.mtp + 1), td = Double(t)
         let f = hw.flops * knobs.computeEfficiency, bw = hw.memoryBandwidth * knobs.bandwidthEfficiency
+        let wbw = (hw.weightBandwidth > 0 ? hw.weightBandwidth : hw.memoryBandwidth) * knobs.bandwidthEfficiency
         let wb = knobs.weightBytesPerParam
         let kvRead = m.attention.reduce(0.0) { $0 + $1.kvRead(context: s.context) / Double(min(t, max($1.kvHeads, 1))) }
         var st = StepTime()
-        st.attention = max(bg * q * m.flopAttention(context: s.context) / td / f, bg * kvRead / bw)
-            + max(bg * q * m.flopLinear / td / f, wb * m.attentionLinearParams / td / bw)
+        let core = (bg * q * m.flopAttention(context: s.context) / td / f, bg * kvRead / bw)
+        st.attention = (knobs.overlapAttention ? max(core.0, core.1) : core.0 + core.1)
+            + max(bg * q * m.flopLinear / td / f, wb * m.attentionLinearParams / td / wbw)
         let tokens = bg * q * Double(s.ep) / td  // tokens one MoE layer of the EP group sees per step
         let touched = m.experts > 0 ? 1 - pow(1 - Double(m.expertsPerToken) / Double(m.experts), tokens) : 1
         let other = max(m.totalParams - m.routedExpertParams - m.attentionLinearParams, 0)
         let ffnBytes = wb * (other + m.routedExpertParams / Double(s.ep) * touched)
-        st.ffn = max(bg * q * m.flopFFN / td / f, ffnBytes / bw)
+        st.ffn = max(bg * q * m.flopFFN / td / f, ffnBytes / wbw)
         if !knobs.overlapExchange, s.ep > 1, hw.networkBandwidth > 0 {
             // Per MoE layer: dispatch 1 byte and combine 2 bytes per hidden element per routed copy.
             let bytes = bg * q / td * Double(m.expertsPerToken * m.hidden) * 3
             st.exchange = Double(m.moeLayers) * (2 * hw.networkLatency + bytes / hw.networkBandwidth)
         }
-        st.calls = s.kernelCalls * hw.callOverhead
+        st.calls = s.kernelCalls * hw.callOverhead + s.serialOps * hw.serialOpCost
         return st
     }
 

@@ -15,6 +15,9 @@ public final class ThreadPool: @unchecked Sendable {
 
     deinit { sy_pool_free(raw) }
 
+    /// Kernel calls dispatched so far (each pays one dispatch and join; the cost model counts them).
+    public var runs: Int { Int(sy_pool_runs(raw)) }
+
     /// A single-threaded pool (runs everything on the caller).
     public static let serial = ThreadPool(threads: 1)
 }

@@ -252,7 +252,10 @@ public final class Step35Model: @unchecked Sendable {
         Step35Cache(blocks: blocks, context: context, type: type, maxPass: maxPass)
     }
 
-    private func hook(_ name: String, _ il: Int, _ v: [Float], _ shape: [Int]) { debugHook?(name, il, v, shape) }
+    /// Values are built only when a hook is set (the arguments are autoclosures: no copies on the hot path).
+    private func hook(_ name: String, _ il: Int, _ v: @autoclosure () -> [Float], _ shape: @autoclosure () -> [Int]) {
+        if let h = debugHook { h(name, il, v(), shape()) }
+    }
 
     /// Runs `body`, adding its wall time to `c` when profiling.
     public func timed<T>(_ c: Step35Component, _ body: () -> T) -> T {

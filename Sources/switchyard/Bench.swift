@@ -4,6 +4,8 @@
 // 128K prefill) or by a real prefill; either way attention reads the whole cache. Each row decodes
 // `-n` tokens greedily after one warm-up step and reports the mean per token.
 import ArgumentParser
+import CostModel
+import Kernels
 import Foundation
 import GGUF
 import ModelKit
@@ -49,11 +51,15 @@ struct Bench: ParsableCommand {
     @Option(help: "Draw cost per token against context, split by component, as SVG to this file.")
     var plot: String?
 
+    @Flag(help: "Put the analytic cost model's prediction (this machine's probe, the same shape) beside every row.")
+    var predict = false
+
     func validate() throws {
         guard ["synthetic", "prefill"].contains(fill) else { throw ValidationError("--fill must be synthetic or prefill") }
         guard KVType(rawValue: kvType) != nil else { throw ValidationError("--kv-type must be f32, f16 or q8_0") }
         guard nGen >= 1 else { throw ValidationError("-n must be >= 1") }
         guard (0...3).contains(draft) else { throw ValidationError("--draft must be 0 to 3") }
+        if predict && draft > 0 { throw ValidationError("--predict models one token per step; use it with --draft 0") }
         _ = try Self.parseContexts(contexts)
         if shape != nil { _ = try Self.parseScale(scale) }
     }
@@ -104,15 +110,46 @@ struct Bench: ParsableCommand {
         let setup = BenchSetup(model: name, weightBytes: weights, threads: model.pool.threads, kvType: kvType, fill: fill,
                                nGen: nGen, host: ProcessInfo.processInfo.hostName, cores: ProcessInfo.processInfo.activeProcessorCount,
                                topology: rt.session.map { "\($0.topology.heads) head(s) + \($0.topology.workers) worker(s), \($0.topology.file)" } ?? "single process")
-        print("| model | size | threads | kv | fill | test | t/s | ms/token |")
-        print("|---|---|---|---|---|---|---|---|")
+        var predictor: (spec: ModelCostSpec, bytesPerParam: Double, profile: HardwareProfile, matmulCalls: Int)?
+        if predict {
+            let calls = BenchPredict.matmulCalls(model.config, file: file)
+            let (spec, bpp) = BenchPredict.spec(model.config, file: file, kv: kv, moeLayers: model.moeLayerIndices.count)
+            let (p, mmSeconds) = BenchPredict.profile(threads: model.pool.threads, calls: calls, hidden: model.config.embeddingLength)
+            predictor = (spec, bpp, p, calls.count)
+            print(String(format: "predict: probe on %d threads: memory read %.2f GB/s, F32 %.2f GFLOP/s, kernel call %.2f us, elementwise op %.2f us; the step's %d matmuls (%.1f MB, %d shapes) timed alone: %.3f ms, %.2f GB/s; %.3f bytes per weight read",
+                         model.pool.threads, p.memoryBandwidth / 1e9, p.flopsF32 / 1e9, p.callOverhead * 1e6, p.serialOpCost * 1e6, calls.count,
+                         Double(calls.reduce(0) { $0 + $1.bytes }) / 1e6, Set(calls).count, mmSeconds * 1e3, p.weightBandwidth / 1e9, bpp))
+        }
+        print("| model | size | threads | kv | fill | test | t/s | ms/token |" + (predict ? " predicted ms | measured/predicted |" : ""))
+        print("|---|---|---|---|---|---|---|---|" + (predict ? "---|---|" : ""))
         var rows: [BenchRow] = []
         for c in ctxs {
-            let r = try measure(rt, context: c, kv: kv)
+            var r = try measure(rt, context: c, kv: kv)
+            var tail = ""
+            if let pr = predictor {
+                // The matmul timings include their own dispatch; the other kernel calls pay the call cost.
+                let other = max(0, r.callsPerToken - Double(pr.matmulCalls))
+                let st = BenchPredict.predict(spec: pr.spec, bytesPerParam: pr.bytesPerParam, profile: pr.profile, context: c, callsPerToken: other,
+                                              serialOpsPerToken: r.serialOpsPerToken)
+                let p = BenchPrediction(msPerToken: st.total * 1e3, attentionMs: st.attention * 1e3, ffnMs: (st.ffn + st.exchange) * 1e3,
+                                        callsMs: st.calls * 1e3, callsPerToken: r.callsPerToken, serialOpsPerToken: r.serialOpsPerToken,
+                                        ratio: r.msPerToken / (st.total * 1e3))
+                r.predicted = p
+                tail = String(format: " %.3f | %.2f |", p.msPerToken, p.ratio)
+            }
             rows.append(r)
             print(String(format: "| %@ | %.2f GiB | %d | %@ | %@ | tg%d @ d%d | %.2f | %.3f |", name, Double(weights) / 1_073_741_824,
-                         model.pool.threads, kvType, fill, nGen, c, r.tokensPerSecond, r.msPerToken))
+                         model.pool.threads, kvType, fill, nGen, c, r.tokensPerSecond, r.msPerToken) + tail)
             fflush(nil)  // rows appear as they are measured
+        }
+        if predict {
+            print("\npredicted per token, ms (the cost model's parts: attention = KV scan + attention weights; FFN = every other weight read; calls = kernel calls x call cost):")
+            print("| context | attention | FFN | calls | pool calls/token | elementwise ops/token | predicted | measured | measured/predicted |")
+            print("|---|---|---|---|---|---|---|---|---|")
+            for r in rows { if let p = r.predicted {
+                print(String(format: "| %d | %.3f | %.3f | %.3f | %.0f | %.0f | %.3f | %.3f | %.2f |", r.context, p.attentionMs, p.ffnMs, p.callsMs, p.callsPerToken,
+                             p.serialOpsPerToken, p.msPerToken, r.msPerToken, p.ratio))
+            } }
         }
         print("\nper-token breakdown, ms (attention columns are whole attention layers; kernel = the cache scan alone, us per layer):")
         let comps = Step35Component.allCases
@@ -161,11 +198,16 @@ struct Bench: ParsableCommand {
         defer { model.profile = nil }
         let mark = RowMark()
         let session = rt.session
+        let pool = model.pool
         // Start the clock at the second token: the first decode step is the warm-up.
         let result = try rt.run([job]) { _, _ in
             mark.count += 1
             mark.end = DispatchTime.now()  // the last token's arrival (not the job's teardown, which frees the KV)
+            mark.endRuns = pool.runs
+            mark.endSerial = Ops.serialCalls
             if mark.count == 2 {
+                mark.startRuns = pool.runs
+                mark.startSerial = Ops.serialCalls
                 profile.reset()
                 mark.stats = session?.headStats
                 mark.start = DispatchTime.now()
@@ -188,7 +230,9 @@ struct Bench: ParsableCommand {
                         otherMs: max(0, total - breakdown.values.reduce(0, +)),
                         kernelFullUs: full > 0 ? profile.fullSeconds * 1e6 / Double(max(steps, 1) * full) : 0,
                         kernelSWAUs: swa > 0 ? profile.slidingSeconds * 1e6 / Double(max(steps, 1) * swa) : 0,
-                        kvBytes: model.config.kvBytes(context: job.contextSize, type: kv), dispatchMs: dispatch, combineMs: combine)
+                        kvBytes: model.config.kvBytes(context: job.contextSize, type: kv), dispatchMs: dispatch, combineMs: combine,
+                        callsPerToken: Double(mark.endRuns - mark.startRuns) / Double(max(steps, 1)),
+                        serialOpsPerToken: Double(mark.endSerial - mark.startSerial) / Double(max(steps, 1)))
     }
 }
 
@@ -197,6 +241,7 @@ private final class RowMark: @unchecked Sendable {
     var count = 0
     var start = DispatchTime.now(), end = DispatchTime.now()
     var stats: ExchangeStats?
+    var startRuns = 0, endRuns = 0, startSerial = 0, endSerial = 0
 }
 
 /// What a bench run measured on (the JSON's `setup`).
@@ -230,6 +275,12 @@ struct BenchRow: Codable {
     /// Exchange per token under a topology (0 single-process): dispatch, and the wait for the combine.
     var dispatchMs: Double
     var combineMs: Double
+    /// Kernel calls (thread-pool dispatches) per token on this rank.
+    var callsPerToken: Double = 0
+    /// Elementwise kernels (norms, RoPE, SwiGLU, softmax) per token on this rank.
+    var serialOpsPerToken: Double = 0
+    /// `--predict`: the cost model's prediction for this row.
+    var predicted: BenchPrediction?
 }
 
 /// The JSON file `bench --json` writes.

@@ -159,19 +159,23 @@ func maxRelErr(_ a: [Float], _ b: [Float]) -> Float {
         #expect(maxRelErr(fast, ref) < 1e-5)
     }
 
-    /// If this fails, splitting a KV head's query heads across threads (one decode token, one KV head,
-    /// more threads than work items) drops or duplicates heads: 6 query heads over 1, 2, 3, 4 and 8
-    /// threads must all match the reference.
+    /// If this fails, splitting the keys of one (token, KV head) into chunks across threads drops,
+    /// duplicates or mis-weights a chunk in the merge: one decode token, one KV head of 6 query heads,
+    /// 1,500 keys (several 256-key chunks) in ring order (positions not sorted), full and with a window
+    /// that ends mid-chunk, over 1, 2, 3, 4 and 8 threads, must all match the reference.
     @Test(arguments: [1, 2, 3, 4, 8])
-    func splitHeadGroupsMatchReference(threads: Int) {
+    func splitKeyChunksMatchReference(threads: Int) {
         var r = Rand(9)
-        let s = AttentionShape(heads: 6, kvHeads: 1, headDim: 32, window: 0, scale: 0.2)
-        let n = 7
-        let k = r.floats(n * 32), v = r.floats(n * 32), q = r.floats(6 * 32)
-        let kp = (0..<n).map(Int32.init), qp: [Int32] = [6]
-        let fast = Ops.attention(q: q, queryPositions: qp, k: k, v: v, keyPositions: kp, shape: s, pool: ThreadPool(threads: threads))
-        let ref = Reference.attention(q: q, queryPositions: qp, k: k, v: v, keyPositions: kp, shape: s)
-        #expect(maxRelErr(fast, ref) < 1e-5)
+        let n = 1500
+        let k = r.floats(n * 32), v = r.floats(n * 32), q = r.floats(2 * 6 * 32)
+        // A ring: slot i holds position (i + 700) % n, so chunks cover non-contiguous position ranges.
+        let kp = (0..<n).map { Int32(($0 + 700) % n) }, qp: [Int32] = [Int32(n - 1), Int32(n - 2)]
+        for window in [0, 333] {
+            let s = AttentionShape(heads: 6, kvHeads: 1, headDim: 32, window: window, scale: 0.2)
+            let fast = Ops.attention(q: q, queryPositions: qp, k: k, v: v, keyPositions: kp, shape: s, pool: ThreadPool(threads: threads))
+            let ref = Reference.attention(q: q, queryPositions: qp, k: k, v: v, keyPositions: kp, shape: s)
+            #expect(maxRelErr(fast, ref) < 1e-5, "window \(window)")
+        }
     }
 
     /// If this fails, the sliding window is off by one: key p0 must be visible to query p1 iff

@@ -22,6 +22,8 @@ typedef void (*sy_task_fn)(void *ctx, int ith, int nth);
 sy_pool *sy_pool_create(int n_threads);
 void sy_pool_free(sy_pool *pool);
 int sy_pool_size(const sy_pool *pool);
+/* Kernel calls dispatched through the pool so far. */
+long sy_pool_runs(sy_pool *pool);
 /* Runs fn(ctx, i, n) for i in [0, n) on the pool's threads (the caller is thread 0) and waits. */
 void sy_pool_run(sy_pool *pool, sy_task_fn fn, void *ctx);
 
@@ -42,6 +44,8 @@ void sy_matmul(sy_pool *pool, int type, int64_t rows, int64_t cols, size_t row_b
                const sy_mm_job *jobs, int n_jobs);
 
 /* ---- elementwise ---- */
+/* Elementwise kernel calls so far (all threads). */
+long sy_serial_ops(void);
 /* y[r] = x[r] / rms(x[r]) * w for `rows` rows of n; w may be NULL. Sum of squares in double. */
 void sy_rmsnorm(const float *x, const float *w, float *y, int64_t rows, int64_t n, float eps);
 void sy_softmax(float *x, int64_t n);

@@ -1,0 +1,161 @@
+// `bench --predict`: the analytic cost model's prediction (Sources/CostModel, `ServingCost.step`) for each
+// measured row, on this machine's profile measured by the probe with the engine's own kernels, for the
+// same model shape, thread count and KV type. Batch 1, no MTP: one decode step of one sequence.
+//
+// What the model is given (all measured or counted before the rows, none from the rows' timings):
+//   - weights: bytes each decode step reads, from the GGUF tensors (experts at top-k / experts of theirs),
+//     streamed at the rate the probe measured for the engine's matmul on the same matrix shapes;
+//   - KV: bytes of the visible rows, read at the probe's F32 stream rate, plus attention FLOPs at its F32
+//     matmul rate, added rather than overlapped (the CPU kernel's loads and FMAs share the core);
+//   - kernel calls per token other than those matmuls (a count of thread-pool dispatches, a property of
+//     the code path) times the probe's cost of one small call (the matmul timings include their own), and
+//     elementwise kernels per token (norms, RoPE, SwiGLU; counted likewise) times the probe's cost of one
+//     RMSNorm of a hidden row.
+import CostModel
+import Foundation
+import GGUF
+import Kernels
+import ModelKit
+import Step35
+
+/// The prediction for one bench row.
+struct BenchPrediction: Codable {
+    var msPerToken: Double
+    var attentionMs: Double
+    var ffnMs: Double
+    var callsMs: Double
+    var callsPerToken: Double
+    var serialOpsPerToken: Double
+    /// measured / predicted.
+    var ratio: Double
+}
+
+enum BenchPredict {
+    /// One matmul call of a decode step: its weight type and the matrix it streams (grouped experts: the
+    /// top-k experts' rows stacked, as one call reads them).
+    struct MatmulShape: Hashable {
+        var type: GGMLType
+        var rows: Int, cols: Int
+        /// Routed experts: `used` of `experts` matrices of rows x cols, picked per token.
+        var experts = 0, used = 1
+        /// Bytes one call reads.
+        var bytes: Int { rows * used * type.byteCount(elements: cols) }
+    }
+
+    /// The matmul calls of one decode step (batch 1, no drafting) of `file`'s main layers, in tensor order.
+    static func matmulCalls(_ config: Step35Config, file: GGUFFile) -> [MatmulShape] {
+        file.tensors.compactMap { t -> MatmulShape? in
+            let n = t.name
+            guard n.hasSuffix(".weight"), t.shape.count >= 2, !n.hasPrefix("token_embd") else { return nil }
+            if n.hasPrefix("blk."), (Int(n.split(separator: ".")[1]) ?? 0) >= config.layerCount { return nil }
+            if n.contains("_exps") {
+                return MatmulShape(type: t.type, rows: t.shape[1], cols: t.shape[0], experts: config.expertCount, used: config.expertUsedCount)
+            }
+            return MatmulShape(type: t.type, rows: t.shape[1], cols: t.shape[0])
+        }
+    }
+
+    /// This machine as the cost model sees it for `calls`: the probe's memory, F32 compute and call cost,
+    /// and the rate at which the engine's matmul streams these very matrix shapes. Each distinct shape is
+    /// timed on its own over copies spanning 32 MiB (so the weights come from memory, as in a decode step);
+    /// routed experts go through the grouped matmul on top-k experts drawn at random among all the copies'
+    /// separately allocated experts, as routing scatters them. The step's weight bytes over the summed call
+    /// times give the weight rate. Small matrices stream far
+    /// below a large one's rate (per-row and per-call costs), which a single big-matrix probe would miss.
+    static func profile(threads: Int, calls: [MatmulShape], hidden: Int) -> (HardwareProfile, matmulSeconds: Double) {
+        var p = Probe.profile(threads: threads)
+        p.serialOpCost = Probe.serialOpCost(width: hidden)
+        let pool = ThreadPool(threads: threads)
+        var g = SplitMix64(seed: 13)
+        var perCall: [MatmulShape: Double] = [:]
+        for shape in Set(calls) {
+            let row = Quantize.row(shape.type, (0..<shape.cols).map { _ in Float(g.nextUnit()) - 0.5 })
+            var matrix = [UInt8]()
+            matrix.reserveCapacity(shape.rows * row.count)
+            for _ in 0..<shape.rows { matrix.append(contentsOf: row) }
+            let count = max(2 * shape.used, (32 << 20) / max(matrix.count, 1))
+            let ws = (0..<count).map { _ in WeightMatrix(type: shape.type, rows: shape.rows, cols: shape.cols, bytes: matrix) }
+            let x = (0..<shape.cols).map { _ in Float(g.nextUnit()) }
+            if shape.experts > 0 {
+                // Each call: `used` distinct experts at random, one token each, in one grouped matmul.
+                let picks = (0..<64).map { _ in
+                    var set: [Int] = []
+                    while set.count < shape.used { let e = Int(g.next() % UInt64(count)); if !set.contains(e) { set.append(e) } }
+                    return set.map { ws[$0] }
+                }
+                let xs = Array([[Float]](repeating: x, count: shape.used).joined())
+                let segs = (0..<shape.used).map { (start: $0, count: 1) }
+                let t = Probe.best(3) { for p in picks { _ = Ops.groupedMatmul(p, xs, segments: segs, pool: pool) } }
+                perCall[shape] = t / Double(picks.count)
+            } else {
+                let t = Probe.best(3) { for w in ws { _ = Ops.matmul(w, x, tokens: 1, pool: pool) } }
+                perCall[shape] = t / Double(count)
+            }
+        }
+        let seconds = calls.reduce(0) { $0 + perCall[$1]! }
+        if ProcessInfo.processInfo.environment["SY_PREDICT_DEBUG"] != nil {
+            var n: [MatmulShape: Int] = [:]
+            for c in calls { n[c, default: 0] += 1 }
+            for (k, v) in n.sorted(by: { $0.value * $0.key.bytes > $1.value * $1.key.bytes }) {
+                print(String(format: "  %@ %dx%d x%d: %d calls, %.1f us each, %.3f ms", k.type.name, k.rows, k.cols, k.used, v, perCall[k]! * 1e6, Double(v) * perCall[k]! * 1e3))
+            }
+        }
+        p.weightBandwidth = Double(calls.reduce(0) { $0 + $1.bytes }) / seconds
+        return (p, seconds)
+    }
+
+    /// The weight type most of `file`'s bytes are stored in.
+    static func dominantType(_ file: GGUFFile) -> GGMLType {
+        var by: [GGMLType: Int] = [:]
+        for t in file.tensors { by[t.type, default: 0] += t.byteCount }
+        return by.max { $0.value < $1.value }?.key ?? .f32
+    }
+
+    /// The cost model's view of `config` as one decode step reads `file`: attention groups by layer kind,
+    /// parameters by role (token embeddings and MTP blocks excluded: a step reads one embedding row and,
+    /// without drafting, no MTP block), and the mean bytes per parameter.
+    static func spec(_ config: Step35Config, file: GGUFFile, kv: KVType, moeLayers: Int) -> (ModelCostSpec, bytesPerParam: Double) {
+        var attn = 0.0, routed = 0.0, other = 0.0, bytes = 0.0
+        for t in file.tensors {
+            let n = t.name
+            if n.hasPrefix("token_embd") { continue }
+            if n.hasPrefix("blk.") {
+                let layer = Int(n.split(separator: ".")[1]) ?? 0
+                if layer >= config.layerCount { continue }
+                if n.contains(".attn_") { attn += Double(t.elementCount) } else if n.contains("_exps") { routed += Double(t.elementCount) } else { other += Double(t.elementCount) }
+            } else {
+                other += Double(t.elementCount)
+            }
+            bytes += Double(n.contains("_exps") ? t.byteCount * config.expertUsedCount / max(config.expertCount, 1) : t.byteCount)
+        }
+        let readParams = attn + other + routed * Double(config.expertUsedCount) / Double(max(config.expertCount, 1))
+        let layers = 0..<config.layerCount
+        let full = layers.filter { !config.isSWA($0) }, swa = layers.filter { config.isSWA($0) }
+        let perElement = Double(kv.bytes(32)) / 32
+        func group(_ ls: [Int], window: Int) -> AttentionSpec? {
+            guard let l = ls.first else { return nil }
+            return AttentionSpec(layers: ls.count, queryHeads: config.headCount[l], kvElementsPerToken: config.headCountKV[l] * (config.keyLength + config.valueLength),
+                                 qkPlusV: config.keyLength + config.valueLength, window: window, kvBytesPerElement: perElement, kvHeads: config.headCountKV[l])
+        }
+        let spec = ModelCostSpec(
+            name: "step35 (GGUF)", attention: [group(full, window: 0), group(swa, window: config.slidingWindow)].compactMap { $0 },
+            attentionLinearParams: attn, activeFFNParams: readParams - attn, totalParams: attn + routed + other, routedExpertParams: routed,
+            experts: config.expertCount, expertsPerToken: config.expertUsedCount, hidden: config.embeddingLength,
+            moeLayers: moeLayers, source: "the bench model's GGUF tensors")
+        return (spec, bytes / readParams)
+    }
+
+    /// The predicted step at `context` (the decoded token sees context + 1 positions).
+    static func predict(spec: ModelCostSpec, bytesPerParam: Double, profile: HardwareProfile, context: Int, callsPerToken: Double,
+                        serialOpsPerToken: Double) -> StepTime {
+        var k = ServingKnobs()
+        k.bandwidthEfficiency = 1  // the probe measured achieved rates
+        k.computeEfficiency = 1
+        k.weightBytesPerParam = bytesPerParam
+        k.attention = .replicated
+        k.overlapAttention = false
+        var s = ServingScenario(model: spec, hardware: profile, context: context + 1, ep: 1, mtp: 0, batch: 1, kernelCalls: callsPerToken)
+        s.serialOps = serialOpsPerToken
+        return ServingCost.step(s, knobs: k, groupSequences: 1, group: 1)
+    }
+}

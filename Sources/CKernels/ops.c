@@ -6,13 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Elementwise kernels run on the calling thread; the cost model counts them (sy_serial_ops). */
-static atomic_long sy_serial_count;
-long sy_serial_ops(void) { return atomic_load_explicit(&sy_serial_count, memory_order_relaxed); }
-#define SY_COUNT_SERIAL() atomic_fetch_add_explicit(&sy_serial_count, 1, memory_order_relaxed)
-
 void sy_rmsnorm(const float *x, const float *w, float *y, int64_t rows, int64_t n, float eps) {
-    SY_COUNT_SERIAL();
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + r * n;
         float *yr = y + r * n;
@@ -25,7 +19,6 @@ void sy_rmsnorm(const float *x, const float *w, float *y, int64_t rows, int64_t 
 }
 
 void sy_softmax(float *x, int64_t n) {
-    SY_COUNT_SERIAL();
     float mx = -INFINITY;
     for (int64_t i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
     if (mx == -INFINITY) { for (int64_t i = 0; i < n; i++) x[i] = 0; return; }
@@ -36,7 +29,6 @@ void sy_softmax(float *x, int64_t n) {
 }
 
 void sy_swiglu(const float *g, const float *u, float *y, int64_t n, float limit) {
-    SY_COUNT_SERIAL();
     if (limit > 1e-6f) {
         for (int64_t i = 0; i < n; i++) {
             float s = g[i] / (1.0f + expf(-g[i]));
@@ -51,7 +43,6 @@ void sy_swiglu(const float *g, const float *u, float *y, int64_t n, float limit)
 
 void sy_rope_neox(float *x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int32_t pos,
                   float freq_base, const float *freq_factors) {
-    SY_COUNT_SERIAL();
     const int64_t half = n_rot / 2;
     float cs[512], sn[512];  /* n_rot <= 1024 */
     // theta_i = pos * base^(-2i/n_rot) / factor_i, accumulated in float as a running product.

@@ -32,7 +32,7 @@ public final class ClusterSession: @unchecked Sendable {
     /// Worker-side compute seconds (summed over layers, steps and lanes; updated under the baton).
     var workerCompute = 0.0
 
-    private enum Command: Int32 { case stop = 0, run = 1 }
+    private enum Command: Int32 { case stop = 0, run = 1, probe = 2 }
 
     /// Joins the job: checks the topology against the job and the model, and has every rank confirm it
     /// loaded its part (a rank that could not names itself, and every rank stops).
@@ -118,6 +118,42 @@ public final class ClusterSession: @unchecked Sendable {
         }
     }
 
+    /// Bytes one dispatched row of hidden width `d` takes on the wire under this topology's payload.
+    public func dispatchRowBytes(hidden d: Int) -> Int { RowCodec.rowBytes(topology.dispatch, d: d) }
+
+    /// Rank 0: seconds one MoE layer's exchange takes with no expert compute in it, for the cost model:
+    /// `rounds` rounds of the same three collectives on lane 0's communicator (row counts, a dispatch of
+    /// `rows` rows of `rowBytes` to every worker, a combine of `rows` rows of `combineBytes` back), after
+    /// 10 unmeasured rounds. Every rank takes part (the workers from `serve`).
+    public func probeExchange(rounds: Int = 200, rows: Int = 8, rowBytes: Int, combineBytes: Int) throws -> Double {
+        var cmd: [Int32] = [Command.probe.rawValue]
+        try comm.broadcast(&cmd, root: 0, "round command")
+        var shape: [Int32] = [Int32(rounds), Int32(rows), Int32(rowBytes), Int32(combineBytes)]
+        try comm.broadcast(&shape, root: 0, "probe shape")
+        return try exchangeRounds(shape)
+    }
+
+    /// The probe's rounds; returns the mean seconds per round on this rank.
+    private func exchangeRounds(_ shape: [Int32]) throws -> Double {
+        let c = lanes[0].comm, n = c.size, rounds = Int(shape[0]), rows = shape[1], rb = shape[2], cb = shape[3]
+        let isHead = c.rank < topology.heads
+        // Heads send `rows` rows to every worker; workers send the rows' results back to every head.
+        let out = (0..<n).map { r in isHead && r >= topology.heads ? rows : 0 }
+        let back = (0..<n).map { r in !isHead && r < topology.heads ? rows : 0 }
+        let inRows = (0..<n).map { r in !isHead && r < topology.heads ? rows : 0 }
+        let backIn = (0..<n).map { r in isHead && r >= topology.heads ? rows : 0 }
+        var t0 = DispatchTime.now()
+        for i in 0..<(rounds + 10) {
+            if i == 10 { t0 = DispatchTime.now() }
+            _ = try c.alltoall(out, "probe counts")
+            _ = try c.alltoallv([UInt8](repeating: 1, count: Int(out.reduce(0, +) * rb)), sendCounts: out.map { $0 * rb },
+                                recvCounts: inRows.map { $0 * rb }, "probe dispatch")
+            _ = try c.alltoallv([UInt8](repeating: 2, count: Int(back.reduce(0, +) * cb)), sendCounts: back.map { $0 * cb },
+                                recvCounts: backIn.map { $0 * cb }, "probe combine")
+        }
+        return Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e9 / Double(max(rounds, 1))
+    }
+
     /// Rank 0: end the job (and learn the slowest worker's compute time and the ranks' memory).
     public func stop() throws {
         var cmd: [Int32] = [Command.stop.rawValue]
@@ -132,6 +168,12 @@ public final class ClusterSession: @unchecked Sendable {
             comm.timeout = 24 * 3600  // idle between requests is not a fault (a dead coordinator is: pings find it)
             try comm.broadcast(&cmd, root: 0, "round command")
             comm.timeout = 30
+            if cmd[0] == Command.probe.rawValue {
+                var shape: [Int32] = [0, 0, 0, 0]
+                try comm.broadcast(&shape, root: 0, "probe shape")
+                _ = try exchangeRounds(shape)
+                continue
+            }
             guard cmd[0] == Command.run.rawValue else { return try finalStatistics() }
             var n: [Int32] = [0]
             try comm.broadcast(&n, root: 0, "job list")

@@ -22,8 +22,6 @@ public struct HardwareProfile: Codable, Sendable, Equatable {
     /// Rate at which the engine's decode matmul streams weights of the model's type, bytes/s (0: the
     /// memory bandwidth). Measured profiles set it: a quantized matmul also spends time dequantizing.
     public var weightBandwidth: Double = 0
-    /// Fixed cost of one elementwise kernel on the calling thread (norm, RoPE, SwiGLU), seconds.
-    public var serialOpCost: Double = 0
     public var source: String
 
     /// Creates a profile.

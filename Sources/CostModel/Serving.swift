@@ -14,8 +14,8 @@
 //   attention = max(b_g·q·FLOP_attn/t / F, b_g·KV_read/t_kv / BW) + max(b_g·q·FLOP_lin/t / F, W_attn/t / BW)
 //   FFN       = max(b_g·q·FLOP_FFN/t / F, (W_other + W_routed/EP · touched) / BW)
 //   exchange  = 2 · MoE layers · (latency + bytes / network)      (0 when overlapped)
-//   calls     = kernel calls per token · call overhead (+ elementwise ops · their fixed cost; 0 on GPUs
-//               launched as graphs)
+//   calls     = kernel calls per token · call overhead + fixed host time per step (0 for GPUs launched
+//               as graphs)
 // Cost per token = price · step / (b_g/t · tau), with the step paced at the SLA when `paceAtSLA`.
 import Foundation
 
@@ -70,8 +70,8 @@ public struct ServingScenario: Codable, Sendable {
     public var batch: Double
     /// Kernel calls per decoded token that pay `hardware.callOverhead` (0: none).
     public var kernelCalls: Double = 0
-    /// Elementwise kernels per decoded token that pay `hardware.serialOpCost` (0: none).
-    public var serialOps: Double = 0
+    /// Host time per step that does not scale with bytes or FLOPs (bookkeeping, small kernels), seconds.
+    public var fixedSeconds: Double = 0
 
     /// Creates a scenario.
     public init(model: ModelCostSpec, hardware: HardwareProfile, context: Int, ep: Int = 1, mtp: Int = 0, sla: Double = 0,
@@ -147,7 +147,7 @@ public enum ServingCost {
             let bytes = bg * q / td * Double(m.expertsPerToken * m.hidden) * 3
             st.exchange = Double(m.moeLayers) * (2 * hw.networkLatency + bytes / hw.networkBandwidth)
         }
-        st.calls = s.kernelCalls * hw.callOverhead + s.serialOps * hw.serialOpCost
+        st.calls = s.kernelCalls * hw.callOverhead + s.fixedSeconds
         return st
     }
 

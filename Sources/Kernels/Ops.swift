@@ -38,10 +38,6 @@ public enum Ops {
     }
 
     /// Decodes `count` elements of encoded bytes (tests).
-    /// Elementwise kernel calls (RMSNorm, softmax, SwiGLU, RoPE) so far, process-wide: the cost model
-    /// charges each a fixed cost.
-    public static var serialCalls: Int { Int(sy_serial_ops()) }
-
     public static func dequantize(_ type: GGMLType, bytes: [UInt8], count: Int) -> [Float] {
         bytes.withUnsafeBytes { dequantizeRow(type, $0.baseAddress!, count: count) }
     }

@@ -110,15 +110,23 @@ struct Bench: ParsableCommand {
         let setup = BenchSetup(model: name, weightBytes: weights, threads: model.pool.threads, kvType: kvType, fill: fill,
                                nGen: nGen, host: ProcessInfo.processInfo.hostName, cores: ProcessInfo.processInfo.activeProcessorCount,
                                topology: rt.session.map { "\($0.topology.heads) head(s) + \($0.topology.workers) worker(s), \($0.topology.file)" } ?? "single process")
-        var predictor: (spec: ModelCostSpec, bytesPerParam: Double, profile: HardwareProfile, matmulCalls: Int)?
+        var predictor: (spec: ModelCostSpec, bytesPerParam: Double, profile: HardwareProfile, fixed: Double, exchange: Double)?
         if predict {
             let calls = BenchPredict.matmulCalls(model.config, file: file)
             let (spec, bpp) = BenchPredict.spec(model.config, file: file, kv: kv, moeLayers: model.moeLayerIndices.count)
-            let (p, mmSeconds) = BenchPredict.profile(threads: model.pool.threads, calls: calls, hidden: model.config.embeddingLength)
-            predictor = (spec, bpp, p, calls.count)
-            print(String(format: "predict: probe on %d threads: memory read %.2f GB/s, F32 %.2f GFLOP/s, kernel call %.2f us, elementwise op %.2f us; the step's %d matmuls (%.1f MB, %d shapes) timed alone: %.3f ms, %.2f GB/s; %.3f bytes per weight read",
-                         model.pool.threads, p.memoryBandwidth / 1e9, p.flopsF32 / 1e9, p.callOverhead * 1e6, p.serialOpCost * 1e6, calls.count,
-                         Double(calls.reduce(0) { $0 + $1.bytes }) / 1e6, Set(calls).count, mmSeconds * 1e3, p.weightBandwidth / 1e9, bpp))
+            let (p, mmSeconds) = BenchPredict.profile(threads: model.pool.threads, calls: calls)
+            let fixed = try BenchPredict.fixedStepSeconds(like: model.config, moeLayers: model.moeLayerIndices.count, threads: model.pool.threads)
+            var exchange = 0.0
+            if let session = rt.session {
+                let d = model.config.embeddingLength, w = max(session.topology.workers, 1)
+                exchange = try session.probeExchange(rows: (model.config.expertUsedCount + w - 1) / w, rowBytes: session.dispatchRowBytes(hidden: d),
+                                                     combineBytes: 4 * d)
+                print(String(format: "predict: one MoE layer's exchange with no compute in it (counts + dispatch + combine): %.1f us", exchange * 1e6))
+            }
+            predictor = (spec, bpp, p, fixed, exchange)
+            print(String(format: "predict: probe on %d threads: memory read %.2f GB/s, F32 %.2f GFLOP/s, kernel call %.2f us; the step's %d matmuls (%.1f MB, %d shapes) stream in %.3f ms alone (%.2f GB/s); fixed step cost %.3f ms (same layers, 32-wide); %.3f bytes per weight read",
+                         model.pool.threads, p.memoryBandwidth / 1e9, p.flopsF32 / 1e9, p.callOverhead * 1e6, calls.count,
+                         Double(calls.reduce(0) { $0 + $1.bytes }) / 1e6, Set(calls).count, mmSeconds * 1e3, p.weightBandwidth / 1e9, fixed * 1e3, bpp))
         }
         print("| model | size | threads | kv | fill | test | t/s | ms/token |" + (predict ? " predicted ms | measured/predicted |" : ""))
         print("|---|---|---|---|---|---|---|---|" + (predict ? "---|---|" : ""))
@@ -127,13 +135,11 @@ struct Bench: ParsableCommand {
             var r = try measure(rt, context: c, kv: kv)
             var tail = ""
             if let pr = predictor {
-                // The matmul timings include their own dispatch; the other kernel calls pay the call cost.
-                let other = max(0, r.callsPerToken - Double(pr.matmulCalls))
-                let st = BenchPredict.predict(spec: pr.spec, bytesPerParam: pr.bytesPerParam, profile: pr.profile, context: c, callsPerToken: other,
-                                              serialOpsPerToken: r.serialOpsPerToken)
-                let p = BenchPrediction(msPerToken: st.total * 1e3, attentionMs: st.attention * 1e3, ffnMs: (st.ffn + st.exchange) * 1e3,
-                                        callsMs: st.calls * 1e3, callsPerToken: r.callsPerToken, serialOpsPerToken: r.serialOpsPerToken,
-                                        ratio: r.msPerToken / (st.total * 1e3))
+                let st = BenchPredict.predict(spec: pr.spec, bytesPerParam: pr.bytesPerParam, profile: pr.profile, context: c, fixedSeconds: pr.fixed,
+                                              exchangeSeconds: pr.exchange)
+                let total: Double = st.total * 1e3
+                let p = BenchPrediction(msPerToken: total, attentionMs: st.attention * 1e3, ffnMs: st.ffn * 1e3, exchangeMs: st.exchange * 1e3,
+                                        fixedMs: st.calls * 1e3, ratio: r.msPerToken / total)
                 r.predicted = p
                 tail = String(format: " %.3f | %.2f |", p.msPerToken, p.ratio)
             }
@@ -143,12 +149,12 @@ struct Bench: ParsableCommand {
             fflush(nil)  // rows appear as they are measured
         }
         if predict {
-            print("\npredicted per token, ms (the cost model's parts: attention = KV scan + attention weights; FFN = every other weight read; calls = kernel calls x call cost):")
-            print("| context | attention | FFN | calls | pool calls/token | elementwise ops/token | predicted | measured | measured/predicted |")
-            print("|---|---|---|---|---|---|---|---|---|")
+            print("\npredicted per token, ms (the cost model's parts: attention = KV scan + attention weights; FFN = every other weight read; fixed = host cost of the step):")
+            print("| context | attention | FFN | exchange | fixed | predicted | measured | measured/predicted |")
+            print("|---|---|---|---|---|---|---|---|")
             for r in rows { if let p = r.predicted {
-                print(String(format: "| %d | %.3f | %.3f | %.3f | %.0f | %.0f | %.3f | %.3f | %.2f |", r.context, p.attentionMs, p.ffnMs, p.callsMs, p.callsPerToken,
-                             p.serialOpsPerToken, p.msPerToken, r.msPerToken, p.ratio))
+                print(String(format: "| %d | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.2f |", r.context, p.attentionMs, p.ffnMs, p.exchangeMs,
+                             p.fixedMs, p.msPerToken, r.msPerToken, p.ratio))
             } }
         }
         print("\nper-token breakdown, ms (attention columns are whole attention layers; kernel = the cache scan alone, us per layer):")
@@ -204,10 +210,8 @@ struct Bench: ParsableCommand {
             mark.count += 1
             mark.end = DispatchTime.now()  // the last token's arrival (not the job's teardown, which frees the KV)
             mark.endRuns = pool.runs
-            mark.endSerial = Ops.serialCalls
             if mark.count == 2 {
                 mark.startRuns = pool.runs
-                mark.startSerial = Ops.serialCalls
                 profile.reset()
                 mark.stats = session?.headStats
                 mark.start = DispatchTime.now()
@@ -231,8 +235,7 @@ struct Bench: ParsableCommand {
                         kernelFullUs: full > 0 ? profile.fullSeconds * 1e6 / Double(max(steps, 1) * full) : 0,
                         kernelSWAUs: swa > 0 ? profile.slidingSeconds * 1e6 / Double(max(steps, 1) * swa) : 0,
                         kvBytes: model.config.kvBytes(context: job.contextSize, type: kv), dispatchMs: dispatch, combineMs: combine,
-                        callsPerToken: Double(mark.endRuns - mark.startRuns) / Double(max(steps, 1)),
-                        serialOpsPerToken: Double(mark.endSerial - mark.startSerial) / Double(max(steps, 1)))
+                        callsPerToken: Double(mark.endRuns - mark.startRuns) / Double(max(steps, 1)))
     }
 }
 
@@ -241,7 +244,7 @@ private final class RowMark: @unchecked Sendable {
     var count = 0
     var start = DispatchTime.now(), end = DispatchTime.now()
     var stats: ExchangeStats?
-    var startRuns = 0, endRuns = 0, startSerial = 0, endSerial = 0
+    var startRuns = 0, endRuns = 0
 }
 
 /// What a bench run measured on (the JSON's `setup`).
@@ -277,8 +280,6 @@ struct BenchRow: Codable {
     var combineMs: Double
     /// Kernel calls (thread-pool dispatches) per token on this rank.
     var callsPerToken: Double = 0
-    /// Elementwise kernels (norms, RoPE, SwiGLU, softmax) per token on this rank.
-    var serialOpsPerToken: Double = 0
     /// `--predict`: the cost model's prediction for this row.
     var predicted: BenchPrediction?
 }

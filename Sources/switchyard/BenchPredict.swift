@@ -3,14 +3,16 @@
 // same model shape, thread count and KV type. Batch 1, no MTP: one decode step of one sequence.
 //
 // What the model is given (all measured or counted before the rows, none from the rows' timings):
-//   - weights: bytes each decode step reads, from the GGUF tensors (experts at top-k / experts of theirs),
-//     streamed at the rate the probe measured for the engine's matmul on the same matrix shapes;
-//   - KV: bytes of the visible rows, read at the probe's F32 stream rate, plus attention FLOPs at its F32
-//     matmul rate, added rather than overlapped (the CPU kernel's loads and FMAs share the core);
-//   - kernel calls per token other than those matmuls (a count of thread-pool dispatches, a property of
-//     the code path) times the probe's cost of one small call (the matmul timings include their own), and
-//     elementwise kernels per token (norms, RoPE, SwiGLU; counted likewise) times the probe's cost of one
-//     RMSNorm of a hidden row.
+//   - weights: the bytes each decode step reads, from the GGUF tensors (routed experts: top-k of them),
+//     at the rate the engine's matmul streams the step's own matrix shapes, each timed alone on this
+//     machine (routed experts through the grouped matmul on random experts), less the probe's cost of a
+//     call (counted once, below);
+//   - KV: the bytes of the visible rows at the probe's F32 stream rate, plus the attention FLOPs at its
+//     F32 rate, added rather than overlapped (the CPU kernel's loads and FMAs share the core);
+//   - under a topology: the session's probe of one MoE layer's exchange (counts, dispatch, combine with no
+//     compute in it), once per MoE layer;
+//   - the fixed host cost of a step (kernel dispatch, norms, RoPE, routing, bookkeeping): a decode step of
+//     a model with the same layers, heads, experts and top-k but 32-wide matrices, timed on this machine.
 import CostModel
 import Foundation
 import GGUF
@@ -23,9 +25,10 @@ struct BenchPrediction: Codable {
     var msPerToken: Double
     var attentionMs: Double
     var ffnMs: Double
-    var callsMs: Double
-    var callsPerToken: Double
-    var serialOpsPerToken: Double
+    /// Expert exchange under a topology (one per MoE layer, no overlap with one lane).
+    var exchangeMs: Double
+    /// Host cost of the step (dispatch and bookkeeping), from the 32-wide model.
+    var fixedMs: Double
     /// measured / predicted.
     var ratio: Double
 }
@@ -62,9 +65,8 @@ enum BenchPredict {
     /// separately allocated experts, as routing scatters them. The step's weight bytes over the summed call
     /// times give the weight rate. Small matrices stream far
     /// below a large one's rate (per-row and per-call costs), which a single big-matrix probe would miss.
-    static func profile(threads: Int, calls: [MatmulShape], hidden: Int) -> (HardwareProfile, matmulSeconds: Double) {
+    static func profile(threads: Int, calls: [MatmulShape]) -> (HardwareProfile, matmulSeconds: Double) {
         var p = Probe.profile(threads: threads)
-        p.serialOpCost = Probe.serialOpCost(width: hidden)
         let pool = ThreadPool(threads: threads)
         var g = SplitMix64(seed: 13)
         var perCall: [MatmulShape: Double] = [:]
@@ -92,7 +94,8 @@ enum BenchPredict {
                 perCall[shape] = t / Double(count)
             }
         }
-        let seconds = calls.reduce(0) { $0 + perCall[$1]! }
+        // Streaming only: each call's fixed cost is in the fixed step cost (`fixedStepSeconds`).
+        let seconds = calls.reduce(0) { $0 + max(perCall[$1]! - p.callOverhead, 0) }
         if ProcessInfo.processInfo.environment["SY_PREDICT_DEBUG"] != nil {
             var n: [MatmulShape: Int] = [:]
             for c in calls { n[c, default: 0] += 1 }
@@ -102,6 +105,30 @@ enum BenchPredict {
         }
         p.weightBandwidth = Double(calls.reduce(0) { $0 + $1.bytes }) / seconds
         return (p, seconds)
+    }
+
+    /// Seconds of a decode step that do not scale with weight or KV bytes: a model with `config`'s layer
+    /// pattern, heads, KV heads, experts and top-k but 32-wide matrices (F32, a few MB: cache-resident)
+    /// decodes 48 tokens on `threads` threads after 16 warm-up tokens; the mean per token is the host
+    /// cost of dispatching the same kernels and doing the same bookkeeping at negligible size.
+    static func fixedStepSeconds(like config: Step35Config, moeLayers: Int, threads: Int) throws -> Double {
+        let layers = 0..<config.layerCount
+        var s = Step35Shape()
+        s.embedding = 32; s.vocab = 512; s.layers = config.layerCount; s.denseLayers = config.layerCount - moeLayers
+        s.mtpLayers = max(config.nextnPredictLayers, 1); s.headDim = 32
+        s.headsFull = layers.first { !config.isSWA($0) }.map { config.headCount[$0] } ?? config.headCount[0]
+        s.headsSWA = layers.first { config.isSWA($0) }.map { config.headCount[$0] } ?? s.headsFull
+        s.kvHeads = config.headCountKV[0]; s.ffn = 32; s.experts = max(config.expertCount, 1); s.expertsUsed = max(config.expertUsedCount, 1)
+        s.expertFFN = 32; s.sharedFFN = 32; s.window = config.slidingWindow; s.context = 4096
+        let model = try Step35Model(file: try GGUFFile(bytes: Step35Synthetic.gguf(shape: s, type: .f32)), threads: threads)
+        let warm = 16, n = 48
+        let clock = FixedClock()
+        _ = try model.run(GenerationJob(id: 0, prompt: [1], nPredict: warm + n)) { _ in
+            clock.count += 1
+            if clock.count == warm { clock.start = DispatchTime.now() }
+            clock.end = DispatchTime.now()
+        }
+        return Double(clock.end.uptimeNanoseconds - clock.start.uptimeNanoseconds) / 1e9 / Double(n)
     }
 
     /// The weight type most of `file`'s bytes are stored in.
@@ -146,16 +173,27 @@ enum BenchPredict {
     }
 
     /// The predicted step at `context` (the decoded token sees context + 1 positions).
-    static func predict(spec: ModelCostSpec, bytesPerParam: Double, profile: HardwareProfile, context: Int, callsPerToken: Double,
-                        serialOpsPerToken: Double) -> StepTime {
+    /// Under a topology with one lane, the head's work, the exchange and the workers' experts run one after
+    /// another: the same step on the head's thread count, plus `exchangeSeconds` per MoE layer (the
+    /// session's probe of the three collectives with no compute in them).
+    static func predict(spec: ModelCostSpec, bytesPerParam: Double, profile: HardwareProfile, context: Int, fixedSeconds: Double,
+                        exchangeSeconds: Double = 0) -> StepTime {
         var k = ServingKnobs()
         k.bandwidthEfficiency = 1  // the probe measured achieved rates
         k.computeEfficiency = 1
         k.weightBytesPerParam = bytesPerParam
         k.attention = .replicated
         k.overlapAttention = false
-        var s = ServingScenario(model: spec, hardware: profile, context: context + 1, ep: 1, mtp: 0, batch: 1, kernelCalls: callsPerToken)
-        s.serialOps = serialOpsPerToken
-        return ServingCost.step(s, knobs: k, groupSequences: 1, group: 1)
+        var s = ServingScenario(model: spec, hardware: profile, context: context + 1, ep: 1, mtp: 0, batch: 1)
+        s.fixedSeconds = fixedSeconds
+        var st = ServingCost.step(s, knobs: k, groupSequences: 1, group: 1)
+        st.exchange = Double(spec.moeLayers) * exchangeSeconds
+        return st
     }
+}
+
+/// Token-callback bookkeeping for `fixedStepSeconds`.
+private final class FixedClock: @unchecked Sendable {
+    var count = 0
+    var start = DispatchTime.now(), end = DispatchTime.now()
 }

@@ -53,21 +53,6 @@ enum Probe {
         return batches.sorted()[4]
     }
 
-    /// Seconds one elementwise kernel costs at the width of a hidden row (`width` floats): an RMSNorm,
-    /// result array included, as the model calls it.
-    static func serialOpCost(width: Int) -> Double {
-        var g = SplitMix64(seed: 14)
-        let x = (0..<width).map { _ in Float(g.nextUnit()) }, w = (0..<width).map { _ in Float(g.nextUnit()) }
-        let reps = 5000
-        var batches: [Double] = []
-        for _ in 0..<9 {
-            let t0 = DispatchTime.now()
-            for _ in 0..<reps { _ = Ops.rmsNorm(x, weight: w, rows: 1, eps: 1e-5) }
-            batches.append(secondsSince(t0) / Double(reps))
-        }
-        return batches.sorted()[4]
-    }
-
     /// This machine as a cost-model hardware profile: measured bandwidth, F32 compute and call overhead;
     /// capacity from /proc/meminfo; no price (pass --price) and no network.
     static func profile(threads: Int) -> HardwareProfile {

@@ -133,6 +133,33 @@ struct GoldenMeta: Decodable {
         }
     }
 
+    /// If this fails, `bench --predict` stops putting the cost model's prediction beside each row, or its
+    /// JSON (rows[].predicted: msPerToken, attentionMs, ffnMs, exchangeMs, fixedMs, ratio) stops adding up:
+    /// the parts must sum to the prediction, the ratio must be measured / predicted, and the attention part
+    /// must grow with the context (the KV scan is in it).
+    @Test func benchPredictAddsThePrediction() throws {
+        let path = NSTemporaryDirectory() + "bench-\(UUID().uuidString).json"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let r = try switchyard(["bench", "--contexts", "0,2000", "-n", "2", "-t", "1", "--predict", "--json", path])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(String(decoding: r.stdout, as: UTF8.self).contains("measured/predicted"))
+        let obj = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
+        let rows = obj["rows"] as! [[String: Any]]
+        #expect(rows.count == 2)
+        var attention: [Double] = []
+        for row in rows {
+            let p = try #require(row["predicted"] as? [String: Double])
+            for k in ["msPerToken", "attentionMs", "ffnMs", "exchangeMs", "fixedMs", "ratio"] { #expect(p[k] != nil, "predicted.\(k)") }
+            let total = p["msPerToken"]!
+            #expect(total > 0 && abs(p["attentionMs"]! + p["ffnMs"]! + p["exchangeMs"]! + p["fixedMs"]! - total) < 1e-9 + 1e-6 * total)
+            #expect(abs(p["ratio"]! - (row["msPerToken"] as! Double) / total) < 1e-9)
+            attention.append(p["attentionMs"]!)
+        }
+        #expect(attention[1] > attention[0])
+        let bad = try switchyard(["bench", "--predict", "--draft", "1"])
+        #expect(bad.status != 0 && bad.stderr.contains("--draft 0"))
+    }
+
     /// If this fails, a bad context list or scale is not refused with a message.
     @Test func benchRejectsBadInput() throws {
         let a = try switchyard(["bench", "--contexts", "4Q"])

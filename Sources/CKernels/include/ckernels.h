@@ -44,8 +44,6 @@ void sy_matmul(sy_pool *pool, int type, int64_t rows, int64_t cols, size_t row_b
                const sy_mm_job *jobs, int n_jobs);
 
 /* ---- elementwise ---- */
-/* Elementwise kernel calls so far (all threads). */
-long sy_serial_ops(void);
 /* y[r] = x[r] / rms(x[r]) * w for `rows` rows of n; w may be NULL. Sum of squares in double. */
 void sy_rmsnorm(const float *x, const float *w, float *y, int64_t rows, int64_t n, float eps);
 void sy_softmax(float *x, int64_t n);

@@ -229,6 +229,8 @@ public final class Step35Model: @unchecked Sendable {
     }
     /// Where routed experts run.
     public var experts: any ExpertBackend = LocalExperts()
+    /// Receives every routing decision when set (per-layer, per-expert counts).
+    public var expertStats: ExpertStats?
     /// Receives every named intermediate when set.
     public var debugHook: DebugHook?
     /// When set, accumulates attention time per layer kind (for the context-scaling table).
@@ -419,6 +421,7 @@ public final class Step35Model: @unchecked Sendable {
         }
         hook("ffn_moe_topk", il, experts.map(Float.init), [t, a])
         hook("ffn_moe_weights_scaled", il, weights, [t, a])
+        expertStats?.record(layer: il, tokens: t, chosen: experts)
         return (experts, weights)
     }
 

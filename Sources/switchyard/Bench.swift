@@ -54,6 +54,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "Put the analytic cost model's prediction (this machine's probe, the same shape) beside every row.")
     var predict = false
 
+    @Option(help: "Write the routing counts of the measured tokens (per layer, per expert) as JSON to this file.")
+    var expertStats: String?
+
     func validate() throws {
         guard ["synthetic", "prefill"].contains(fill) else { throw ValidationError("--fill must be synthetic or prefill") }
         guard KVType(rawValue: kvType) != nil else { throw ValidationError("--kv-type must be f32, f16 or q8_0") }
@@ -128,11 +131,16 @@ struct Bench: ParsableCommand {
                          model.pool.threads, p.memoryBandwidth / 1e9, p.flopsF32 / 1e9, p.callOverhead * 1e6, calls.count,
                          Double(calls.reduce(0) { $0 + $1.bytes }) / 1e6, Set(calls).count, mmSeconds * 1e3, p.weightBandwidth / 1e9, fixed * 1e3, bpp))
         }
+        let stats = ExpertStats(layers: model.config.layerCount, experts: model.config.expertCount)
+        model.expertStats = stats
+        defer { model.expertStats = nil }
+        let total = ExpertStats(layers: model.config.layerCount, experts: model.config.expertCount)
         print("| model | size | threads | kv | fill | test | t/s | ms/token |" + (predict ? " predicted ms | measured/predicted |" : ""))
         print("|---|---|---|---|---|---|---|---|" + (predict ? "---|---|" : ""))
         var rows: [BenchRow] = []
         for c in ctxs {
-            var r = try measure(rt, context: c, kv: kv)
+            var r = try measure(rt, context: c, kv: kv, stats: stats)
+            total.add(stats)
             var tail = ""
             if let pr = predictor {
                 let st = BenchPredict.predict(spec: pr.spec, bytesPerParam: pr.bytesPerParam, profile: pr.profile, context: c, fixedSeconds: pr.fixed,
@@ -168,6 +176,17 @@ struct Bench: ParsableCommand {
                            Double(r.kvBytes) / 1_048_576, r.dispatchMs, r.combineMs))
         }
         if rt.session != nil { print("(routed_experts under a topology is the whole exchange: dispatch + combine wait, which includes the slowest worker's compute)") }
+        print("\nexpert load (measured tokens; rows per token per MoE layer on each worker under the topology, max/mean over workers; expert max/mean per layer, mean over layers):")
+        print("| context | " + (rows.first?.workerLoad.map { $0.indices.map { "w\($0)" }.joined(separator: " | ") + " | worker max/mean | " } ?? "") + "expert max/mean |")
+        print("|---|" + String(repeating: "---|", count: (rows.first?.workerLoad.map { $0.count + 1 } ?? 0) + 1))
+        for r in rows {
+            let w = r.workerLoad.map { l in l.map { String(format: "%.2f", $0) }.joined(separator: " | ") + String(format: " | %.2f | ", r.workerMaxOverMean ?? 0) } ?? ""
+            print("| \(r.context) | " + w + String(format: "%.2f |", r.expertMaxOverMean))
+        }
+        if let path = expertStats {
+            try ExpertStatsFile(total, source: "switchyard bench \(name), contexts \(contexts), \(nGen) tokens each", topK: model.config.expertUsedCount)
+                .write(to: path)
+        }
         let report = BenchReport(setup: setup, rows: rows)
         if let path = json {
             let enc = JSONEncoder()
@@ -193,7 +212,7 @@ struct Bench: ParsableCommand {
 
     /// One row: reach the context (synthetic fill or real prefill), then decode 1 + nGen tokens as a job
     /// (single process or across the cluster); the first decoded token is the warm-up.
-    private func measure(_ rt: Runtime, context c: Int, kv: KVType) throws -> BenchRow {
+    private func measure(_ rt: Runtime, context c: Int, kv: KVType, stats: ExpertStats) throws -> BenchRow {
         let model = rt.model, v = model.config.vocabSize
         let synthetic = fill == "synthetic"
         let prompt = synthetic ? [Int32(c % v)] : (0..<max(c, 1)).map { Int32(($0 * 37 + 5) % v) }
@@ -212,6 +231,7 @@ struct Bench: ParsableCommand {
             mark.endRuns = pool.runs
             if mark.count == 2 {
                 mark.startRuns = pool.runs
+                stats.reset()
                 profile.reset()
                 mark.stats = session?.headStats
                 mark.start = DispatchTime.now()
@@ -230,12 +250,20 @@ struct Bench: ParsableCommand {
             dispatch = (s1.dispatch - s0.dispatch) * 1000 / Double(max(steps, 1))
             combine = (s1.combine - s0.combine) * 1000 / Double(max(steps, 1))
         }
+        var workerLoad: [Double]?
+        if let s = session {
+            let topo = s.topology
+            workerLoad = stats.workerLoad(workers: topo.workers) { topo.owners(layer: $0, expert: $1) }
+        }
+        let wmean = workerLoad.map { $0.reduce(0, +) / Double(max($0.count, 1)) }
         return BenchRow(context: c, fill: fill, tokensPerSecond: 1000 / total, msPerToken: total, breakdownMs: breakdown,
                         otherMs: max(0, total - breakdown.values.reduce(0, +)),
                         kernelFullUs: full > 0 ? profile.fullSeconds * 1e6 / Double(max(steps, 1) * full) : 0,
                         kernelSWAUs: swa > 0 ? profile.slidingSeconds * 1e6 / Double(max(steps, 1) * swa) : 0,
                         kvBytes: model.config.kvBytes(context: job.contextSize, type: kv), dispatchMs: dispatch, combineMs: combine,
-                        callsPerToken: Double(mark.endRuns - mark.startRuns) / Double(max(steps, 1)))
+                        callsPerToken: Double(mark.endRuns - mark.startRuns) / Double(max(steps, 1)),
+                        workerLoad: workerLoad, workerMaxOverMean: workerLoad.flatMap { l in wmean.map { $0 > 0 ? l.max()! / $0 : 0 } },
+                        expertMaxOverMean: stats.expertImbalance)
     }
 }
 
@@ -280,6 +308,11 @@ struct BenchRow: Codable {
     var combineMs: Double
     /// Kernel calls (thread-pool dispatches) per token on this rank.
     var callsPerToken: Double = 0
+    /// Under a topology: rows each worker received per token per MoE layer, and max over mean.
+    var workerLoad: [Double]?
+    var workerMaxOverMean: Double?
+    /// Busiest expert over the mean expert, per MoE layer, averaged over layers.
+    var expertMaxOverMean: Double = 0
     /// `--predict`: the cost model's prediction for this row.
     var predicted: BenchPrediction?
 }

@@ -44,14 +44,14 @@ private final class LaneOutcomes: @unchecked Sendable {
 
 extension ClusterSession {
     /// Runs one round on this rank: a head runs its jobs, a worker serves; lanes on their own threads.
-    func round(_ jobs: [GenerationJob], model: Step35Model, onToken: (@Sendable (Int, Int32) -> Void)?) throws -> [GenerationResult] {
+    func round(_ jobs: [GenerationJob], parallel: Int, model: Step35Model, onToken: (@Sendable (Int, Int32) -> Void)?) throws -> [GenerationResult] {
         let outcomes = LaneOutcomes()
         let body: @Sendable (Lane) -> Void = { [self] lane in
             do {
                 switch role {
                 case .head(let h):
                     let mine = jobs.enumerated().filter { slot(ofJob: $0.offset) == (h, lane.index) }.map(\.element)
-                    outcomes.add(try headLane(lane, jobs: mine, model: model, onToken: onToken))
+                    outcomes.add(try headLane(lane, jobs: mine, parallel: parallel, model: model, onToken: onToken))
                 case .worker(let w):
                     try workerLane(lane, worker: w, model: model)
                 }
@@ -83,32 +83,21 @@ extension ClusterSession {
         }
     }
 
-    /// A head's lane: its jobs one after another, one forward pass per lane step; empty passes (zero rows
-    /// in every exchange) while other heads' lanes still have work.
-    func headLane(_ lane: Lane, jobs: [GenerationJob], model: Step35Model,
+    /// A head's lane: its jobs with up to `parallel` sequences per decode pass (`BatchedRuns`), one pass per
+    /// lane step; empty passes (zero rows in every exchange) while other heads' lanes still have work.
+    func headLane(_ lane: Lane, jobs: [GenerationJob], parallel: Int, model: Step35Model,
                   onToken: (@Sendable (Int, Int32) -> Void)?) throws -> [GenerationResult] {
-        var queue = jobs[...]
-        var current: SequenceRun?
-        var done: [GenerationResult] = []
+        let runs = BatchedRuns(jobs, parallel: parallel, model: model, onToken: onToken)
         let d = model.config.embeddingLength
         let moeLayers = model.moeLayerIndices
         while true {
-            if current?.isFinished ?? true {
-                if let c = current { done.append(c.result) }
-                current = queue.popFirst().map { j in
-                    let s = SequenceRun(j, model: model)
-                    if let f = onToken { s.onToken = { f(j.id, $0) } }
-                    return s
-                }
-            }
-            let input = current?.nextInput()
-            let active = try lane.comm.allreduceMax([input == nil ? 0 : 1], "lane \(lane.index) step")[0]
-            if active == 0 { return done }
-            if let input, let c = current {
+            let pass = runs.nextPass()
+            let active = try lane.comm.allreduceMax([pass == nil ? 0 : 1], "lane \(lane.index) step")[0]
+            if active == 0 { return runs.results }
+            if let pass {
                 try acquireBaton(lane)
                 defer { baton.unlock() }
-                let (out, hidden) = try model.forwardHidden(input, cache: c.cache, logits: c.selection, experts: lane.experts)
-                c.consume(out, hidden: hidden, vocab: model.config.vocabSize)
+                try runs.run(pass, experts: lane.experts)
             } else {
                 for il in moeLayers {
                     _ = try lane.experts.exchange(layerIndex: il, d: d, x: [], tokens: 0, experts: [], weights: [], topK: 1,

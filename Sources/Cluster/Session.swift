@@ -95,17 +95,18 @@ public final class ClusterSession: @unchecked Sendable {
         return (s % topology.heads, s / topology.heads)
     }
 
-    /// Rank 0: runs `jobs` across the heads and lanes and returns every result in job order. `onToken`
-    /// streams the tokens of jobs that run on rank 0.
-    public func run(_ jobs: [GenerationJob], model: Step35Model,
+    /// Rank 0: runs `jobs` across the heads and lanes, each lane decoding up to `parallel` of its sequences
+    /// in one pass, and returns every result in job order. `onToken` streams the tokens of jobs that run on
+    /// rank 0.
+    public func run(_ jobs: [GenerationJob], parallel: Int = 1, model: Step35Model,
                     onToken: (@Sendable (Int, Int32) -> Void)? = nil) throws -> [GenerationResult] {
         var cmd: [Int32] = [Command.run.rawValue]
         try comm.broadcast(&cmd, root: 0, "round command")
-        var list = try JSONEncoder().encode(jobs).map { $0 }
+        var list = try JSONEncoder().encode(RoundRequest(parallel: parallel, jobs: jobs)).map { $0 }
         var n: [Int32] = [Int32(list.count)]
         try comm.broadcast(&n, root: 0, "job list")
         try comm.broadcast(bytes: &list, root: 0, "job list")
-        let mine = try round(jobs, model: model, onToken: onToken)
+        let mine = try round(jobs, parallel: parallel, model: model, onToken: onToken)
         let parts = try comm.gather(try JSONEncoder().encode(mine.map(WireResult.init)).map { $0 }, root: 0, "results")
         var byID: [Int: GenerationResult] = [:]
         for r in mine { byID[r.id] = r }
@@ -179,8 +180,8 @@ public final class ClusterSession: @unchecked Sendable {
             try comm.broadcast(&n, root: 0, "job list")
             var list = [UInt8](repeating: 0, count: Int(n[0]))
             try comm.broadcast(bytes: &list, root: 0, "job list")
-            let jobs = try JSONDecoder().decode([GenerationJob].self, from: Data(list))
-            let mine = try round(jobs, model: model, onToken: nil)
+            let request = try JSONDecoder().decode(RoundRequest.self, from: Data(list))
+            let mine = try round(request.jobs, parallel: request.parallel, model: model, onToken: nil)
             _ = try comm.gather(role == .head(comm.rank) ? try JSONEncoder().encode(mine.map(WireResult.init)).map { $0 } : [],
                                 root: 0, "results")
         }
@@ -194,6 +195,12 @@ public final class ClusterSession: @unchecked Sendable {
         maxWorkerRSS = v[1]
         maxHeadRSS = v[2]
     }
+}
+
+/// What rank 0 broadcasts for a round: the jobs, and how many sequences a lane decodes per pass.
+struct RoundRequest: Codable {
+    var parallel: Int
+    var jobs: [GenerationJob]
 }
 
 /// A result as it travels to the coordinator (tokens and timings; logits stay where they were made).

@@ -126,6 +126,16 @@ extension Step35MoE {
     }
 }
 
+/// One sequence's rows of a batched pass, and its cache.
+struct PassSegment {
+    let start: Int, count: Int
+    /// The sequence's caches, one per main layer; or one cache for a single block (an MTP block's own).
+    var cache: Step35Cache?
+    var layer: LayerKVCache?
+    /// The KV cache this segment's rows use in layer `il`.
+    func kv(_ il: Int) -> LayerKVCache { layer ?? cache!.layers[il] }
+}
+
 /// Per-sequence state: one KV cache per main layer.
 public final class Step35Cache {
     public let layers: [LayerKVCache]
@@ -280,19 +290,42 @@ public final class Step35Model: @unchecked Sendable {
     public func forwardHidden(_ tokens: [Int32], cache: Step35Cache, logits sel: LogitsSelection = .last,
                               experts: (any ExpertBackend)? = nil) throws -> (logits: [Float], hidden: [Float])
     {
+        let r = try pass([(tokens, cache)], logits: sel, experts: experts)
+        return (r.logits[0], r.hidden)
+    }
+
+    /// Decodes several sequences in one pass: `batch[i].tokens` run at `batch[i].cache`'s next positions,
+    /// every weight read once for all of them, each sequence attending to its own cache. Returns the last
+    /// token's logits of each sequence ([B][V]).
+    public func forwardBatch(_ batch: [(tokens: [Int32], cache: Step35Cache)], experts: (any ExpertBackend)? = nil) throws -> [[Float]] {
+        try pass(batch, logits: .last, experts: experts).logits
+    }
+
+    /// One pass over the concatenated tokens of `batch` ([T, D] with T the sum of their lengths); logits per
+    /// sequence (its last row, or all its rows with `.all`), and the final hidden state [T, D].
+    func pass(_ batch: [(tokens: [Int32], cache: Step35Cache)], logits sel: LogitsSelection,
+              experts: (any ExpertBackend)?) throws -> (logits: [[Float]], hidden: [Float]) {
         let backend = experts ?? self.experts
-        let t = tokens.count, d = config.embeddingLength
-        guard t > 0 else { throw ModelError(description: "empty batch") }
-        guard t <= cache.maxPass else {
-            throw ModelError(description: "a pass of \(t) tokens exceeds the cache's \(cache.maxPass) per pass (split the batch)")
+        let d = config.embeddingLength
+        guard !batch.isEmpty, batch.allSatisfy({ !$0.tokens.isEmpty }) else { throw ModelError(description: "empty batch") }
+        var segments: [PassSegment] = [], positions: [Int32] = [], tokens: [Int32] = []
+        for (toks, cache) in batch {
+            let n = toks.count
+            guard n <= cache.maxPass else {
+                throw ModelError(description: "a pass of \(n) tokens exceeds the cache's \(cache.maxPass) per pass (split the batch)")
+            }
+            guard cache.nextPosition + n <= cache.context else {
+                throw ModelError(description: "context full: \(cache.nextPosition) + \(n) tokens exceed the context of \(cache.context)")
+            }
+            guard !segments.contains(where: { $0.cache === cache }) else { throw ModelError(description: "a cache appears twice in one batch") }
+            if let bad = toks.first(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
+                throw ModelError(description: "token id \(bad) is outside the vocabulary (0..<\(config.vocabSize))")
+            }
+            segments.append(PassSegment(start: tokens.count, count: n, cache: cache, layer: nil))
+            positions += (0..<n).map { Int32(cache.nextPosition + $0) }
+            tokens += toks
         }
-        guard cache.nextPosition + t <= cache.context else {
-            throw ModelError(description: "context full: \(cache.nextPosition) + \(t) tokens exceed the context of \(cache.context)")
-        }
-        if let bad = tokens.first(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
-            throw ModelError(description: "token id \(bad) is outside the vocabulary (0..<\(config.vocabSize))")
-        }
-        let positions = (0..<t).map { Int32(cache.nextPosition + $0) }
+        let t = tokens.count
         var h = [Float](repeating: 0, count: t * d)  // [T, D]
         for (i, tok) in tokens.enumerated() {
             let row = tokenEmbedding.row(Int(tok))
@@ -300,26 +333,35 @@ public final class Step35Model: @unchecked Sendable {
         }
         hook("inp_embd", -1, h, [t, d])
         for b in blocks {
-            h = block(b, h, t: t, positions: positions, kv: cache.layers[b.index], experts: backend)
+            h = block(b, h, t: t, positions: positions, segments: segments, experts: backend)
         }
-        cache.advance(by: t)
+        for s in segments { s.cache?.advance(by: s.count) }
         hook("h_nextn", -1, h, [t, d])
-        let rows = sel == .all ? t : 1
-        let last = Array(h[((t - rows) * d)...])
-        let normed = Ops.rmsNorm(last, weight: outputNorm, rows: rows, eps: config.rmsEpsilon)
-        hook("result_norm", -1, normed, [rows, d])
-        let logits = timed(.lmHead) { mm(output, normed, rows) }
-        hook("result_output", -1, logits, [rows, config.vocabSize])
-        return (logits, h)
+        // Rows whose logits are wanted: each sequence's last, or all of them.
+        let rows = segments.flatMap { s in sel == .all ? Array(s.start..<(s.start + s.count)) : [s.start + s.count - 1] }
+        var last = [Float](repeating: 0, count: rows.count * d)  // [R, D]
+        for (i, r) in rows.enumerated() { for c in 0..<d { last[i * d + c] = h[r * d + c] } }
+        let normed = Ops.rmsNorm(last, weight: outputNorm, rows: rows.count, eps: config.rmsEpsilon)
+        hook("result_norm", -1, normed, [rows.count, d])
+        let logits = timed(.lmHead) { mm(output, normed, rows.count) }
+        hook("result_output", -1, logits, [rows.count, config.vocabSize])
+        let v = config.vocabSize
+        var out: [[Float]] = [], r0 = 0
+        for s in segments {
+            let n = sel == .all ? s.count : 1
+            out.append(Array(logits[(r0 * v)..<((r0 + n) * v)]))
+            r0 += n
+        }
+        return (out, h)
     }
 
     /// One decoder block: h + attn(norm(h)), then + ffn(norm(·)).
-    func block(_ b: Step35Block, _ h: [Float], t: Int, positions: [Int32], kv: LayerKVCache, experts: any ExpertBackend) -> [Float] {
+    func block(_ b: Step35Block, _ h: [Float], t: Int, positions: [Int32], segments: [PassSegment], experts: any ExpertBackend) -> [Float] {
         let il = b.index, d = config.embeddingLength
         let x = Ops.rmsNorm(h, weight: b.attnNorm, rows: t, eps: config.rmsEpsilon)
         hook("attn_norm", il, x, [t, d])
         let attn = timed(b.attention.window > 0 ? .attentionSWA : .attentionFull) {
-            attention(b.attention, x, t: t, positions: positions, kv: kv, il: il)
+            attention(b.attention, x, t: t, positions: positions, segments: segments, il: il)
         }
         var ffnInp = h
         for i in 0..<(t * d) { ffnInp[i] += attn[i] }
@@ -339,7 +381,7 @@ public final class Step35Model: @unchecked Sendable {
     }
 
     /// Gated GQA attention with q/k RMSNorm and partial NeoX RoPE (spec §4).
-    func attention(_ a: Step35Attention, _ x: [Float], t: Int, positions: [Int32], kv: LayerKVCache, il: Int) -> [Float] {
+    func attention(_ a: Step35Attention, _ x: [Float], t: Int, positions: [Int32], segments: [PassSegment], il: Int) -> [Float] {
         let dh = a.headDim
         var q = mm(a.wq, x, t)  // [T, H·Dh]
         var k = mm(a.wk, x, t)  // [T, Hk·Dh]
@@ -358,11 +400,26 @@ public final class Step35Model: @unchecked Sendable {
                      base: a.ropeBase, factors: a.ropeFactors)
         hook("Qcur_pos", il, q, [t, a.heads, dh])
         hook("Kcur_pos", il, k, [t, a.kvHeads, dh])
-        kv.append(keys: k, values: v, positions: positions)
         let shape = AttentionShape(heads: a.heads, kvHeads: a.kvHeads, headDim: dh, window: a.window,
                                    scale: 1 / Float(dh).squareRoot())
+        // Each sequence appends to and attends over its own cache; one segment is the whole pass.
+        var o: [Float]  // [T, H·Dh]
         let t0 = DispatchTime.now()
-        var o = kv.attention(q: q, positions: positions, shape: shape, pool: pool)  // [T, H·Dh]
+        if segments.count == 1 {
+            let kv = segments[0].kv(il)
+            kv.append(keys: k, values: v, positions: positions)
+            o = kv.attention(q: q, positions: positions, shape: shape, pool: pool)
+        } else {
+            o = [Float](repeating: 0, count: t * a.heads * dh)
+            let qw = a.heads * dh, kw = a.kvHeads * dh
+            for s in segments {
+                let kv = s.kv(il), r = s.start..<(s.start + s.count)
+                kv.append(keys: Array(k[(r.lowerBound * kw)..<(r.upperBound * kw)]), values: Array(v[(r.lowerBound * kw)..<(r.upperBound * kw)]),
+                          positions: Array(positions[r]))
+                let os = kv.attention(q: Array(q[(r.lowerBound * qw)..<(r.upperBound * qw)]), positions: Array(positions[r]), shape: shape, pool: pool)
+                o.replaceSubrange((r.lowerBound * qw)..<(r.upperBound * qw), with: os)
+            }
+        }
         profile?.add(window: a.window > 0, tokens: t, seconds: secondsSince(t0))
         hook("attn_out", il, o, [t, a.heads, dh])
         if let gw = a.gate {

@@ -163,6 +163,9 @@ public final class SequenceRun {
     /// Whether the job has nothing left to run.
     public var isFinished: Bool { finished }
 
+    /// Whether the next pass is (part of) the prompt.
+    public var isPrefilling: Bool { !started && !finished }
+
     /// Which logits the next pass must return.
     public var selection: LogitsSelection { (!started && job.promptLogits) || (started && !drafts.isEmpty) ? .all : .last }
 
@@ -303,6 +306,14 @@ public final class SequenceRun {
 }
 
 extension Step35Model {
+    /// Runs jobs in this process with up to `parallel` sequences decoding together in one pass each step
+    /// (`BatchedRuns`); results in job order.
+    public func run(_ jobs: [GenerationJob], parallel: Int, onToken: ((Int, Int32) -> Void)? = nil) throws -> [GenerationResult] {
+        let runs = BatchedRuns(jobs, parallel: parallel, model: self, onToken: onToken)
+        while let pass = runs.nextPass() { try runs.run(pass, experts: nil) }
+        return runs.results
+    }
+
     /// Runs a job to the end in this process (one forward pass per generated token).
     public func run(_ job: GenerationJob, onToken: ((Int32) -> Void)? = nil) throws -> GenerationResult {
         let s = SequenceRun(job, model: self)

@@ -61,7 +61,8 @@ extension Step35Model {
         let il = m.block.index
         let u = Ops.matmul(m.ehProj, cat, tokens: t, pool: pool)  // [T, D]
         debugHook?("mtp_eh_proj", il, u, [t, d])
-        let out = block(m.block, u, t: t, positions: positions, kv: kv, experts: LocalExperts())  // [T, D]
+        let out = block(m.block, u, t: t, positions: positions, segments: [PassSegment(start: 0, count: t, cache: nil, layer: kv)],
+                        experts: LocalExperts())  // [T, D]
         let last = Array(out[((t - 1) * d)...])
         let normed = Ops.rmsNorm(last, weight: m.headNorm ?? outputNorm, rows: 1, eps: config.rmsEpsilon)
         let logits = Ops.matmul(m.head ?? output, normed, tokens: 1, pool: pool)

@@ -44,6 +44,10 @@ struct Generate: ParsableCommand {
     @Flag(help: "Keep generating past end-of-generation tokens.")
     var ignoreEos = false
 
+    @Option(name: [.customLong("parallel"), .customLong("np", withSingleDash: true)],
+            help: "Sequences decoded together in one pass (llama-server's --parallel); several --prompt values share passes.")
+    var parallel: Int = 1
+
     @Flag(help: "Print timings to stderr.")
     var verbose = false
 
@@ -54,6 +58,7 @@ struct Generate: ParsableCommand {
         if draft < 0 || draft > 3 { throw ValidationError("--draft must be 0 to 3") }
         if topP <= 0 || topP > 1 { throw ValidationError("--top-p must be in (0, 1]") }
         if topK < 0 { throw ValidationError("--top-k must be >= 0") }
+        if parallel < 1 || parallel > 256 { throw ValidationError("--parallel must be 1 to 256") }
     }
 
     func run() throws {
@@ -96,7 +101,7 @@ struct Generate: ParsableCommand {
                     printer.put(t)
                 }
             }
-            let results = try rt.run(jobs, onToken: stream)
+            let results = try rt.run(jobs, parallel: parallel, onToken: stream)
             let wall = secondsSince(t0)
             if jobs.count == 1 {
                 printer.end()

@@ -23,7 +23,8 @@ final class Runtime {
 
     /// Runs jobs to the end and returns their results in order: one after another in a single process, or
     /// spread over the cluster's heads and lanes. `onToken(job, token)` streams tokens sampled on this rank.
-    func run(_ jobs: [GenerationJob], onToken: (@Sendable (Int, Int32) -> Void)? = nil) throws -> [GenerationResult] {
+    /// Runs `jobs`, decoding up to `parallel` sequences per pass (per head lane under a topology).
+    func run(_ jobs: [GenerationJob], parallel: Int = 1, onToken: (@Sendable (Int, Int32) -> Void)? = nil) throws -> [GenerationResult] {
         let v = model.config.vocabSize
         for j in jobs {
             guard j.draft <= model.mtp.count else {
@@ -36,9 +37,9 @@ final class Runtime {
             if j.kvType == .q8_0, let bad = model.blocks.first(where: { $0.attention.headDim % 32 != 0 }) {
                 throw ValidationError("--kv-type q8_0 needs a head dim that is a multiple of 32; layer \(bad.index) has \(bad.attention.headDim)")
             }
-            // Reserve up front or say it will not fit: the sequences a rank holds at once (one per lane).
+            // Reserve up front or say it will not fit: the sequences a rank holds at once (`parallel` per lane).
             let kv = model.config.kvBytes(context: j.contextSize, type: j.kvType, maxPass: j.maxPass, mtp: j.draft > 0)
-            let held = kv * (session?.topology.microBatches ?? 1)
+            let held = kv * (session?.topology.microBatches ?? 1) * min(max(parallel, 1), jobs.count)
             if let avail = availableMemory(), held > avail {
                 throw ValidationError(String(format: "sequence %d: a %d-token context needs %.2f GiB of %@ KV cache per sequence (%.2f GiB for this rank's lanes) but only %.2f GiB of memory is available; use a smaller --ctx-size or --kv-type q8_0",
                                              j.id, j.contextSize, Double(kv) / 1_073_741_824, j.kvType.rawValue, Double(held) / 1_073_741_824, Double(avail) / 1_073_741_824))
@@ -50,10 +51,11 @@ final class Runtime {
         }
         if let s = session {
             // A failure inside a round leaves the other ranks mid-protocol: it ends the job.
-            do { return try s.run(jobs, model: model, onToken: onToken) } catch {
+            do { return try s.run(jobs, parallel: parallel, model: model, onToken: onToken) } catch {
                 MPI.abort("switchyard: rank 0 (head 0): \(error)", cause: error)
             }
         }
+        if parallel > 1 { return try model.run(jobs, parallel: parallel, onToken: onToken) }
         return try jobs.map { j in try model.run(j, onToken: onToken.map { f in { f(j.id, $0) } }) }
     }
 

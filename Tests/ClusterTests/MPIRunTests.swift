@@ -123,7 +123,8 @@ struct ClusterCase: CustomTestStringConvertible, Sendable {
 
     /// If this fails, sequences spread over several heads and micro-batch lanes (each lane on its own
     /// thread and communicator, overlapping its exchanges with the other lane's compute) come out different
-    /// from running them one by one in a single process — greedy or sampled.
+    /// from running them one by one in a single process — greedy or sampled, and with a lane's sequences
+    /// decoded together in one pass (`--parallel 3`).
     @Test(arguments: [1, 2])
     func sequencesOnHeadsAndLanesMatchSingleProcess(microBatches: Int) throws {
         let topo = try writeTopology("experts: 8\nheads: 2\nworkers: 3\nmicro_batches: \(microBatches)\n")
@@ -136,6 +137,10 @@ struct ClusterCase: CustomTestStringConvertible, Sendable {
             #expect(multi.status == 0, "\(multi.stderr)")
             #expect(single.text.split(separator: "\n").count == 5 * 13)
             #expect(single.text == multi.text)
+            // Sequences of a lane decoded together in one pass (continuous batching) change nothing either.
+            let batched = try run(gen + ["--topology", topo, "--parallel", "3"], ranks: 5)
+            #expect(batched.status == 0, "\(batched.stderr)")
+            #expect(single.text == batched.text)
         }
     }
 

@@ -33,6 +33,10 @@ struct Bench: ParsableCommand {
     @Option(name: [.customShort("n"), .customLong("n-gen")], help: "Tokens decoded per context (after one warm-up step).")
     var nGen: Int = 8
 
+    @Option(name: [.customLong("batch-sizes"), .customLong("npl", withSingleDash: true)],
+            help: "Sequences decoded together in one pass, comma-separated (llama-batched-bench's -npl), e.g. 1,4.")
+    var batchSizes: String = "1"
+
     @Option(help: "How each context is reached: synthetic (random K/V at the right positions) or prefill.")
     var fill: String = "synthetic"
 
@@ -64,6 +68,8 @@ struct Bench: ParsableCommand {
         guard (0...3).contains(draft) else { throw ValidationError("--draft must be 0 to 3") }
         if predict && draft > 0 { throw ValidationError("--predict models one token per step; use it with --draft 0") }
         _ = try Self.parseContexts(contexts)
+        let bs = try Self.parseContexts(batchSizes)
+        guard bs.allSatisfy({ (1...256).contains($0) }) else { throw ValidationError("--batch-sizes must be numbers from 1 to 256") }
         if shape != nil { _ = try Self.parseScale(scale) }
     }
 
@@ -103,22 +109,22 @@ struct Bench: ParsableCommand {
         let model = rt.model, file = rt.file
         let kv = KVType(rawValue: kvType)!
         let ctxs = try Self.parseContexts(contexts)
+        let batches = try Self.parseContexts(batchSizes)
         if let avail = availableMemory(), let maxC = ctxs.max() {
-            let need = model.config.kvBytes(context: maxC + nGen + 2, type: kv)
+            let need = model.config.kvBytes(context: maxC + nGen + 2, type: kv) * (batches.max() ?? 1)
             if need > avail {
-                throw ValidationError(String(format: "a %d-token context needs %.2f GiB of %@ KV but %.2f GiB is available", maxC, Double(need) / 1_073_741_824, kvType, Double(avail) / 1_073_741_824))
+                throw ValidationError(String(format: "%d sequences of a %d-token context need %.2f GiB of %@ KV but %.2f GiB is available", batches.max() ?? 1, maxC, Double(need) / 1_073_741_824, kvType, Double(avail) / 1_073_741_824))
             }
         }
         let weights = file.tensors.reduce(0) { $0 + $1.byteCount }
         let setup = BenchSetup(model: name, weightBytes: weights, threads: model.pool.threads, kvType: kvType, fill: fill,
                                nGen: nGen, host: ProcessInfo.processInfo.hostName, cores: ProcessInfo.processInfo.activeProcessorCount,
                                topology: rt.session.map { "\($0.topology.heads) head(s) + \($0.topology.workers) worker(s), \($0.topology.file)" } ?? "single process")
-        var predictor: (spec: ModelCostSpec, bytesPerParam: Double, profile: HardwareProfile, fixed: Double, exchange: Double)?
+        // Per batch size: the machine profile for the step's matmuls at that many tokens and the fixed step cost.
+        var predictor: (spec: ModelCostSpec, bytesPerParam: Double, exchange: Double, byBatch: [Int: (profile: HardwareProfile, fixed: Double)])?
         if predict {
             let calls = BenchPredict.matmulCalls(model.config, file: file)
             let (spec, bpp) = BenchPredict.spec(model.config, file: file, kv: kv, moeLayers: model.moeLayerIndices.count)
-            let (p, mmSeconds) = BenchPredict.profile(threads: model.pool.threads, calls: calls)
-            let fixed = try BenchPredict.fixedStepSeconds(like: model.config, moeLayers: model.moeLayerIndices.count, threads: model.pool.threads)
             var exchange = 0.0
             if let session = rt.session {
                 let d = model.config.embeddingLength, w = max(session.topology.workers, 1)
@@ -126,62 +132,71 @@ struct Bench: ParsableCommand {
                                                      combineBytes: 4 * d)
                 print(String(format: "predict: one MoE layer's exchange with no compute in it (counts + dispatch + combine): %.1f us", exchange * 1e6))
             }
-            predictor = (spec, bpp, p, fixed, exchange)
-            print(String(format: "predict: probe on %d threads: memory read %.2f GB/s, F32 %.2f GFLOP/s, kernel call %.2f us; the step's %d matmuls (%.1f MB, %d shapes) stream in %.3f ms alone (%.2f GB/s); fixed step cost %.3f ms (same layers, 32-wide); %.3f bytes per weight read",
-                         model.pool.threads, p.memoryBandwidth / 1e9, p.flopsF32 / 1e9, p.callOverhead * 1e6, calls.count,
-                         Double(calls.reduce(0) { $0 + $1.bytes }) / 1e6, Set(calls).count, mmSeconds * 1e3, p.weightBandwidth / 1e9, fixed * 1e3, bpp))
+            var byBatch: [Int: (profile: HardwareProfile, fixed: Double)] = [:]
+            for b in batches {
+                let (p, mmSeconds) = BenchPredict.profile(threads: model.pool.threads, calls: calls, batch: b)
+                let fixed = try BenchPredict.fixedStepSeconds(like: model.config, moeLayers: model.moeLayerIndices.count, threads: model.pool.threads, batch: b)
+                byBatch[b] = (p, fixed)
+                print(String(format: "predict: B=%d, probe on %d threads: memory read %.2f GB/s, F32 %.2f GFLOP/s, kernel call %.2f us; the step's %d matmuls (%d shapes) stream in %.3f ms alone (%.2f GB/s); fixed step cost %.3f ms (same layers, 32-wide); %.3f bytes per weight read",
+                             b, model.pool.threads, p.memoryBandwidth / 1e9, p.flopsF32 / 1e9, p.callOverhead * 1e6, calls.count, Set(calls).count,
+                             mmSeconds * 1e3, p.weightBandwidth / 1e9, fixed * 1e3, bpp))
+            }
+            predictor = (spec, bpp, exchange, byBatch)
         }
         let stats = ExpertStats(layers: model.config.layerCount, experts: model.config.expertCount)
         model.expertStats = stats
         defer { model.expertStats = nil }
         let total = ExpertStats(layers: model.config.layerCount, experts: model.config.expertCount)
-        print("| model | size | threads | kv | fill | test | t/s | ms/token |" + (predict ? " predicted ms | measured/predicted |" : ""))
-        print("|---|---|---|---|---|---|---|---|" + (predict ? "---|---|" : ""))
+        print("| model | size | threads | kv | fill | test | B | t/s | ms/token |" + (predict ? " predicted ms | measured/predicted |" : ""))
+        print("|---|---|---|---|---|---|---|---|---|" + (predict ? "---|---|" : ""))
         var rows: [BenchRow] = []
-        for c in ctxs {
-            var r = try measure(rt, context: c, kv: kv, stats: stats)
+        for c in ctxs { for b in batches {
+            var r = try measure(rt, context: c, batch: b, kv: kv, stats: stats)
             total.add(stats)
             var tail = ""
             if let pr = predictor {
-                let st = BenchPredict.predict(spec: pr.spec, bytesPerParam: pr.bytesPerParam, profile: pr.profile, context: c, fixedSeconds: pr.fixed,
-                                              exchangeSeconds: pr.exchange)
-                let total: Double = st.total * 1e3
-                let p = BenchPrediction(msPerToken: total, attentionMs: st.attention * 1e3, ffnMs: st.ffn * 1e3, exchangeMs: st.exchange * 1e3,
-                                        fixedMs: st.calls * 1e3, ratio: r.msPerToken / total)
+                let pb = pr.byBatch[b]!
+                let st = BenchPredict.predict(spec: pr.spec, bytesPerParam: pr.bytesPerParam, profile: pb.profile, context: c, fixedSeconds: pb.fixed,
+                                              exchangeSeconds: pr.exchange, batch: b)
+                // Per token: the step serves `b` sequences.
+                let total: Double = st.total * 1e3 / Double(b)
+                let per = 1e3 / Double(b)
+                let p = BenchPrediction(msPerToken: total, attentionMs: st.attention * per, ffnMs: st.ffn * per, exchangeMs: st.exchange * per,
+                                        fixedMs: st.calls * per, ratio: r.msPerToken / total)
                 r.predicted = p
                 tail = String(format: " %.3f | %.2f |", p.msPerToken, p.ratio)
             }
             rows.append(r)
-            print(String(format: "| %@ | %.2f GiB | %d | %@ | %@ | tg%d @ d%d | %.2f | %.3f |", name, Double(weights) / 1_073_741_824,
-                         model.pool.threads, kvType, fill, nGen, c, r.tokensPerSecond, r.msPerToken) + tail)
+            print(String(format: "| %@ | %.2f GiB | %d | %@ | %@ | tg%d @ d%d | %d | %.2f | %.3f |", name, Double(weights) / 1_073_741_824,
+                         model.pool.threads, kvType, fill, nGen, c, b, r.tokensPerSecond, r.msPerToken) + tail)
             fflush(nil)  // rows appear as they are measured
-        }
+        } }
         if predict {
             print("\npredicted per token, ms (the cost model's parts: attention = KV scan + attention weights; FFN = every other weight read; fixed = host cost of the step):")
-            print("| context | attention | FFN | exchange | fixed | predicted | measured | measured/predicted |")
-            print("|---|---|---|---|---|---|---|---|")
+            print("| context | B | attention | FFN | exchange | fixed | predicted | measured | measured/predicted |")
+            print("|---|---|---|---|---|---|---|---|---|")
             for r in rows { if let p = r.predicted {
-                print(String(format: "| %d | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.2f |", r.context, p.attentionMs, p.ffnMs, p.exchangeMs,
+                print(String(format: "| %d | %d | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.2f |", r.context, r.batch, p.attentionMs, p.ffnMs, p.exchangeMs,
                              p.fixedMs, p.msPerToken, r.msPerToken, p.ratio))
             } }
         }
         print("\nper-token breakdown, ms (attention columns are whole attention layers; kernel = the cache scan alone, us per layer):")
         let comps = Step35Component.allCases
-        print("| context | " + comps.map(\.rawValue).joined(separator: " | ") + " | other | total | kernel full us | kernel swa us | kv MiB | dispatch | combine wait |")
-        print("|" + String(repeating: "---|", count: comps.count + 8))
+        print("| context | B | " + comps.map(\.rawValue).joined(separator: " | ") + " | other | total | kernel full us | kernel swa us | kv MiB | dispatch | combine wait |")
+        print("|" + String(repeating: "---|", count: comps.count + 9))
         for r in rows {
             let cells = comps.map { String(format: "%.3f", r.breakdownMs[$0.rawValue] ?? 0) }
-            print("| \(r.context) | " + cells.joined(separator: " | ")
+            print("| \(r.context) | \(r.batch) | " + cells.joined(separator: " | ")
                   + String(format: " | %.3f | %.3f | %.1f | %.1f | %.1f | %.3f | %.3f |", r.otherMs, r.msPerToken, r.kernelFullUs, r.kernelSWAUs,
                            Double(r.kvBytes) / 1_048_576, r.dispatchMs, r.combineMs))
         }
         if rt.session != nil { print("(routed_experts under a topology is the whole exchange: dispatch + combine wait, which includes the slowest worker's compute)") }
         print("\nexpert load (measured tokens; rows per token per MoE layer on each worker under the topology, max/mean over workers; expert max/mean per layer, mean over layers):")
-        print("| context | " + (rows.first?.workerLoad.map { $0.indices.map { "w\($0)" }.joined(separator: " | ") + " | worker max/mean | " } ?? "") + "expert max/mean |")
-        print("|---|" + String(repeating: "---|", count: (rows.first?.workerLoad.map { $0.count + 1 } ?? 0) + 1))
+        print("| context | B | " + (rows.first?.workerLoad.map { $0.indices.map { "w\($0)" }.joined(separator: " | ") + " | worker max/mean | " } ?? "") + "expert max/mean |")
+        print("|---|---|" + String(repeating: "---|", count: (rows.first?.workerLoad.map { $0.count + 1 } ?? 0) + 1))
         for r in rows {
             let w = r.workerLoad.map { l in l.map { String(format: "%.2f", $0) }.joined(separator: " | ") + String(format: " | %.2f | ", r.workerMaxOverMean ?? 0) } ?? ""
-            print("| \(r.context) | " + w + String(format: "%.2f |", r.expertMaxOverMean))
+            print("| \(r.context) | \(r.batch) | " + w + String(format: "%.2f |", r.expertMaxOverMean))
         }
         if let path = expertStats {
             try ExpertStatsFile(total, source: "switchyard bench \(name), contexts \(contexts), \(nGen) tokens each", topK: model.config.expertUsedCount)
@@ -199,9 +214,9 @@ struct Bench: ParsableCommand {
             }
         }
         if let path = csv {
-            var lines = ["context,fill,tokens_per_second,ms_per_token," + comps.map(\.rawValue).joined(separator: ",") + ",other,kernel_full_us,kernel_swa_us,kv_bytes"]
+            var lines = ["context,batch,fill,tokens_per_second,ms_per_token," + comps.map(\.rawValue).joined(separator: ",") + ",other,kernel_full_us,kernel_swa_us,kv_bytes"]
             for r in rows {
-                lines.append("\(r.context),\(r.fill),\(r.tokensPerSecond),\(r.msPerToken)," + comps.map { "\(r.breakdownMs[$0.rawValue] ?? 0)" }.joined(separator: ",")
+                lines.append("\(r.context),\(r.batch),\(r.fill),\(r.tokensPerSecond),\(r.msPerToken)," + comps.map { "\(r.breakdownMs[$0.rawValue] ?? 0)" }.joined(separator: ",")
                              + ",\(r.otherMs),\(r.kernelFullUs),\(r.kernelSWAUs),\(r.kvBytes)")
             }
             guard FileManager.default.createFile(atPath: path, contents: Data((lines.joined(separator: "\n") + "\n").utf8)) else {
@@ -210,22 +225,27 @@ struct Bench: ParsableCommand {
         }
     }
 
-    /// One row: reach the context (synthetic fill or real prefill), then decode 1 + nGen tokens as a job
-    /// (single process or across the cluster); the first decoded token is the warm-up.
-    private func measure(_ rt: Runtime, context c: Int, kv: KVType, stats: ExpertStats) throws -> BenchRow {
+    /// One row: `batch` sequences reach the context (synthetic fill or real prefill), then decode 1 + nGen
+    /// tokens each, together in one pass per step, as jobs (single process or across the cluster); the first
+    /// decoded step is the warm-up. Sequence 0's tokens mark the steps (the others move in the same passes).
+    private func measure(_ rt: Runtime, context c: Int, batch: Int, kv: KVType, stats: ExpertStats) throws -> BenchRow {
         let model = rt.model, v = model.config.vocabSize
         let synthetic = fill == "synthetic"
-        let prompt = synthetic ? [Int32(c % v)] : (0..<max(c, 1)).map { Int32(($0 * 37 + 5) % v) }
-        var job = GenerationJob(id: 0, prompt: prompt, nPredict: nGen + 2, draft: draft, kvType: kv)
-        job.syntheticFill = synthetic ? c : 0
+        let jobs = (0..<batch).map { i -> GenerationJob in
+            let prompt = synthetic ? [Int32((c + i) % v)] : (0..<max(c, 1)).map { Int32(($0 * 37 + 5 + i) % v) }
+            var job = GenerationJob(id: i, prompt: prompt, nPredict: nGen + 2, draft: draft, kvType: kv)
+            job.syntheticFill = synthetic ? c : 0
+            return job
+        }
         let profile = AttentionProfile()
         model.profile = profile
         defer { model.profile = nil }
         let mark = RowMark()
         let session = rt.session
         let pool = model.pool
-        // Start the clock at the second token: the first decode step is the warm-up.
-        let result = try rt.run([job]) { _, _ in
+        // Start the clock at sequence 0's second token: the first decode step is the warm-up.
+        let results = try rt.run(jobs, parallel: batch) { id, _ in
+            guard id == 0 else { return }
             mark.count += 1
             mark.end = DispatchTime.now()  // the last token's arrival (not the job's teardown, which frees the KV)
             mark.endRuns = pool.runs
@@ -236,19 +256,21 @@ struct Bench: ParsableCommand {
                 mark.stats = session?.headStats
                 mark.start = DispatchTime.now()
             }
-        }[0]
+        }
+        let result = results[0]
         let end = mark.end
-        // Per generated token (with drafting a pass can yield several).
+        // Per generated token (with drafting a pass can yield several; a step yields one per sequence).
         let steps = result.tokens.count - 2
-        let total = Double(end.uptimeNanoseconds - mark.start.uptimeNanoseconds) / 1e6 / Double(max(steps, 1))
+        let tokens = Double(max(steps, 1) * batch)
+        let total = Double(end.uptimeNanoseconds - mark.start.uptimeNanoseconds) / 1e6 / tokens
         var breakdown: [String: Double] = [:]
-        for (k, s) in profile.components { breakdown[k.rawValue] = s * 1000 / Double(max(steps, 1)) }
+        for (k, s) in profile.components { breakdown[k.rawValue] = s * 1000 / tokens }
         let full = (0..<model.config.layerCount).filter { !model.config.isSWA($0) }.count
         let swa = model.config.layerCount - full
         var dispatch = 0.0, combine = 0.0
         if let s0 = mark.stats, let s1 = session?.headStats {
-            dispatch = (s1.dispatch - s0.dispatch) * 1000 / Double(max(steps, 1))
-            combine = (s1.combine - s0.combine) * 1000 / Double(max(steps, 1))
+            dispatch = (s1.dispatch - s0.dispatch) * 1000 / tokens
+            combine = (s1.combine - s0.combine) * 1000 / tokens
         }
         var workerLoad: [Double]?
         if let s = session {
@@ -256,12 +278,13 @@ struct Bench: ParsableCommand {
             workerLoad = stats.workerLoad(workers: topo.workers) { topo.owners(layer: $0, expert: $1) }
         }
         let wmean = workerLoad.map { $0.reduce(0, +) / Double(max($0.count, 1)) }
-        return BenchRow(context: c, fill: fill, tokensPerSecond: 1000 / total, msPerToken: total, breakdownMs: breakdown,
+        let passes = Double(max(steps, 1))
+        return BenchRow(context: c, batch: batch, fill: fill, tokensPerSecond: 1000 / total, msPerToken: total, breakdownMs: breakdown,
                         otherMs: max(0, total - breakdown.values.reduce(0, +)),
-                        kernelFullUs: full > 0 ? profile.fullSeconds * 1e6 / Double(max(steps, 1) * full) : 0,
-                        kernelSWAUs: swa > 0 ? profile.slidingSeconds * 1e6 / Double(max(steps, 1) * swa) : 0,
-                        kvBytes: model.config.kvBytes(context: job.contextSize, type: kv), dispatchMs: dispatch, combineMs: combine,
-                        callsPerToken: Double(mark.endRuns - mark.startRuns) / Double(max(steps, 1)),
+                        kernelFullUs: full > 0 ? profile.fullSeconds * 1e6 / (passes * Double(full)) : 0,
+                        kernelSWAUs: swa > 0 ? profile.slidingSeconds * 1e6 / (passes * Double(swa)) : 0,
+                        kvBytes: model.config.kvBytes(context: jobs[0].contextSize, type: kv) * batch, dispatchMs: dispatch, combineMs: combine,
+                        callsPerToken: Double(mark.endRuns - mark.startRuns) / tokens,
                         workerLoad: workerLoad, workerMaxOverMean: workerLoad.flatMap { l in wmean.map { $0 > 0 ? l.max()! / $0 : 0 } },
                         expertMaxOverMean: stats.expertImbalance)
     }
@@ -292,6 +315,8 @@ struct BenchSetup: Codable {
 /// One measured context (the JSON's `rows`).
 struct BenchRow: Codable {
     var context: Int
+    /// Sequences decoded together in each pass.
+    var batch: Int = 1
     /// "synthetic" (random K/V) or "prefill" (a real prefill reached the context).
     var fill: String
     var tokensPerSecond: Double
@@ -299,7 +324,7 @@ struct BenchRow: Codable {
     /// Milliseconds per token by component (`Step35Component` raw values).
     var breakdownMs: [String: Double]
     var otherMs: Double
-    /// Attention kernel alone (the cache scan), microseconds per layer per token, by layer kind.
+    /// Attention kernel alone (the cache scan), microseconds per layer per pass (all `batch` sequences), by layer kind.
     var kernelFullUs: Double
     var kernelSWAUs: Double
     var kvBytes: Int

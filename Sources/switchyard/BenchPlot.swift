@@ -38,11 +38,11 @@ enum BenchPlot {
                                   x, y(acc + v), barW, v / maxMs * plotH, colors[j % colors.count], p, v))
                 acc += v
             }
-            let label = r.context >= 1024 ? "\(r.context / 1024)K" : "\(r.context)"
+            let label = (r.context >= 1024 ? "\(r.context / 1024)K" : "\(r.context)") + (r.batch > 1 ? " x\(r.batch)" : "")
             out.append(String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%@</text>", x + barW / 2, top + plotH + 18, label))
             out.append(String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"10\">%.1f ms</text>", x + barW / 2, y(acc) - 4, acc))
         }
-        out.append(String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">context (tokens)</text>", left + plotW / 2, h - 16))
+        out.append(String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">context (tokens; x B: B sequences per pass, cost per token)</text>", left + plotW / 2, h - 16))
         for (j, p) in parts.enumerated() {
             let ly = top + Double(j) * 20
             out.append(String(format: "<rect x=\"%.1f\" y=\"%.1f\" width=\"12\" height=\"12\" fill=\"%@\"/>", w - right + 16, ly, colors[j % colors.count]))

@@ -41,8 +41,14 @@ enum BenchPredict {
         var rows: Int, cols: Int
         /// Routed experts: `used` of `experts` matrices of rows x cols, picked per token.
         var experts = 0, used = 1
-        /// Bytes one call reads.
+        /// Bytes one call reads for one token.
         var bytes: Int { rows * used * type.byteCount(elements: cols) }
+        /// Bytes one call reads for `batch` tokens: the experts they touch on average, E (1 - (1 - k/E)^B).
+        func bytes(batch: Int) -> Double {
+            guard experts > 0 else { return Double(bytes) }
+            let touched = Double(experts) * (1 - pow(1 - Double(used) / Double(experts), Double(batch)))
+            return touched * Double(rows * type.byteCount(elements: cols))
+        }
     }
 
     /// The matmul calls of one decode step (batch 1, no drafting) of `file`'s main layers, in tensor order.
@@ -58,14 +64,15 @@ enum BenchPredict {
         }
     }
 
-    /// This machine as the cost model sees it for `calls`: the probe's memory, F32 compute and call cost,
-    /// and the rate at which the engine's matmul streams these very matrix shapes. Each distinct shape is
-    /// timed on its own over copies spanning 32 MiB (so the weights come from memory, as in a decode step);
-    /// routed experts go through the grouped matmul on top-k experts drawn at random among all the copies'
-    /// separately allocated experts, as routing scatters them. The step's weight bytes over the summed call
-    /// times give the weight rate. Small matrices stream far
-    /// below a large one's rate (per-row and per-call costs), which a single big-matrix probe would miss.
-    static func profile(threads: Int, calls: [MatmulShape]) -> (HardwareProfile, matmulSeconds: Double) {
+    /// This machine as the cost model sees it for `calls` at `batch` tokens per pass: the probe's memory,
+    /// F32 compute and call cost, and the rate at which the engine's matmul streams these very matrix
+    /// shapes. Each distinct shape is timed on its own over copies spanning 32 MiB (so the weights come from
+    /// memory, as in a decode step) with `batch` token rows; routed experts go through the grouped matmul,
+    /// each token picking top-k distinct experts at random among one layer's worth of separately allocated
+    /// experts, as routing scatters them. The step's weight bytes (for experts, those a batch of this size
+    /// touches on average) over the summed call times give the weight rate. Small matrices stream far below
+    /// a large one's rate (per-row and per-call costs), which a single big-matrix probe would miss.
+    static func profile(threads: Int, calls: [MatmulShape], batch: Int = 1) -> (HardwareProfile, matmulSeconds: Double) {
         var p = Probe.profile(threads: threads)
         let pool = ThreadPool(threads: threads)
         var g = SplitMix64(seed: 13)
@@ -75,22 +82,32 @@ enum BenchPredict {
             var matrix = [UInt8]()
             matrix.reserveCapacity(shape.rows * row.count)
             for _ in 0..<shape.rows { matrix.append(contentsOf: row) }
-            let count = max(2 * shape.used, (32 << 20) / max(matrix.count, 1))
+            let count = max(2 * max(shape.experts, 1), (32 << 20) / max(matrix.count, 1))
             let ws = (0..<count).map { _ in WeightMatrix(type: shape.type, rows: shape.rows, cols: shape.cols, bytes: matrix) }
-            let x = (0..<shape.cols).map { _ in Float(g.nextUnit()) }
+            let xs = (0..<(shape.cols * batch)).map { _ in Float(g.nextUnit()) }  // [B, C]
             if shape.experts > 0 {
-                // Each call: `used` distinct experts at random, one token each, in one grouped matmul.
-                let picks = (0..<64).map { _ in
-                    var set: [Int] = []
-                    while set.count < shape.used { let e = Int(g.next() % UInt64(count)); if !set.contains(e) { set.append(e) } }
-                    return set.map { ws[$0] }
+                // Each call: one layer's experts (a random window of `experts` matrices); each token picks
+                // `used` distinct ones; rows grouped expert by expert, as the model does.
+                let calls = (0..<64).map { _ -> (ws: [WeightMatrix], segs: [(start: Int, count: Int)], x: [Float]) in
+                    let base = Int(g.next() % UInt64(count - shape.experts + 1))
+                    var byExpert: [Int: [Int]] = [:]
+                    for t in 0..<batch {
+                        var set: [Int] = []
+                        while set.count < shape.used { let e = Int(g.next() % UInt64(shape.experts)); if !set.contains(e) { set.append(e) } }
+                        for e in set { byExpert[e, default: []].append(t) }
+                    }
+                    var mats: [WeightMatrix] = [], segs: [(start: Int, count: Int)] = [], x: [Float] = []
+                    for (e, toks) in byExpert.sorted(by: { $0.key < $1.key }) {
+                        segs.append((x.count / shape.cols, toks.count))
+                        mats.append(ws[base + e])
+                        for t in toks { x += xs[(t * shape.cols)..<((t + 1) * shape.cols)] }
+                    }
+                    return (mats, segs, x)
                 }
-                let xs = Array([[Float]](repeating: x, count: shape.used).joined())
-                let segs = (0..<shape.used).map { (start: $0, count: 1) }
-                let t = Probe.best(3) { for p in picks { _ = Ops.groupedMatmul(p, xs, segments: segs, pool: pool) } }
-                perCall[shape] = t / Double(picks.count)
+                let t = Probe.best(3) { for c in calls { _ = Ops.groupedMatmul(c.ws, c.x, segments: c.segs, pool: pool) } }
+                perCall[shape] = t / Double(calls.count)
             } else {
-                let t = Probe.best(3) { for w in ws { _ = Ops.matmul(w, x, tokens: 1, pool: pool) } }
+                let t = Probe.best(3) { for w in ws { _ = Ops.matmul(w, xs, tokens: batch, pool: pool) } }
                 perCall[shape] = t / Double(count)
             }
         }
@@ -100,18 +117,19 @@ enum BenchPredict {
             var n: [MatmulShape: Int] = [:]
             for c in calls { n[c, default: 0] += 1 }
             for (k, v) in n.sorted(by: { $0.value * $0.key.bytes > $1.value * $1.key.bytes }) {
-                print(String(format: "  %@ %dx%d x%d: %d calls, %.1f us each, %.3f ms", k.type.name, k.rows, k.cols, k.used, v, perCall[k]! * 1e6, Double(v) * perCall[k]! * 1e3))
+                print(String(format: "  %@ %dx%d x%d, %d tokens: %d calls, %.1f us each, %.3f ms", k.type.name, k.rows, k.cols, k.used, batch, v,
+                             perCall[k]! * 1e6, Double(v) * perCall[k]! * 1e3))
             }
         }
-        p.weightBandwidth = Double(calls.reduce(0) { $0 + $1.bytes }) / seconds
+        p.weightBandwidth = calls.reduce(0.0) { $0 + $1.bytes(batch: batch) } / seconds
         return (p, seconds)
     }
 
     /// Seconds of a decode step that do not scale with weight or KV bytes: a model with `config`'s layer
     /// pattern, heads, KV heads, experts and top-k but 32-wide matrices (F32, a few MB: cache-resident)
-    /// decodes 48 tokens on `threads` threads after 16 warm-up tokens; the mean per token is the host
-    /// cost of dispatching the same kernels and doing the same bookkeeping at negligible size.
-    static func fixedStepSeconds(like config: Step35Config, moeLayers: Int, threads: Int) throws -> Double {
+    /// decodes 48 steps of `batch` sequences on `threads` threads after 16 warm-up steps; the mean per step
+    /// is the host cost of dispatching the same kernels and doing the same bookkeeping at negligible size.
+    static func fixedStepSeconds(like config: Step35Config, moeLayers: Int, threads: Int, batch: Int = 1) throws -> Double {
         let layers = 0..<config.layerCount
         var s = Step35Shape()
         s.embedding = 32; s.vocab = 512; s.layers = config.layerCount; s.denseLayers = config.layerCount - moeLayers
@@ -123,7 +141,9 @@ enum BenchPredict {
         let model = try Step35Model(file: try GGUFFile(bytes: Step35Synthetic.gguf(shape: s, type: .f32)), threads: threads)
         let warm = 16, n = 48
         let clock = FixedClock()
-        _ = try model.run(GenerationJob(id: 0, prompt: [1], nPredict: warm + n)) { _ in
+        let jobs = (0..<batch).map { GenerationJob(id: $0, prompt: [Int32(1 + $0)], nPredict: warm + n) }
+        _ = try model.run(jobs, parallel: batch) { id, _ in
+            guard id == 0 else { return }
             clock.count += 1
             if clock.count == warm { clock.start = DispatchTime.now() }
             clock.end = DispatchTime.now()
@@ -177,16 +197,16 @@ enum BenchPredict {
     /// another: the same step on the head's thread count, plus `exchangeSeconds` per MoE layer (the
     /// session's probe of the three collectives with no compute in them).
     static func predict(spec: ModelCostSpec, bytesPerParam: Double, profile: HardwareProfile, context: Int, fixedSeconds: Double,
-                        exchangeSeconds: Double = 0) -> StepTime {
+                        exchangeSeconds: Double = 0, batch: Int = 1) -> StepTime {
         var k = ServingKnobs()
         k.bandwidthEfficiency = 1  // the probe measured achieved rates
         k.computeEfficiency = 1
         k.weightBytesPerParam = bytesPerParam
         k.attention = .replicated
         k.overlapAttention = false
-        var s = ServingScenario(model: spec, hardware: profile, context: context + 1, ep: 1, mtp: 0, batch: 1)
+        var s = ServingScenario(model: spec, hardware: profile, context: context + 1, ep: 1, mtp: 0, batch: Double(batch))
         s.fixedSeconds = fixedSeconds
-        var st = ServingCost.step(s, knobs: k, groupSequences: 1, group: 1)
+        var st = ServingCost.step(s, knobs: k, groupSequences: Double(batch), group: 1)
         st.exchange = Double(spec.moeLayers) * exchangeSeconds
         return st
     }

@@ -102,7 +102,12 @@ public final class ClusterExperts: ExpertBackend, @unchecked Sendable {
         var perRank = [[Int]](repeating: [], count: comm.size)
         for i in 0..<(t * a) {
             let owners = topology.owners(layer: il, expert: Int(experts[i]))
-            perRank[topology.heads + owners[(i / a) % owners.count]].append(i)
+            let w: Int
+            switch topology.replicaDispatch {
+            case .token: w = owners[(i / a) % owners.count]
+            case .load: w = owners.min { perRank[topology.heads + $0].count < perRank[topology.heads + $1].count }!
+            }
+            perRank[topology.heads + w].append(i)
         }
         let t0 = Date()
         var send: [UInt8] = []

@@ -84,6 +84,8 @@ public final class ClusterSession: @unchecked Sendable {
         }
     }
 
+    /// Each worker's expert-compute seconds over the whole job, on rank 0 after `stop`.
+    public private(set) var workerComputeSeconds: [Double] = []
     /// Slowest worker's expert-compute seconds, known on every rank after `stop` / `serve` return.
     public private(set) var maxWorkerCompute = 0.0
     /// Largest resident set (bytes) over the workers, and over the heads, known after `stop` / `serve`.
@@ -194,6 +196,14 @@ public final class ClusterSession: @unchecked Sendable {
         maxWorkerCompute = v[0]
         maxWorkerRSS = v[1]
         maxHeadRSS = v[2]
+        // Every worker's expert-compute seconds, on rank 0 (the bench's per-worker time).
+        let mine = withUnsafeBytes(of: workerCompute.bitPattern.littleEndian) { Array($0) }
+        let parts = try comm.gather(isWorker ? mine : [], root: 0, "worker compute times")
+        if comm.rank == 0 {
+            workerComputeSeconds = parts.dropFirst(topology.heads).map { p in
+                p.count == 8 ? Double(bitPattern: p.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }) : 0
+            }
+        }
     }
 }
 

@@ -38,6 +38,10 @@ public struct Topology: Sendable {
     public let microBatches: Int
     /// NUMA node per worker (nil: no binding requested).
     public let numa: [Int]?
+    /// How rows of a replicated expert pick a copy: by token index, or to the copy whose worker has the
+    /// fewest rows so far in that exchange.
+    public enum ReplicaDispatch: String, Sendable { case token, load }
+    public let replicaDispatch: ReplicaDispatch
     /// Default owners of each expert: `owners[e]` lists workers holding expert e (first = primary).
     let defaultOwners: [[Int]]
     /// Per-layer overrides of the owners table.
@@ -92,7 +96,8 @@ public struct Topology: Sendable {
             throw TopologyError(file: file, line: Self.line(of: e), problem: "not valid YAML: \(e)")
         }
         guard let top = root.mapping else { throw err(root, "the top level must be a mapping of keys") }
-        let known: Set = ["experts", "heads", "workers", "dispatch", "threads", "placement", "replicas", "numa", "micro_batches"]
+        let known: Set = ["experts", "heads", "workers", "dispatch", "threads", "placement", "replicas", "numa", "micro_batches",
+                          "replica_dispatch"]
         for (k, _) in top where !known.contains(k.string ?? "") {
             throw err(k, "unknown key '\(k.string ?? "?")' (known: \(known.sorted().joined(separator: ", ")))")
         }
@@ -110,6 +115,11 @@ public struct Topology: Sendable {
         } else {
             microBatches = 1
         }
+        let rd = top["replica_dispatch"]?.string ?? "token"
+        guard let rdv = ReplicaDispatch(rawValue: rd) else {
+            throw err(top["replica_dispatch"], "replica_dispatch '\(rd)' must be token or load")
+        }
+        replicaDispatch = rdv
         let d = top["dispatch"]?.string ?? "f32"
         guard let payload = DispatchPayload(rawValue: d) else {
             throw err(top["dispatch"], "dispatch '\(d)' must be one of f32, bf16, f16, int8")

@@ -3,6 +3,7 @@
 // on every 4th layer with fewer heads, leading dense layers, MoE with a shared expert, MTP blocks.
 //
 // Dimension legend: D hidden, V vocab, H heads, Hk KV heads, Dh head dim, E experts, F widths.
+import Foundation
 import GGUF
 import ModelKit
 import Tokenizer
@@ -25,6 +26,8 @@ public struct Step35Shape: Sendable, Codable, Equatable {
     public var sharedFFN = 128
     public var window = 64
     public var context = 4096
+    /// Zipf exponent of a skewed router selection bias (0: the usual random bias).
+    public var routerSkew = 0.0
 
     /// The default shape.
     public init() {}
@@ -183,7 +186,9 @@ public enum Step35Synthetic {
             } else {
                 w.addTensor(b + "ffn_gate_inp.weight", shape: [d, s.experts],
                             floats: random(d * s.experts, scale: 2 * (3 / Float(d)).squareRoot()))
-                w.addTensor(b + "exp_probs_b.bias", shape: [s.experts], floats: random(s.experts, scale: 0.3))
+                var bias = random(s.experts, scale: 0.3)
+                if s.routerSkew > 0 { bias = Self.skewedBias(experts: s.experts, exponent: s.routerSkew, layer: il) }
+                w.addTensor(b + "exp_probs_b.bias", shape: [s.experts], floats: bias)
                 mat(b + "ffn_gate_exps.weight", [d, s.expertFFN, s.experts])
                 mat(b + "ffn_up_exps.weight", [d, s.expertFFN, s.experts])
                 mat(b + "ffn_down_exps.weight", [s.expertFFN, d, s.experts])
@@ -201,6 +206,15 @@ public enum Step35Synthetic {
 
     /// llama3 rope scaling divisors (factor 2, low 1, high 32, original context 131072; spec §4.1),
     /// computed over a rotary slice of `rotaryDims` with base 5e6.
+    /// A selection bias that makes routing Zipf-skewed: expert of popularity rank r (a seeded permutation
+    /// per layer) gets 1 / (r + 1)^s added to its score when experts are chosen (weights stay unbiased).
+    public static func skewedBias(experts e: Int, exponent s: Double, layer: Int) -> [Float] {
+        var g = SplitMix64(seed: 0xB1A5 &+ UInt64(layer))
+        var rank = Array(0..<e)
+        for i in stride(from: e - 1, to: 0, by: -1) { rank.swapAt(i, Int(g.next() % UInt64(i + 1))) }
+        return rank.map { Float(1 / pow(Double($0 + 1), s)) }
+    }
+
     public static func llama3Divisors(pairs: Int, rotaryDims: Int) -> [Float] {
         (0..<pairs).map { i in
             let inv = pow(5e6, -2 * Double(i) / Double(rotaryDims))

@@ -27,6 +27,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Weight type of a built-in shape: f32, f16, bf16, q8_0 or q4_0.")
     var type: String = "q8_0"
 
+    @Option(help: "Built-in shape: skew routing with a Zipf selection bias of this exponent (0: none).")
+    var routerSkew: Double = 0
+
     @Option(help: "Contexts to measure at, comma-separated; K = 1024 (e.g. 0,4K,16K,64K,128K).")
     var contexts: String = "0,4K,16K,64K,128K"
 
@@ -99,10 +102,12 @@ struct Bench: ParsableCommand {
         if let sh = shape {
             guard sh == "step35-flash" else { throw ValidationError("unknown --shape '\(sh)' (known: step35-flash)") }
             guard let t = GGMLType(name: type) else { throw ValidationError("unknown --type '\(type)'") }
-            let shp = Step35Shape.flash(scale: try Self.parseScale(scale))
+            var shp = Step35Shape.flash(scale: try Self.parseScale(scale))
+            guard routerSkew >= 0 else { throw ValidationError("--router-skew must be >= 0") }
+            shp.routerSkew = routerSkew
             // Every rank builds the same weights from the same seed.
             maker = { try GGUFFile(bytes: Step35Synthetic.gguf(shape: shp, type: t)) }
-            name = "step35-flash x\(scale) \(type) (synthetic)"
+            name = "step35-flash x\(scale) \(type) (synthetic\(routerSkew > 0 ? ", router skew \(routerSkew)" : ""))"
         }
         guard let rt = try Runtime.make(options, file: maker) else { return }  // other ranks served the run
         defer { rt.finish() }
@@ -197,6 +202,17 @@ struct Bench: ParsableCommand {
         for r in rows {
             let w = r.workerLoad.map { l in l.map { String(format: "%.2f", $0) }.joined(separator: " | ") + String(format: " | %.2f | ", r.workerMaxOverMean ?? 0) } ?? ""
             print("| \(r.context) | \(r.batch) | " + w + String(format: "%.2f |", r.expertMaxOverMean))
+        }
+        if let s = rt.session {
+            // The workers' own clocks: seconds of expert compute each spent over the whole run (warm-ups and
+            // fills included), the slowest over the mean.
+            rt.finish()
+            let t = s.workerComputeSeconds
+            if !t.isEmpty {
+                let mean = t.reduce(0, +) / Double(t.count)
+                print("\nworker expert compute over the run, s: " + t.enumerated().map { String(format: "w%d %.3f", $0.offset, $0.element) }.joined(separator: ", ")
+                      + String(format: " (slowest / mean %.3f)", mean > 0 ? t.max()! / mean : 0))
+            }
         }
         if let path = expertStats {
             try ExpertStatsFile(total, source: "switchyard bench \(name), contexts \(contexts), \(nGen) tokens each", topK: model.config.expertUsedCount)

@@ -144,6 +144,30 @@ struct ClusterCase: CustomTestStringConvertible, Sendable {
         }
     }
 
+    /// If this fails, the record → tune → run workflow breaks, or replicas change the output: routing
+    /// statistics recorded by the bench on tiny-a, tuned for 2 workers with 2 redundant slots (replicas of
+    /// the hottest experts, rows sent to the least-loaded copy), must load as a topology and give exactly
+    /// the single process's 32 greedy tokens; so must the same placement with replicas picked by token index.
+    @Test func tunedTopologyWithReplicasKeepsTokens() throws {
+        let model = "\(fixtureDir)/tiny-a-f32.gguf"
+        let stats = NSTemporaryDirectory() + "stats-\(UUID().uuidString).json"
+        let topo = NSTemporaryDirectory() + "tuned-\(UUID().uuidString).yaml"
+        defer { for f in [stats, topo] { try? FileManager.default.removeItem(atPath: f) } }
+        let rec = try run(["bench", "-m", model, "--contexts", "0", "-n", "16", "-t", "1", "--expert-stats", stats])
+        #expect(rec.status == 0, "\(rec.stderr)")
+        let gen = ["generate", "-m", model, "--prompt-tokens", "1,2,3", "-n", "32", "--print-ids", "--ignore-eos"]
+        let single = try run(gen + ["-t", "1"])
+        for dispatch in ["load", "token"] {
+            let tune = try run(["tune", "--stats", stats, "--workers", "2", "--redundant", "2", "--replica-dispatch", dispatch, "-o", topo])
+            #expect(tune.status == 0 && tune.text.contains("tuned (refined)"), "\(tune.stderr)")
+            let yaml = try String(contentsOfFile: topo, encoding: .utf8)
+            #expect(yaml.contains("replica_dispatch: \(dispatch)") && yaml.contains("strategy: map"))
+            let multi = try run(gen + ["--topology", topo], ranks: 3)
+            #expect(multi.status == 0, "\(multi.stderr)")
+            #expect(multi.text == single.text && single.text.split(separator: "\n").count == 32, "replica_dispatch \(dispatch)")
+        }
+    }
+
     /// If this fails, speculative decoding under the cluster (one exchange per MoE layer for the last token
     /// and all its drafts, rollback on the head) changes the tokens of plain single-process decoding.
     @Test func draftingUnderTheClusterKeepsTokens() throws {

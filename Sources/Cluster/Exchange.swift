@@ -69,6 +69,11 @@ enum RowCodec {
 /// Per-layer exchange timings (seconds, summed over steps) for the benchmark tables.
 public struct ExchangeStats: Sendable {
     public var dispatch = 0.0, compute = 0.0, combine = 0.0, layers = 0
+    /// Rows sent to each worker (index = worker, not rank), as dispatched.
+    public var rowsPerWorker: [Int] = []
+    /// Sum over exchanges that carried rows of (busiest worker's rows / mean rows), and their count: the
+    /// measured per-layer balance (what a layer waits for).
+    public var imbalanceSum = 0.0, imbalanceCount = 0
 }
 
 /// Head side: an `ExpertBackend` that sends routed rows to the workers that hold their experts.
@@ -77,6 +82,8 @@ public final class ClusterExperts: ExpertBackend, @unchecked Sendable {
     let topology: Topology
     /// Accumulated timings.
     public private(set) var stats = ExchangeStats()
+    /// Exchanges so far (turns replicas of one-token steps).
+    private var exchanges = 0
     /// How a lane hands its compute baton to the other lanes while its exchange is in flight (nil: one lane).
     var whileWaiting: (release: () -> Void, reacquire: () throws -> Void)?
 
@@ -100,14 +107,32 @@ public final class ClusterExperts: ExpertBackend, @unchecked Sendable {
         let p = topology.dispatch, rb = RowCodec.rowBytes(p, d: d)
         // Destination rank of every (token, k) row; a replicated expert is picked by token index.
         var perRank = [[Int]](repeating: [], count: comm.size)
+        // A replicated expert's row goes to a copy by token index, offset by a per-exchange count so that
+        // one-token decode steps take turns, or to the copy whose worker has the fewest rows so far.
+        exchanges += 1
         for i in 0..<(t * a) {
             let owners = topology.owners(layer: il, expert: Int(experts[i]))
             let w: Int
             switch topology.replicaDispatch {
-            case .token: w = owners[(i / a) % owners.count]
-            case .load: w = owners.min { perRank[topology.heads + $0].count < perRank[topology.heads + $1].count }!
+            case .token: w = owners[(i / a + exchanges) % owners.count]
+            case .load:
+                // Fewest rows so far; ties go round the copies as exchanges pass, not always to the first.
+                let n = owners.count
+                w = (0..<n).map { owners[($0 + exchanges) % n] }.min { perRank[topology.heads + $0].count < perRank[topology.heads + $1].count }!
             }
             perRank[topology.heads + w].append(i)
+        }
+        if stats.rowsPerWorker.isEmpty { stats.rowsPerWorker = [Int](repeating: 0, count: topology.workers) }
+        var most = 0, total = 0
+        for w in 0..<topology.workers {
+            let n = perRank[topology.heads + w].count
+            stats.rowsPerWorker[w] += n
+            most = max(most, n)
+            total += n
+        }
+        if total > 0 {
+            stats.imbalanceSum += Double(most) / (Double(total) / Double(topology.workers))
+            stats.imbalanceCount += 1
         }
         let t0 = Date()
         var send: [UInt8] = []

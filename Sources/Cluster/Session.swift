@@ -81,6 +81,10 @@ public final class ClusterSession: @unchecked Sendable {
             s.dispatch += l.experts.stats.dispatch
             s.combine += l.experts.stats.combine
             s.layers += l.experts.stats.layers
+            s.imbalanceSum += l.experts.stats.imbalanceSum
+            s.imbalanceCount += l.experts.stats.imbalanceCount
+            let r = l.experts.stats.rowsPerWorker
+            if s.rowsPerWorker.isEmpty { s.rowsPerWorker = r } else if !r.isEmpty { s.rowsPerWorker = zip(s.rowsPerWorker, r).map(+) }
         }
     }
 

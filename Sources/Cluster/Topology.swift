@@ -115,7 +115,7 @@ public struct Topology: Sendable {
         } else {
             microBatches = 1
         }
-        let rd = top["replica_dispatch"]?.string ?? "token"
+        let rd = top["replica_dispatch"]?.string ?? "load"
         guard let rdv = ReplicaDispatch(rawValue: rd) else {
             throw err(top["replica_dispatch"], "replica_dispatch '\(rd)' must be token or load")
         }

@@ -197,10 +197,12 @@ struct Bench: ParsableCommand {
         }
         if rt.session != nil { print("(routed_experts under a topology is the whole exchange: dispatch + combine wait, which includes the slowest worker's compute)") }
         print("\nexpert load (measured tokens; rows per token per MoE layer on each worker under the topology, max/mean over workers; expert max/mean per layer, mean over layers):")
-        print("| context | B | " + (rows.first?.workerLoad.map { $0.indices.map { "w\($0)" }.joined(separator: " | ") + " | worker max/mean | " } ?? "") + "expert max/mean |")
-        print("|---|---|" + String(repeating: "---|", count: (rows.first?.workerLoad.map { $0.count + 1 } ?? 0) + 1))
+        print("| context | B | " + (rows.first?.workerLoad.map { $0.indices.map { "w\($0)" }.joined(separator: " | ") + " | worker max/mean | per-layer max/mean | " } ?? "") + "expert max/mean |")
+        print("|---|---|" + String(repeating: "---|", count: (rows.first?.workerLoad.map { $0.count + 2 } ?? 0) + 1))
         for r in rows {
-            let w = r.workerLoad.map { l in l.map { String(format: "%.2f", $0) }.joined(separator: " | ") + String(format: " | %.2f | ", r.workerMaxOverMean ?? 0) } ?? ""
+            let w = r.workerLoad.map { l in
+                l.map { String(format: "%.2f", $0) }.joined(separator: " | ") + String(format: " | %.2f | %.2f | ", r.workerMaxOverMean ?? 0, r.layerMaxOverMean ?? 0)
+            } ?? ""
             print("| \(r.context) | \(r.batch) | " + w + String(format: "%.2f |", r.expertMaxOverMean))
         }
         if let s = rt.session {
@@ -288,10 +290,15 @@ struct Bench: ParsableCommand {
             dispatch = (s1.dispatch - s0.dispatch) * 1000 / tokens
             combine = (s1.combine - s0.combine) * 1000 / tokens
         }
-        var workerLoad: [Double]?
-        if let s = session {
-            let topo = s.topology
-            workerLoad = stats.workerLoad(workers: topo.workers) { topo.owners(layer: $0, expert: $1) }
+        // Rows each worker was actually sent per token and MoE layer (replicas as dispatched), and the mean
+        // over exchanges of the busiest worker's rows over the mean (what each layer waits for).
+        var workerLoad: [Double]?, layerImbalance: Double?
+        if let s0 = mark.stats, let s1 = session?.headStats, !s1.rowsPerWorker.isEmpty {
+            let before = s0.rowsPerWorker.isEmpty ? [Int](repeating: 0, count: s1.rowsPerWorker.count) : s0.rowsPerWorker
+            let perLayer = tokens * Double(max(model.moeLayerIndices.count, 1))
+            workerLoad = zip(s1.rowsPerWorker, before).map { Double($0 - $1) / perLayer }
+            let n = s1.imbalanceCount - s0.imbalanceCount
+            layerImbalance = n > 0 ? (s1.imbalanceSum - s0.imbalanceSum) / Double(n) : nil
         }
         let wmean = workerLoad.map { $0.reduce(0, +) / Double(max($0.count, 1)) }
         let passes = Double(max(steps, 1))
@@ -302,6 +309,7 @@ struct Bench: ParsableCommand {
                         kvBytes: model.config.kvBytes(context: jobs[0].contextSize, type: kv) * batch, dispatchMs: dispatch, combineMs: combine,
                         callsPerToken: Double(mark.endRuns - mark.startRuns) / tokens,
                         workerLoad: workerLoad, workerMaxOverMean: workerLoad.flatMap { l in wmean.map { $0 > 0 ? l.max()! / $0 : 0 } },
+                        layerMaxOverMean: layerImbalance,
                         expertMaxOverMean: stats.expertImbalance)
     }
 }
@@ -352,6 +360,8 @@ struct BenchRow: Codable {
     /// Under a topology: rows each worker received per token per MoE layer, and max over mean.
     var workerLoad: [Double]?
     var workerMaxOverMean: Double?
+    /// Under a topology: the busiest worker's rows over the mean in each exchange, averaged (per-layer balance).
+    var layerMaxOverMean: Double?
     /// Busiest expert over the mean expert, per MoE layer, averaged over layers.
     var expertMaxOverMean: Double = 0
     /// `--predict`: the cost model's prediction for this row.

@@ -51,6 +51,9 @@ struct Generate: ParsableCommand {
     @Flag(help: "Print timings to stderr.")
     var verbose = false
 
+    @Option(help: "Write the routing counts (per layer, per expert) of prompts and generated tokens as JSON (input of `switchyard tune`; under a topology, rank 0's sequences).")
+    var expertStats: String?
+
     func validate() throws {
         if !prompt.isEmpty && !promptTokens.isEmpty { throw ValidationError("give --prompt or --prompt-tokens, not both") }
         if nPredict < 0 { throw ValidationError("-n must be >= 0") }
@@ -101,7 +104,13 @@ struct Generate: ParsableCommand {
                     printer.put(t)
                 }
             }
+            let stats = expertStats.map { _ in ExpertStats(layers: rt.model.config.layerCount, experts: rt.model.config.expertCount) }
+            rt.model.expertStats = stats
             let results = try rt.run(jobs, parallel: parallel, onToken: stream)
+            if let path = expertStats, let stats {
+                try ExpertStatsFile(stats, source: "switchyard generate \(options.displayName), \(jobs.count) sequence(s)", topK: rt.model.config.expertUsedCount)
+                    .write(to: path)
+            }
             let wall = secondsSince(t0)
             if jobs.count == 1 {
                 printer.end()

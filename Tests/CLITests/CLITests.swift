@@ -162,6 +162,20 @@ struct GoldenMeta: Decodable {
         #expect(bad.status != 0 && bad.stderr.contains("--draft 0"))
     }
 
+    /// If this fails, `generate --expert-stats` stops recording routing: every MoE layer must route the
+    /// prompt's and the generated tokens (3 + 4 - 1 passes' worth: the last token is not run), each to
+    /// top-k experts, and dense layers nothing.
+    @Test func generateRecordsExpertStats() throws {
+        let path = NSTemporaryDirectory() + "gstats-\(UUID().uuidString).json"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let r = try switchyard(["generate", "--prompt-tokens", "1,2,3", "-n", "4", "--ignore-eos", "--print-ids", "--expert-stats", path])
+        #expect(r.status == 0, "\(r.stderr)")
+        let obj = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
+        let tokens = obj["tokensPerLayer"] as! [Int], counts = obj["counts"] as! [[Int]], k = obj["topK"] as! Int
+        #expect(tokens.contains(6) && tokens.allSatisfy { $0 == 0 || $0 == 6 })
+        for (l, row) in counts.enumerated() { #expect(row.reduce(0, +) == tokens[l] * k) }
+    }
+
     /// If this fails, a bad context list or scale is not refused with a message.
     @Test func benchRejectsBadInput() throws {
         let a = try switchyard(["bench", "--contexts", "4Q"])

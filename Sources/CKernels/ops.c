@@ -221,6 +221,24 @@ static inline double sy_exp_sub_sum(float *x, int64_t n, float m) {
    query head of the group against them (each row read once per block, from cache after the first head);
    after the chunk's scores, their exponentials; then the weighted V rows, block by block. */
 #define SY_BLK 64
+/* The rows j0+b0 ..< j0+b1 of `base` (K or V, row stride ld) that query position p1 may see, as F32
+   pointers: straight into the cache for F32, decoded into `dec` (one block of rows) otherwise; idx gets
+   each row's offset in the chunk. Returns how many. */
+static int64_t sy_visible_rows(const sy_attn_args *a, const void *base, int64_t ld, int64_t hk, size_t hb, int32_t p1,
+                               int64_t j0, int64_t b0, int64_t b1, const float **rows, int32_t *idx, float *dec) {
+    const int64_t D = a->head_dim;
+    int64_t m = 0;
+    for (int64_t jj = b0; jj < b1; jj++) {
+        const int32_t dp = p1 - (a->kpos ? a->kpos[j0 + jj] : (int32_t)(j0 + jj));
+        if (dp < 0 || (a->window > 0 && dp >= a->window)) continue;
+        const uint8_t *rb = (const uint8_t *)base + (j0 + jj) * ld + (size_t)hk * hb;
+        if (a->kv_type == SY_F32) rows[m] = (const float *)rb;
+        else { sy_dequant_row(a->kv_type, rb, dec + m * D, D); rows[m] = dec + m * D; }
+        idx[m++] = (int32_t)jj;
+    }
+    return m;
+}
+
 static void sy_attn_task(void *p, int ith, int nth) {
     (void)ith; (void)nth;
     sy_attn_ctx *c = (sy_attn_ctx *)p;
@@ -245,26 +263,7 @@ static void sy_attn_task(void *p, int ith, int nth) {
             for (int64_t jj = 0; jj < n; jj++) s[g * chunk + jj] = -INFINITY;
         for (int64_t b0 = 0; b0 < n; b0 += SY_BLK) {
             const int64_t b1 = b0 + SY_BLK < n ? b0 + SY_BLK : n;
-            int64_t m = 0;
-            for (int64_t jj = b0; jj < b1; jj++) {
-                const int32_t dp = p1 - (a->kpos ? a->kpos[j0 + jj] : (int32_t)(j0 + jj));
-                if (dp < 0 || (a->window > 0 && dp >= a->window)) continue;
-                const uint8_t *kb = (const uint8_t *)a->k + (j0 + jj) * a->ldk + (size_t)hk * hb;
-                if (a->kv_type == SY_F32) rows[m] = (const float *)kb;
-                else { sy_dequant_row(a->kv_type, kb, dec + m * D, D); rows[m] = dec + m * D; }
-                idx[m++] = (int32_t)jj;
-            }
-#if SY_HAVE_BLOCKED
-            /* Ask for the next block's K and V rows now, so the memory stream overlaps this block's math. */
-            if (b1 < n) {
-                const uint8_t *nk = (const uint8_t *)a->k + (j0 + b1) * a->ldk + (size_t)hk * hb;
-                const uint8_t *nv = (const uint8_t *)a->v + (j0 + b0) * a->ldv + (size_t)hk * hb;
-                const int64_t nr = (b1 + SY_BLK < n ? SY_BLK : n - b1);
-                for (int64_t r = 0; r < nr; r++)
-                    for (size_t o = 0; o < hb; o += 64) _mm_prefetch((const char *)(nk + r * a->ldk + o), _MM_HINT_T0);
-                (void)nv;
-            }
-#endif
+            const int64_t m = sy_visible_rows(a, a->k, a->ldk, hk, hb, p1, j0, b0, b1, rows, idx, dec);
             for (int64_t g = 0; g < group; g++) {
 #if SY_HAVE_BLOCKED
                 if (blocked) { sy_scores4(q + g * D, rows, idx, m, D, a->scale, s + g * chunk); continue; }
@@ -281,15 +280,7 @@ static void sy_attn_task(void *p, int ith, int nth) {
         memset(pa, 0, sizeof(float) * (size_t)(group * D));
         for (int64_t b0 = 0; b0 < n; b0 += SY_BLK) {
             const int64_t b1 = b0 + SY_BLK < n ? b0 + SY_BLK : n;
-            int64_t m = 0;
-            for (int64_t jj = b0; jj < b1; jj++) {
-                const int32_t dp = p1 - (a->kpos ? a->kpos[j0 + jj] : (int32_t)(j0 + jj));
-                if (dp < 0 || (a->window > 0 && dp >= a->window)) continue;
-                const uint8_t *vb = (const uint8_t *)a->v + (j0 + jj) * a->ldv + (size_t)hk * hb;
-                if (a->kv_type == SY_F32) rows[m] = (const float *)vb;
-                else { sy_dequant_row(a->kv_type, vb, dec + m * D, D); rows[m] = dec + m * D; }
-                idx[m++] = (int32_t)jj;
-            }
+            const int64_t m = sy_visible_rows(a, a->v, a->ldv, hk, hb, p1, j0, b0, b1, rows, idx, dec);
             for (int64_t g = 0; g < group; g++) {
 #if SY_HAVE_BLOCKED
                 if (blocked) { sy_values64(s + g * chunk, rows, idx, m, D, pa + g * D); continue; }

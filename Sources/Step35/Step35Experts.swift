@@ -1,0 +1,64 @@
+// Where a Step 3.5 MoE layer's routed experts run: the backend protocol, the in-process backend, and the
+// grouped expert computation shared by in-process experts and cluster workers.
+//
+// Dimension legend: T tokens, A experts per token, D hidden, F expert width, R = T·A routed rows.
+import Kernels
+import ModelKit
+
+/// Computes the routed experts of one MoE layer for a batch of (token, expert, weight) assignments.
+/// The in-process backend runs them here; a distributed transport sends them to expert-shard workers.
+public protocol ExpertBackend: Sendable {
+    /// Returns Σ_k weight[t,k] · E_{expert[t,k]}(x[t]) for each token, [T, D].
+    func routedExperts(layer: Step35MoE, layerIndex: Int, x: [Float], tokens: Int, experts: [Int32], weights: [Float],
+                       topK: Int, pool: ThreadPool) -> [Float]
+}
+
+/// Runs every expert in this process, grouping tokens by expert so each expert's weights are read once.
+public struct LocalExperts: ExpertBackend {
+    /// Creates the in-process backend.
+    public init() {}
+
+    public func routedExperts(layer m: Step35MoE, layerIndex: Int, x: [Float], tokens t: Int, experts: [Int32],
+                              weights: [Float], topK a: Int, pool: ThreadPool) -> [Float] {
+        let d = m.router.cols
+        var rows = [Float](repeating: 0, count: t * a * d)  // [T·A, D]: row i is token i / A
+        for i in 0..<(t * a) {
+            for c in 0..<d { rows[i * d + c] = x[(i / a) * d + c] }
+        }
+        let y = m.expertRows(rows, experts: experts.map(Int.init), pool: pool)
+        var out = [Float](repeating: 0, count: t * d)
+        for i in 0..<(t * a) {
+            let tok = i / a, w = weights[i]
+            for c in 0..<d { out[tok * d + c] += w * y[i * d + c] }
+        }
+        return out
+    }
+}
+
+extension Step35MoE {
+    /// Runs row r of x [R, D] through expert `experts[r]` and returns [R, D] in the same order. Rows are
+    /// grouped by expert first so each expert's weights stream once (shared by in-process experts and workers).
+    public func expertRows(_ x: [Float], experts ex: [Int], pool: ThreadPool) -> [Float] {
+        let d = router.cols, r = ex.count
+        guard r > 0 else { return [] }
+        let order = (0..<r).sorted { ex[$0] < ex[$1] || (ex[$0] == ex[$1] && $0 < $1) }
+        var xg = [Float](repeating: 0, count: r * d)  // [R, D] ordered expert by expert
+        var segments: [(start: Int, count: Int)] = [], gs: [WeightMatrix] = [], us: [WeightMatrix] = [], ds: [WeightMatrix] = []
+        for (k, i) in order.enumerated() {
+            for c in 0..<d { xg[k * d + c] = x[i * d + c] }
+            if k == 0 || ex[order[k - 1]] != ex[i] {
+                segments.append((k, 0))
+                gs.append(gate[ex[i]]); us.append(up[ex[i]]); ds.append(down[ex[i]])
+            }
+            segments[segments.count - 1].count += 1
+        }
+        let g = Ops.groupedMatmul(gs, xg, segments: segments, pool: pool)  // [R, F]
+        let u = Ops.groupedMatmul(us, xg, segments: segments, pool: pool)
+        let yg = Ops.groupedMatmul(ds, Ops.swiglu(g, u, limit: clamp), segments: segments, pool: pool)  // [R, D]
+        var y = [Float](repeating: 0, count: r * d)
+        for (k, i) in order.enumerated() {
+            for c in 0..<d { y[i * d + c] = yg[k * d + c] }
+        }
+        return y
+    }
+}

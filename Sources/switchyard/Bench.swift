@@ -128,7 +128,7 @@ struct Bench: ParsableCommand {
         // Per batch size: the machine profile for the step's matmuls at that many tokens and the fixed step cost.
         var predictor: (spec: ModelCostSpec, bytesPerParam: Double, exchange: Double, byBatch: [Int: (profile: HardwareProfile, fixed: Double)])?
         if predict {
-            let calls = BenchPredict.matmulCalls(model.config, file: file)
+            let (calls, sampleRows) = BenchPredict.matmulCalls(model.config, file: file)
             let (spec, bpp) = BenchPredict.spec(model.config, file: file, kv: kv, moeLayers: model.moeLayerIndices.count)
             var exchange = 0.0
             if let session = rt.session {
@@ -139,7 +139,7 @@ struct Bench: ParsableCommand {
             }
             var byBatch: [Int: (profile: HardwareProfile, fixed: Double)] = [:]
             for b in batches {
-                let (p, mmSeconds) = BenchPredict.profile(threads: model.pool.threads, calls: calls, batch: b)
+                let (p, mmSeconds) = BenchPredict.profile(threads: model.pool.threads, calls: calls, rows: sampleRows, batch: b)
                 let fixed = try BenchPredict.fixedStepSeconds(like: model.config, moeLayers: model.moeLayerIndices.count, threads: model.pool.threads, batch: b)
                 byBatch[b] = (p, fixed)
                 print(String(format: "predict: B=%d, probe on %d threads: memory read %.2f GB/s, F32 %.2f GFLOP/s, kernel call %.2f us; the step's %d matmuls (%d shapes) stream in %.3f ms alone (%.2f GB/s); fixed step cost %.3f ms (same layers, 32-wide); %.3f bytes per weight read",

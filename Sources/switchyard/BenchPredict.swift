@@ -51,17 +51,22 @@ enum BenchPredict {
         }
     }
 
-    /// The matmul calls of one decode step (batch 1, no drafting) of `file`'s main layers, in tensor order.
-    static func matmulCalls(_ config: Step35Config, file: GGUFFile) -> [MatmulShape] {
-        file.tensors.compactMap { t -> MatmulShape? in
+    /// The matmul calls of one decode step (batch 1, no drafting) of `file`'s main layers, in tensor order,
+    /// and for each shape the bytes of one real row of it (the probe streams copies of real data, so every
+    /// weight type works, K-quants included, which have no quantizer here).
+    static func matmulCalls(_ config: Step35Config, file: GGUFFile) -> (calls: [MatmulShape], rows: [MatmulShape: [UInt8]]) {
+        var rows: [MatmulShape: [UInt8]] = [:]
+        let calls = file.tensors.compactMap { t -> MatmulShape? in
             let n = t.name
             guard n.hasSuffix(".weight"), t.shape.count >= 2, !n.hasPrefix("token_embd") else { return nil }
             if n.hasPrefix("blk."), (Int(n.split(separator: ".")[1]) ?? 0) >= config.layerCount { return nil }
-            if n.contains("_exps") {
-                return MatmulShape(type: t.type, rows: t.shape[1], cols: t.shape[0], experts: config.expertCount, used: config.expertUsedCount)
-            }
-            return MatmulShape(type: t.type, rows: t.shape[1], cols: t.shape[0])
+            let shape = n.contains("_exps")
+                ? MatmulShape(type: t.type, rows: t.shape[1], cols: t.shape[0], experts: config.expertCount, used: config.expertUsedCount)
+                : MatmulShape(type: t.type, rows: t.shape[1], cols: t.shape[0])
+            if rows[shape] == nil { rows[shape] = Array(UnsafeRawBufferPointer(start: t.address, count: t.rowBytes)) }
+            return shape
         }
+        return (calls, rows)
     }
 
     /// This machine as the cost model sees it for `calls` at `batch` tokens per pass: the probe's memory,
@@ -72,13 +77,13 @@ enum BenchPredict {
     /// experts, as routing scatters them. The step's weight bytes (for experts, those a batch of this size
     /// touches on average) over the summed call times give the weight rate. Small matrices stream far below
     /// a large one's rate (per-row and per-call costs), which a single big-matrix probe would miss.
-    static func profile(threads: Int, calls: [MatmulShape], batch: Int = 1) -> (HardwareProfile, matmulSeconds: Double) {
+    static func profile(threads: Int, calls: [MatmulShape], rows: [MatmulShape: [UInt8]], batch: Int = 1) -> (HardwareProfile, matmulSeconds: Double) {
         var p = Probe.profile(threads: threads)
         let pool = ThreadPool(threads: threads)
         var g = SplitMix64(seed: 13)
         var perCall: [MatmulShape: Double] = [:]
         for shape in Set(calls) {
-            let row = Quantize.row(shape.type, (0..<shape.cols).map { _ in Float(g.nextUnit()) - 0.5 })
+            let row = rows[shape] ?? Quantize.row(shape.type, (0..<shape.cols).map { _ in Float(g.nextUnit()) - 0.5 })
             var matrix = [UInt8]()
             matrix.reserveCapacity(shape.rows * row.count)
             for _ in 0..<shape.rows { matrix.append(contentsOf: row) }
@@ -149,13 +154,6 @@ enum BenchPredict {
             clock.end = DispatchTime.now()
         }
         return Double(clock.end.uptimeNanoseconds - clock.start.uptimeNanoseconds) / 1e9 / Double(n)
-    }
-
-    /// The weight type most of `file`'s bytes are stored in.
-    static func dominantType(_ file: GGUFFile) -> GGMLType {
-        var by: [GGMLType: Int] = [:]
-        for t in file.tensors { by[t.type, default: 0] += t.byteCount }
-        return by.max { $0.value < $1.value }?.key ?? .f32
     }
 
     /// The cost model's view of `config` as one decode step reads `file`: attention groups by layer kind,

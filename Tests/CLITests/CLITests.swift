@@ -158,6 +158,9 @@ struct GoldenMeta: Decodable {
             attention.append(p["attentionMs"]!)
         }
         #expect(attention[1] > attention[0])
+        // K-quant weights have no quantizer here: the probe streams copies of the file's own rows.
+        let kq = try switchyard(["bench", "-m", "\(fixtures)/tiny-b-kmix.gguf", "--contexts", "0", "-n", "2", "-t", "1", "--predict"])
+        #expect(kq.status == 0 && String(decoding: kq.stdout, as: UTF8.self).contains("measured/predicted"), "\(kq.stderr)")
         let bad = try switchyard(["bench", "--predict", "--draft", "1"])
         #expect(bad.status != 0 && bad.stderr.contains("--draft 0"))
     }

@@ -101,7 +101,10 @@ struct Bench: ParsableCommand {
         var maker: (() throws -> GGUFFile)?
         if let sh = shape {
             guard sh == "step35-flash" else { throw ValidationError("unknown --shape '\(sh)' (known: step35-flash)") }
-            guard let t = GGMLType(name: type) else { throw ValidationError("unknown --type '\(type)'") }
+            // The types this project can quantize (K-quants are read, not written).
+            guard let t = GGMLType(name: type), [.f32, .f16, .bf16, .q8_0, .q4_0].contains(t) else {
+                throw ValidationError("--type of a built-in shape must be f32, f16, bf16, q8_0 or q4_0 (got '\(type)')")
+            }
             var shp = Step35Shape.flash(scale: try Self.parseScale(scale))
             guard routerSkew >= 0 else { throw ValidationError("--router-skew must be >= 0") }
             shp.routerSkew = routerSkew

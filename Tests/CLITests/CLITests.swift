@@ -179,11 +179,17 @@ struct GoldenMeta: Decodable {
         for (l, row) in counts.enumerated() { #expect(row.reduce(0, +) == tokens[l] * k) }
     }
 
-    /// If this fails, a bad context list or scale is not refused with a message.
+    /// If this fails, a bad context list, scale, synthetic weight type or batch size is not refused with a
+    /// message.
     @Test func benchRejectsBadInput() throws {
         let a = try switchyard(["bench", "--contexts", "4Q"])
         #expect(a.status != 0 && a.stderr.contains("bad context"))
         let b = try switchyard(["bench", "--shape", "step35-flash", "--scale", "3"])
         #expect(b.status != 0 && b.stderr.contains("--scale"))
+        // A weight type the synthetic generator cannot write is refused, not a crash.
+        let c = try switchyard(["bench", "--shape", "step35-flash", "--type", "q4_k"])
+        #expect(c.status == 1 && c.stderr.contains("--type of a built-in shape"))
+        let d = try switchyard(["bench", "--batch-sizes", "0"])
+        #expect(d.status != 0 && d.stderr.contains("--batch-sizes"))
     }
 }

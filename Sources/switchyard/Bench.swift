@@ -36,6 +36,9 @@ struct Bench: ParsableCommand {
     @Option(name: [.customShort("n"), .customLong("n-gen")], help: "Tokens decoded per context (after one warm-up step).")
     var nGen: Int = 8
 
+    @Option(name: [.short, .customLong("repetitions")], help: "Measure each row this many times; rows show the mean and standard deviation (llama-bench's -r).")
+    var repetitions: Int = 1
+
     @Option(name: [.customLong("batch-sizes"), .customLong("npl", withSingleDash: true)],
             help: "Sequences decoded together in one pass, comma-separated (llama-batched-bench's -npl), e.g. 1,4.")
     var batchSizes: String = "1"
@@ -68,6 +71,7 @@ struct Bench: ParsableCommand {
         guard ["synthetic", "prefill"].contains(fill) else { throw ValidationError("--fill must be synthetic or prefill") }
         guard KVType(rawValue: kvType) != nil else { throw ValidationError("--kv-type must be f32, f16 or q8_0") }
         guard nGen >= 1 else { throw ValidationError("-n must be >= 1") }
+        guard (1...100).contains(repetitions) else { throw ValidationError("-r must be 1 to 100") }
         guard (0...3).contains(draft) else { throw ValidationError("--draft must be 0 to 3") }
         if predict && draft > 0 { throw ValidationError("--predict models one token per step; use it with --draft 0") }
         _ = try Self.parseContexts(contexts)
@@ -159,8 +163,12 @@ struct Bench: ParsableCommand {
         print("|---|---|---|---|---|---|---|---|---|" + (predict ? "---|---|" : ""))
         var rows: [BenchRow] = []
         for c in ctxs { for b in batches {
-            var r = try measure(rt, context: c, batch: b, kv: kv, stats: stats)
-            total.add(stats)
+            var reps: [BenchRow] = []
+            for _ in 0..<repetitions {
+                reps.append(try measure(rt, context: c, batch: b, kv: kv, stats: stats))
+                total.add(stats)
+            }
+            var r = BenchRow.mean(of: reps)
             var tail = ""
             if let pr = predictor {
                 let pb = pr.byBatch[b]!
@@ -175,8 +183,9 @@ struct Bench: ParsableCommand {
                 tail = String(format: " %.3f | %.2f |", p.msPerToken, p.ratio)
             }
             rows.append(r)
-            print(String(format: "| %@ | %.2f GiB | %d | %@ | %@ | tg%d @ d%d | %d | %.2f | %.3f |", name, Double(weights) / 1_073_741_824,
-                         model.pool.threads, kvType, fill, nGen, c, b, r.tokensPerSecond, r.msPerToken) + tail)
+            let tps = repetitions > 1 ? String(format: "%.2f ± %.2f", r.tokensPerSecond, r.tokensPerSecondSD) : String(format: "%.2f", r.tokensPerSecond)
+            print(String(format: "| %@ | %.2f GiB | %d | %@ | %@ | tg%d @ d%d | %d | %@ | %.3f |", name, Double(weights) / 1_073_741_824,
+                         model.pool.threads, kvType, fill, nGen, c, b, tps, r.msPerToken) + tail)
             fflush(nil)  // rows appear as they are measured
         } }
         if predict {
@@ -342,6 +351,9 @@ struct BenchSetup: Codable {
 /// One measured context (the JSON's `rows`).
 struct BenchRow: Codable {
     var context: Int
+    /// Measurements averaged (`-r`), and the standard deviation of tokens per second over them.
+    var repetitions = 1
+    var tokensPerSecondSD = 0.0
     /// Sequences decoded together in each pass.
     var batch: Int = 1
     /// "synthetic" (random K/V) or "prefill" (a real prefill reached the context).
@@ -369,6 +381,29 @@ struct BenchRow: Codable {
     var expertMaxOverMean: Double = 0
     /// `--predict`: the cost model's prediction for this row.
     var predicted: BenchPrediction?
+}
+
+extension BenchRow {
+    /// The mean of repeated measurements of one row (timings and the breakdown averaged; tokens per second
+    /// as the mean of the repetitions, with their standard deviation); counts and loads from the last.
+    static func mean(of reps: [BenchRow]) -> BenchRow {
+        guard var m = reps.last, reps.count > 1 else { return reps[0] }
+        let n = Double(reps.count)
+        func avg(_ f: (BenchRow) -> Double) -> Double { reps.reduce(0) { $0 + f($1) } / n }
+        m.repetitions = reps.count
+        m.tokensPerSecond = avg(\.tokensPerSecond)
+        m.tokensPerSecondSD = (reps.reduce(0) { $0 + ($1.tokensPerSecond - m.tokensPerSecond) * ($1.tokensPerSecond - m.tokensPerSecond) } / (n - 1)).squareRoot()
+        m.msPerToken = avg(\.msPerToken)
+        m.otherMs = avg(\.otherMs)
+        m.kernelFullUs = avg(\.kernelFullUs)
+        m.kernelSWAUs = avg(\.kernelSWAUs)
+        m.dispatchMs = avg(\.dispatchMs)
+        m.combineMs = avg(\.combineMs)
+        var parts: [String: Double] = [:]
+        for r in reps { for (k, v) in r.breakdownMs { parts[k, default: 0] += v / n } }
+        m.breakdownMs = parts
+        return m
+    }
 }
 
 /// The JSON file `bench --json` writes.

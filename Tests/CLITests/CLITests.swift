@@ -107,12 +107,13 @@ struct GoldenMeta: Decodable {
 @Suite struct BenchCommandTests {
     /// If this fails, the bench JSON loses a field of its documented schema (setup: model, weightBytes,
     /// threads, kvType, fill, nGen, host, cores; rows: context, fill, tokensPerSecond, msPerToken,
-    /// breakdownMs by component, otherMs, kernelFullUs, kernelSWAUs, kvBytes, batch) or stops matching its
-    /// rows: one row per context and batch size, a batch of 2 holding twice the KV of one.
+    /// breakdownMs by component, otherMs, kernelFullUs, kernelSWAUs, kvBytes, batch, repetitions,
+    /// tokensPerSecondSD) or stops matching its rows: one row per context and batch size, a batch of 2
+    /// holding twice the KV of one, the breakdown summing to the (averaged) total.
     @Test func benchWritesRowsAndJSON() throws {
         let path = NSTemporaryDirectory() + "bench-\(UUID().uuidString).json", svg = path + ".svg"
         defer { for f in [path, svg] { try? FileManager.default.removeItem(atPath: f) } }
-        let r = try switchyard(["bench", "--contexts", "0,300", "--batch-sizes", "1,2", "-n", "2", "-t", "1", "--json", path, "--plot", svg])
+        let r = try switchyard(["bench", "--contexts", "0,300", "--batch-sizes", "1,2", "-n", "2", "-r", "2", "-t", "1", "--json", path, "--plot", svg])
         let plot = try String(contentsOfFile: svg, encoding: .utf8)
         #expect(plot.hasPrefix("<svg") && plot.contains("routed_experts") && plot.contains(">300<"))
         let out = String(decoding: r.stdout, as: UTF8.self)
@@ -124,6 +125,7 @@ struct GoldenMeta: Decodable {
         #expect(rows.count == 4 && rows.map { $0["context"] as! Int } == [0, 0, 300, 300] && rows.map { $0["batch"] as! Int } == [1, 2, 1, 2])
         #expect(rows[3]["kvBytes"] as! Int == 2 * (rows[2]["kvBytes"] as! Int))
         for row in rows {
+            #expect(row["repetitions"] as? Int == 2 && (row["tokensPerSecondSD"] as? Double ?? -1) >= 0)
             for k in ["context", "batch", "fill", "tokensPerSecond", "msPerToken", "breakdownMs", "otherMs", "kernelFullUs", "kernelSWAUs", "kvBytes"] {
                 #expect(row[k] != nil, "rows[].\(k)")
             }

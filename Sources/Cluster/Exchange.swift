@@ -71,6 +71,8 @@ public struct ExchangeStats: Sendable {
     public var dispatch = 0.0, compute = 0.0, combine = 0.0, layers = 0
     /// Rows sent to each worker (index = worker, not rank), as dispatched.
     public var rowsPerWorker: [Int] = []
+    /// Bytes this head sent (row counts + dispatch payload) and received (combined rows).
+    public var bytesSent = 0, bytesReceived = 0
     /// Sum over exchanges that carried rows of (busiest worker's rows / mean rows), and their count: the
     /// measured per-layer balance (what a layer waits for).
     public var imbalanceSum = 0.0, imbalanceCount = 0
@@ -151,6 +153,8 @@ public final class ClusterExperts: ExpertBackend, @unchecked Sendable {
         let back = try comm.alltoallv([], sendCounts: [Int32](repeating: 0, count: comm.size),
                                       recvCounts: rowsOut.map { $0 * Int32(4 * d) }, "layer \(il) combine")
         let t2 = Date()
+        stats.bytesSent += send.count + 4 * comm.size
+        stats.bytesReceived += back.count
         if holdingBaton, let w = whileWaiting { try w.reacquire() }
         // Rows come back in the order they were sent: add each into its token.
         var out = [Float](repeating: 0, count: t * d)

@@ -81,6 +81,8 @@ public final class ClusterSession: @unchecked Sendable {
             s.dispatch += l.experts.stats.dispatch
             s.combine += l.experts.stats.combine
             s.layers += l.experts.stats.layers
+            s.bytesSent += l.experts.stats.bytesSent
+            s.bytesReceived += l.experts.stats.bytesReceived
             s.imbalanceSum += l.experts.stats.imbalanceSum
             s.imbalanceCount += l.experts.stats.imbalanceCount
             let r = l.experts.stats.rowsPerWorker

@@ -199,13 +199,13 @@ struct Bench: ParsableCommand {
         }
         print("\nper-token breakdown, ms (attention columns are whole attention layers; kernel = the cache scan alone, us per layer):")
         let comps = Step35Component.allCases
-        print("| context | B | " + comps.map(\.rawValue).joined(separator: " | ") + " | other | total | kernel full us | kernel swa us | kv MiB | dispatch | combine wait |")
-        print("|" + String(repeating: "---|", count: comps.count + 9))
+        print("| context | B | " + comps.map(\.rawValue).joined(separator: " | ") + " | other | total | kernel full us | kernel swa us | kv MiB | dispatch | combine wait | exchange KiB |")
+        print("|" + String(repeating: "---|", count: comps.count + 10))
         for r in rows {
             let cells = comps.map { String(format: "%.3f", r.breakdownMs[$0.rawValue] ?? 0) }
             print("| \(r.context) | \(r.batch) | " + cells.joined(separator: " | ")
-                  + String(format: " | %.3f | %.3f | %.1f | %.1f | %.1f | %.3f | %.3f |", r.otherMs, r.msPerToken, r.kernelFullUs, r.kernelSWAUs,
-                           Double(r.kvBytes) / 1_048_576, r.dispatchMs, r.combineMs))
+                  + String(format: " | %.3f | %.3f | %.1f | %.1f | %.1f | %.3f | %.3f | %.1f |", r.otherMs, r.msPerToken, r.kernelFullUs, r.kernelSWAUs,
+                           Double(r.kvBytes) / 1_048_576, r.dispatchMs, r.combineMs, r.exchangeBytesPerToken / 1024))
         }
         if rt.session != nil { print("(routed_experts under a topology is the whole exchange: dispatch + combine wait, which includes the slowest worker's compute)") }
         print("\nexpert load (measured tokens; rows per token per MoE layer on each worker under the topology, max/mean over workers; expert max/mean per layer, mean over layers):")
@@ -244,10 +244,10 @@ struct Bench: ParsableCommand {
             }
         }
         if let path = csv {
-            var lines = ["context,batch,fill,tokens_per_second,ms_per_token," + comps.map(\.rawValue).joined(separator: ",") + ",other,kernel_full_us,kernel_swa_us,kv_bytes"]
+            var lines = ["context,batch,fill,tokens_per_second,ms_per_token," + comps.map(\.rawValue).joined(separator: ",") + ",other,kernel_full_us,kernel_swa_us,kv_bytes,dispatch_ms,combine_ms,exchange_bytes_per_token"]
             for r in rows {
                 lines.append("\(r.context),\(r.batch),\(r.fill),\(r.tokensPerSecond),\(r.msPerToken)," + comps.map { "\(r.breakdownMs[$0.rawValue] ?? 0)" }.joined(separator: ",")
-                             + ",\(r.otherMs),\(r.kernelFullUs),\(r.kernelSWAUs),\(r.kvBytes)")
+                             + ",\(r.otherMs),\(r.kernelFullUs),\(r.kernelSWAUs),\(r.kvBytes),\(r.dispatchMs),\(r.combineMs),\(r.exchangeBytesPerToken)")
             }
             guard FileManager.default.createFile(atPath: path, contents: Data((lines.joined(separator: "\n") + "\n").utf8)) else {
                 throw ValidationError("cannot write \(path)")
@@ -297,10 +297,11 @@ struct Bench: ParsableCommand {
         for (k, s) in profile.components { breakdown[k.rawValue] = s * 1000 / tokens }
         let full = (0..<model.config.layerCount).filter { !model.config.isSWA($0) }.count
         let swa = model.config.layerCount - full
-        var dispatch = 0.0, combine = 0.0
+        var dispatch = 0.0, combine = 0.0, exchangeBytes = 0.0
         if let s0 = mark.stats, let s1 = session?.headStats {
             dispatch = (s1.dispatch - s0.dispatch) * 1000 / tokens
             combine = (s1.combine - s0.combine) * 1000 / tokens
+            exchangeBytes = Double(s1.bytesSent - s0.bytesSent + s1.bytesReceived - s0.bytesReceived) / tokens
         }
         // Rows each worker was actually sent per token and MoE layer (replicas as dispatched), and the mean
         // over exchanges of the busiest worker's rows over the mean (what each layer waits for).
@@ -319,6 +320,7 @@ struct Bench: ParsableCommand {
                         kernelFullUs: full > 0 ? profile.fullSeconds * 1e6 / (passes * Double(full)) : 0,
                         kernelSWAUs: swa > 0 ? profile.slidingSeconds * 1e6 / (passes * Double(swa)) : 0,
                         kvBytes: model.config.kvBytes(context: jobs[0].contextSize, type: kv) * batch, dispatchMs: dispatch, combineMs: combine,
+                        exchangeBytesPerToken: exchangeBytes,
                         callsPerToken: Double(mark.endRuns - mark.startRuns) / tokens,
                         workerLoad: workerLoad, workerMaxOverMean: workerLoad.flatMap { l in wmean.map { $0 > 0 ? l.max()! / $0 : 0 } },
                         layerMaxOverMean: layerImbalance,
@@ -370,6 +372,8 @@ struct BenchRow: Codable {
     /// Exchange per token under a topology (0 single-process): dispatch, and the wait for the combine.
     var dispatchMs: Double
     var combineMs: Double
+    /// Bytes the head sent and received in the expert exchange per token (0 single-process).
+    var exchangeBytesPerToken: Double = 0
     /// Kernel calls (thread-pool dispatches) per token on this rank.
     var callsPerToken: Double = 0
     /// Under a topology: rows each worker received per token per MoE layer, and max over mean.
@@ -399,6 +403,7 @@ extension BenchRow {
         m.kernelSWAUs = avg(\.kernelSWAUs)
         m.dispatchMs = avg(\.dispatchMs)
         m.combineMs = avg(\.combineMs)
+        m.exchangeBytesPerToken = avg(\.exchangeBytesPerToken)
         var parts: [String: Double] = [:]
         for r in reps { for (k, v) in r.breakdownMs { parts[k, default: 0] += v / n } }
         m.breakdownMs = parts

@@ -147,7 +147,7 @@ public final class Step35Model: @unchecked Sendable {
     public func forwardHidden(_ tokens: [Int32], cache: Step35Cache, logits sel: LogitsSelection = .last,
                               experts: (any ExpertBackend)? = nil) throws -> (logits: [Float], hidden: [Float])
     {
-        let r = try pass([(tokens, cache)], logits: sel, experts: experts)
+        let r = try pass([(tokens, cache)], logits: [sel], experts: experts)
         return (r.logits[0], r.hidden)
     }
 
@@ -155,12 +155,12 @@ public final class Step35Model: @unchecked Sendable {
     /// every weight read once for all of them, each sequence attending to its own cache. Returns the last
     /// token's logits of each sequence ([B][V]).
     public func forwardBatch(_ batch: [(tokens: [Int32], cache: Step35Cache)], experts: (any ExpertBackend)? = nil) throws -> [[Float]] {
-        try pass(batch, logits: .last, experts: experts).logits
+        try pass(batch, logits: batch.map { _ in .last }, experts: experts).logits
     }
 
     /// One pass over the concatenated tokens of `batch` ([T, D] with T the sum of their lengths); logits per
-    /// sequence (its last row, or all its rows with `.all`), and the final hidden state [T, D].
-    func pass(_ batch: [(tokens: [Int32], cache: Step35Cache)], logits sel: LogitsSelection,
+    /// sequence (its last row, or all its rows where `sel[i]` is `.all`), and the final hidden state [T, D].
+    func pass(_ batch: [(tokens: [Int32], cache: Step35Cache)], logits sel: [LogitsSelection],
               experts: (any ExpertBackend)?) throws -> (logits: [[Float]], hidden: [Float]) {
         let backend = experts ?? self.experts
         let d = config.embeddingLength
@@ -195,7 +195,8 @@ public final class Step35Model: @unchecked Sendable {
         for s in segments { s.cache?.advance(by: s.count) }
         hook("h_nextn", -1, h, [t, d])
         // Rows whose logits are wanted: each sequence's last, or all of them.
-        let rows = segments.flatMap { s in sel == .all ? Array(s.start..<(s.start + s.count)) : [s.start + s.count - 1] }
+        precondition(sel.count == segments.count)
+        let rows = zip(segments, sel).flatMap { s, l in l == .all ? Array(s.start..<(s.start + s.count)) : [s.start + s.count - 1] }
         var last = [Float](repeating: 0, count: rows.count * d)  // [R, D]
         for (i, r) in rows.enumerated() { for c in 0..<d { last[i * d + c] = h[r * d + c] } }
         let normed = Ops.rmsNorm(last, weight: outputNorm, rows: rows.count, eps: config.rmsEpsilon)
@@ -204,8 +205,8 @@ public final class Step35Model: @unchecked Sendable {
         hook("result_output", -1, logits, [rows.count, config.vocabSize])
         let v = config.vocabSize
         var out: [[Float]] = [], r0 = 0
-        for s in segments {
-            let n = sel == .all ? s.count : 1
+        for (s, l) in zip(segments, sel) {
+            let n = l == .all ? s.count : 1
             out.append(Array(logits[(r0 * v)..<((r0 + n) * v)]))
             r0 += n
         }

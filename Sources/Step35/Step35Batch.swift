@@ -1,7 +1,7 @@
-// Continuous batching of sequences: up to `parallel` jobs in flight; each step, a sequence still in its
-// prompt runs alone (prompt chunks are wide passes already), otherwise every sequence in decode moves one
-// step together in a single pass (`Step35Model.forwardBatch`'s path), so the weights are read once for all
-// of them. Finished sequences leave and queued jobs take their place. The single process and a cluster
+// Continuous batching of sequences: up to `parallel` jobs in flight; each step, every sequence in decode
+// moves one step together in a single pass (`Step35Model.forwardBatch`'s path), so the weights are read
+// once for all of them, and one sequence still in its prompt rides along with its next prompt chunk
+// (chunked prefill mixed with decode steps, so a long prompt does not stall the others). Finished sequences leave and queued jobs take their place. The single process and a cluster
 // head's lane drive it the same way (Cluster/Lanes.swift).
 //
 // Dimension legend: B sequences in a pass, T their tokens, D hidden, V vocabulary.
@@ -31,8 +31,8 @@ public final class BatchedRuns {
     /// Results in job order (complete once `nextPass` has returned nil).
     public var results: [GenerationResult] { done.sorted { $0.index < $1.index }.map(\.result) }
 
-    /// The next pass, or nil when every job is done: the first sequence still in its prompt alone, else
-    /// every sequence in decode.
+    /// The next pass, or nil when every job is done: every sequence in decode, plus the first sequence
+    /// still in its prompt (its next chunk).
     public func nextPass() -> Pass? {
         retireFinished()
         while active.count < parallel, let next = queue.popFirst() {
@@ -42,7 +42,8 @@ public final class BatchedRuns {
             retireFinished()
         }
         guard !active.isEmpty else { return nil }
-        let chosen = active.first(where: { $0.run.isPrefilling }).map { [$0.run] } ?? active.map(\.run)
+        let decoding = active.filter { !$0.run.isPrefilling }.map(\.run)
+        let chosen = decoding + (active.first(where: { $0.run.isPrefilling }).map { [$0.run] } ?? [])
         return chosen.compactMap { r in r.nextInput().map { (run: r, input: $0) } }
     }
 
@@ -55,9 +56,9 @@ public final class BatchedRuns {
             only.run.consume(logits, hidden: hidden, vocab: v)
             return
         }
-        // Decode steps only: every row's logits (a sequence verifying drafts needs all of its rows; a plain
-        // decode step has one row, so `.all` is its last).
-        let out = try model.pass(pass.map { ($0.input, $0.run.cache) }, logits: .all, experts: experts)
+        // Each sequence's own selection: a prompt chunk its last row (or all, for prompt logits), a decode
+        // step all its rows (the last token and its drafts).
+        let out = try model.pass(pass.map { ($0.input, $0.run.cache) }, logits: pass.map { $0.run.selection }, experts: experts)
         var row = 0
         for (i, p) in pass.enumerated() {
             let n = p.input.count

@@ -261,9 +261,12 @@ struct Bench: ParsableCommand {
     private func measure(_ rt: Runtime, context c: Int, batch: Int, kv: KVType, stats: ExpertStats) throws -> BenchRow {
         let model = rt.model, v = model.config.vocabSize
         let synthetic = fill == "synthetic"
+        // Sequence i enters with pass i + 1 (prompts join the decode passes one at a time), so from sequence
+        // 0's token number `warm` on every pass decodes all of them; the pass before is the warm-up.
+        let warm = max(2, batch)
         let jobs = (0..<batch).map { i -> GenerationJob in
             let prompt = synthetic ? [Int32((c + i) % v)] : (0..<max(c, 1)).map { Int32(($0 * 37 + 5 + i) % v) }
-            var job = GenerationJob(id: i, prompt: prompt, nPredict: nGen + 2, draft: draft, kvType: kv)
+            var job = GenerationJob(id: i, prompt: prompt, nPredict: nGen + warm, draft: draft, kvType: kv)
             job.syntheticFill = synthetic ? c : 0
             return job
         }
@@ -273,13 +276,19 @@ struct Bench: ParsableCommand {
         let mark = RowMark()
         let session = rt.session
         let pool = model.pool
-        // Start the clock at sequence 0's second token: the first decode step is the warm-up.
+        // Start the clock at sequence 0's token `warm`.
         let results = try rt.run(jobs, parallel: batch) { id, _ in
             guard id == 0 else { return }
             mark.count += 1
             mark.end = DispatchTime.now()  // the last token's arrival (not the job's teardown, which frees the KV)
             mark.endRuns = pool.runs
-            if mark.count == 2 {
+            // Everything measured stops here too: other sequences of the batch may still run a pass after
+            // sequence 0's last token (they entered a pass later), and that pass is not in the clock.
+            mark.endComponents = profile.components
+            mark.endFull = profile.fullSeconds
+            mark.endSliding = profile.slidingSeconds
+            mark.endStats = session?.headStats
+            if mark.count == warm {
                 mark.startRuns = pool.runs
                 stats.reset()
                 profile.reset()
@@ -290,15 +299,15 @@ struct Bench: ParsableCommand {
         let result = results[0]
         let end = mark.end
         // Per generated token (with drafting a pass can yield several; a step yields one per sequence).
-        let steps = result.tokens.count - 2
+        let steps = result.tokens.count - warm
         let tokens = Double(max(steps, 1) * batch)
         let total = Double(end.uptimeNanoseconds - mark.start.uptimeNanoseconds) / 1e6 / tokens
         var breakdown: [String: Double] = [:]
-        for (k, s) in profile.components { breakdown[k.rawValue] = s * 1000 / tokens }
+        for (k, s) in mark.endComponents { breakdown[k.rawValue] = s * 1000 / tokens }
         let full = (0..<model.config.layerCount).filter { !model.config.isSWA($0) }.count
         let swa = model.config.layerCount - full
         var dispatch = 0.0, combine = 0.0, exchangeBytes = 0.0
-        if let s0 = mark.stats, let s1 = session?.headStats {
+        if let s0 = mark.stats, let s1 = mark.endStats {
             dispatch = (s1.dispatch - s0.dispatch) * 1000 / tokens
             combine = (s1.combine - s0.combine) * 1000 / tokens
             exchangeBytes = Double(s1.bytesSent - s0.bytesSent + s1.bytesReceived - s0.bytesReceived) / tokens
@@ -306,7 +315,7 @@ struct Bench: ParsableCommand {
         // Rows each worker was actually sent per token and MoE layer (replicas as dispatched), and the mean
         // over exchanges of the busiest worker's rows over the mean (what each layer waits for).
         var workerLoad: [Double]?, layerImbalance: Double?
-        if let s0 = mark.stats, let s1 = session?.headStats, !s1.rowsPerWorker.isEmpty {
+        if let s0 = mark.stats, let s1 = mark.endStats, !s1.rowsPerWorker.isEmpty {
             let before = s0.rowsPerWorker.isEmpty ? [Int](repeating: 0, count: s1.rowsPerWorker.count) : s0.rowsPerWorker
             let perLayer = tokens * Double(max(model.moeLayerIndices.count, 1))
             workerLoad = zip(s1.rowsPerWorker, before).map { Double($0 - $1) / perLayer }
@@ -317,8 +326,8 @@ struct Bench: ParsableCommand {
         let passes = Double(max(steps, 1))
         return BenchRow(context: c, batch: batch, fill: fill, tokensPerSecond: 1000 / total, msPerToken: total, breakdownMs: breakdown,
                         otherMs: max(0, total - breakdown.values.reduce(0, +)),
-                        kernelFullUs: full > 0 ? profile.fullSeconds * 1e6 / (passes * Double(full)) : 0,
-                        kernelSWAUs: swa > 0 ? profile.slidingSeconds * 1e6 / (passes * Double(swa)) : 0,
+                        kernelFullUs: full > 0 ? mark.endFull * 1e6 / (passes * Double(full)) : 0,
+                        kernelSWAUs: swa > 0 ? mark.endSliding * 1e6 / (passes * Double(swa)) : 0,
                         kvBytes: model.config.kvBytes(context: jobs[0].contextSize, type: kv) * batch, dispatchMs: dispatch, combineMs: combine,
                         exchangeBytesPerToken: exchangeBytes,
                         callsPerToken: Double(mark.endRuns - mark.startRuns) / tokens,
@@ -334,6 +343,9 @@ private final class RowMark: @unchecked Sendable {
     var start = DispatchTime.now(), end = DispatchTime.now()
     var stats: ExchangeStats?
     var startRuns = 0, endRuns = 0
+    var endComponents: [Step35Component: Double] = [:]
+    var endFull = 0.0, endSliding = 0.0
+    var endStats: ExchangeStats?
 }
 
 /// What a bench run measured on (the JSON's `setup`).

@@ -144,7 +144,7 @@ enum BenchPredict {
         s.kvHeads = config.headCountKV[0]; s.ffn = 32; s.experts = max(config.expertCount, 1); s.expertsUsed = max(config.expertUsedCount, 1)
         s.expertFFN = 32; s.sharedFFN = 32; s.window = config.slidingWindow; s.context = 4096
         let model = try Step35Model(file: try GGUFFile(bytes: Step35Synthetic.gguf(shape: s, type: .f32)), threads: threads)
-        let warm = 16, n = 48
+        let warm = max(16, batch + 1), n = 48  // every sequence decoding before the clock starts
         let clock = FixedClock()
         let jobs = (0..<batch).map { GenerationJob(id: $0, prompt: [Int32(1 + $0)], nPredict: warm + n) }
         _ = try model.run(jobs, parallel: batch) { id, _ in

@@ -59,6 +59,10 @@ public final class ClusterSession: @unchecked Sendable {
         if bad >= 0 {
             throw ClusterError(description: "rank \(comm.size - Int(bad)) could not start (see its message); stopping rank \(comm.rank)")
         }
+        // Connect every pair of ranks now: MPICH opens connections lazily, looking the peer up through the
+        // process manager (PMI) on first contact; a lookup in flight when a rank dies can take Hydra's
+        // proxy down with everyone's stderr. After this exchange the run needs no PMI traffic.
+        _ = try comm.alltoall([Int32](repeating: 0, count: comm.size), "connect every pair")
         var ls: [Lane] = []
         for i in 0..<topology.microBatches {
             let c = try comm.duplicate("lane \(i) communicator")

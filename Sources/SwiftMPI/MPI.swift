@@ -69,9 +69,10 @@ public enum MPI {
     /// the launcher to kill a job with a dead process can take the launcher (and everyone's stderr) down.
     public static func abort(_ message: String, code: Int32 = 1, cause: Error? = nil) -> Never {
         FileHandle.standardError.write(Data("\(message)\n".utf8))
-        if let e = cause as? MPIError, e.peerLost { exit(code) }
-        // Give the launcher a moment to forward the message before it tears the job down.
+        // Give the launcher a moment to forward the message before this exit (or the abort) makes it tear the
+        // job down: a process manager that loses its proxy on the way drops whatever it had not forwarded.
         usleep(300_000)
+        if let e = cause as? MPIError, e.peerLost { exit(code) }
         if started { MPI_Abort(MPI_COMM_WORLD, code) }
         exit(code)
     }

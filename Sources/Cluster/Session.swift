@@ -150,19 +150,18 @@ public final class ClusterSession: @unchecked Sendable {
     private func exchangeRounds(_ shape: [Int32]) throws -> Double {
         let c = lanes[0].comm, n = c.size, rounds = Int(shape[0]), rows = shape[1], rb = shape[2], cb = shape[3]
         let isHead = c.rank < topology.heads
-        // Heads send `rows` rows to every worker; workers send the rows' results back to every head.
-        let out = (0..<n).map { r in isHead && r >= topology.heads ? rows : 0 }
-        let back = (0..<n).map { r in !isHead && r < topology.heads ? rows : 0 }
-        let inRows = (0..<n).map { r in !isHead && r < topology.heads ? rows : 0 }
-        let backIn = (0..<n).map { r in isHead && r >= topology.heads ? rows : 0 }
+        // Heads exchange `rows` rows with every worker and workers with every head, both ways: the counts a
+        // rank sends are also the counts it receives.
+        let peers = (0..<n).map { r in (isHead ? r >= topology.heads : r < topology.heads) ? rows : 0 }
+        let sent = isHead ? peers : [Int32](repeating: 0, count: n), returned = isHead ? [Int32](repeating: 0, count: n) : peers
         var t0 = DispatchTime.now()
         for i in 0..<(rounds + 10) {
             if i == 10 { t0 = DispatchTime.now() }
-            _ = try c.alltoall(out, "probe counts")
-            _ = try c.alltoallv([UInt8](repeating: 1, count: Int(out.reduce(0, +) * rb)), sendCounts: out.map { $0 * rb },
-                                recvCounts: inRows.map { $0 * rb }, "probe dispatch")
-            _ = try c.alltoallv([UInt8](repeating: 2, count: Int(back.reduce(0, +) * cb)), sendCounts: back.map { $0 * cb },
-                                recvCounts: backIn.map { $0 * cb }, "probe combine")
+            _ = try c.alltoall(sent, "probe counts")
+            _ = try c.alltoallv([UInt8](repeating: 1, count: Int(sent.reduce(0, +) * rb)), sendCounts: sent.map { $0 * rb },
+                                recvCounts: returned.map { $0 * rb }, "probe dispatch")
+            _ = try c.alltoallv([UInt8](repeating: 2, count: Int(returned.reduce(0, +) * cb)), sendCounts: returned.map { $0 * cb },
+                                recvCounts: sent.map { $0 * cb }, "probe combine")
         }
         return Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e9 / Double(max(rounds, 1))
     }

@@ -191,7 +191,7 @@ public enum ServingCost {
             feasible = false
             limitedBy = String(format: "infeasible: %.1f GB of weights per device leave room for %.2f sequences of %.2f GB KV", weights / 1e9,
                                memGroup, kvDevice / 1e9)
-        } else if s.sla > 0, tau / time(max(min(bg, 1), 1)) < s.sla {
+        } else if s.sla > 0, tau / time(1) < s.sla {
             feasible = false
             limitedBy = String(format: "infeasible: one sequence per group takes %.1f ms per step, the SLA needs %.1f", time(1) * 1e3, tau / s.sla * 1e3)
         }

@@ -110,6 +110,9 @@ public enum Dequantize {
 
 /// Reference quantizers for the types Switchyard writes itself (synthetic and default models).
 public enum Quantize {
+    /// The types `row` can write (K-quants are read, not written).
+    public static let types: [GGMLType] = [.f32, .f16, .bf16, .q8_0, .q4_0]
+
     /// Encodes floats as `type` (F32, F16, BF16, Q8_0 or Q4_0); `x.count` must be a whole number of blocks.
     public static func row(_ type: GGMLType, _ x: [Float]) -> [UInt8] {
         var out: [UInt8] = []

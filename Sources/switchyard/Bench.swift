@@ -105,8 +105,7 @@ struct Bench: ParsableCommand {
         var maker: (() throws -> GGUFFile)?
         if let sh = shape {
             guard sh == "step35-flash" else { throw ValidationError("unknown --shape '\(sh)' (known: step35-flash)") }
-            // The types this project can quantize (K-quants are read, not written).
-            guard let t = GGMLType(name: type), [.f32, .f16, .bf16, .q8_0, .q4_0].contains(t) else {
+            guard let t = GGMLType(name: type), Quantize.types.contains(t) else {
                 throw ValidationError("--type of a built-in shape must be f32, f16, bf16, q8_0 or q4_0 (got '\(type)')")
             }
             var shp = Step35Shape.flash(scale: try Self.parseScale(scale))
@@ -145,8 +144,9 @@ struct Bench: ParsableCommand {
                 print(String(format: "predict: one MoE layer's exchange with no compute in it (counts + dispatch + combine): %.1f us", exchange * 1e6))
             }
             var byBatch: [Int: (profile: HardwareProfile, fixed: Double)] = [:]
+            let base = Probe.profile(threads: model.pool.threads)
             for b in batches {
-                let (p, mmSeconds) = BenchPredict.profile(threads: model.pool.threads, calls: calls, rows: sampleRows, batch: b)
+                let (p, mmSeconds) = BenchPredict.profile(base, threads: model.pool.threads, calls: calls, rows: sampleRows, batch: b)
                 let fixed = try BenchPredict.fixedStepSeconds(like: model.config, moeLayers: model.moeLayerIndices.count, threads: model.pool.threads, batch: b)
                 byBatch[b] = (p, fixed)
                 print(String(format: "predict: B=%d, probe on %d threads: memory read %.2f GB/s, F32 %.2f GFLOP/s, kernel call %.2f us; the step's %d matmuls (%d shapes) stream in %.3f ms alone (%.2f GB/s); fixed step cost %.3f ms (same layers, 32-wide); %.3f bytes per weight read",

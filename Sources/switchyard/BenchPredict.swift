@@ -77,13 +77,17 @@ enum BenchPredict {
     /// experts, as routing scatters them. The step's weight bytes (for experts, those a batch of this size
     /// touches on average) over the summed call times give the weight rate. Small matrices stream far below
     /// a large one's rate (per-row and per-call costs), which a single big-matrix probe would miss.
-    static func profile(threads: Int, calls: [MatmulShape], rows: [MatmulShape: [UInt8]], batch: Int = 1) -> (HardwareProfile, matmulSeconds: Double) {
-        var p = Probe.profile(threads: threads)
+    /// `base` is the probe's profile (`Probe.profile`, measured once for all batch sizes); `rows` has one
+    /// real row per shape (`matmulCalls`).
+    static func profile(_ base: HardwareProfile, threads: Int, calls: [MatmulShape], rows: [MatmulShape: [UInt8]], batch: Int = 1)
+        -> (HardwareProfile, matmulSeconds: Double)
+    {
+        var p = base
         let pool = ThreadPool(threads: threads)
         var g = SplitMix64(seed: 13)
         var perCall: [MatmulShape: Double] = [:]
         for shape in Set(calls) {
-            let row = rows[shape] ?? Quantize.row(shape.type, (0..<shape.cols).map { _ in Float(g.nextUnit()) - 0.5 })
+            guard let row = rows[shape] else { preconditionFailure("no sample row for \(shape)") }
             var matrix = [UInt8]()
             matrix.reserveCapacity(shape.rows * row.count)
             for _ in 0..<shape.rows { matrix.append(contentsOf: row) }

@@ -22,7 +22,7 @@ struct Synth: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            guard let t = GGMLType(name: type), [.f32, .f16, .bf16, .q8_0, .q4_0].contains(t) else {
+            guard let t = GGMLType(name: type), Quantize.types.contains(t) else {
                 throw ValidationError("--type must be f32, f16, bf16, q8_0 or q4_0")
             }
             let shape: Step35Shape

@@ -34,10 +34,11 @@ let package = Package(
         .systemLibrary(name: "CNUMA", pkgConfig: "numa", providers: [.apt(["libnuma-dev"])]),
         .target(name: "SwiftNUMA", dependencies: ["CNUMA"]),
         .target(name: "Cluster", dependencies: ["SwiftMPI", "SwiftNUMA", "Step35", "Kernels", "GGUF", .product(name: "Yams", package: "Yams")]),
+        .target(name: "Engine", dependencies: ["Step35", "Tokenizer", "GGUF", "ModelKit", "Cluster", "SwiftMPI", "SwiftNUMA"]),
         .executableTarget(
             name: "switchyard",
             dependencies: [
-                "Step35", "Tokenizer", "GGUF", "ModelKit", "Cluster", "SwiftMPI", "SwiftNUMA", "CostModel", "Tuning",
+                "Engine", "Step35", "Tokenizer", "GGUF", "ModelKit", "Cluster", "SwiftMPI", "SwiftNUMA", "CostModel", "Tuning",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF"]),
@@ -48,6 +49,7 @@ let package = Package(
         .testTarget(name: "TuningTests", dependencies: ["Tuning"]),
         .testTarget(name: "ModelKitTests", dependencies: ["ModelKit", "Kernels", "GGUF"]),
         .testTarget(name: "CLITests", dependencies: ["switchyard"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Step35", "ModelKit", "GGUF", "Tokenizer"]),
         .testTarget(name: "ClusterTests", dependencies: ["Cluster", "SwiftNUMA", "switchyard"]),
     ],
     swiftLanguageModes: [.v6]

@@ -68,7 +68,7 @@ enum RowCodec {
 
 /// Per-layer exchange timings (seconds, summed over steps) for the benchmark tables.
 public struct ExchangeStats: Sendable {
-    public var dispatch = 0.0, compute = 0.0, combine = 0.0, layers = 0
+    public var dispatch = 0.0, combine = 0.0, layers = 0
     /// Rows sent to each worker (index = worker, not rank), as dispatched.
     public var rowsPerWorker: [Int] = []
     /// Bytes this head sent (row counts + dispatch payload) and received (combined rows).
@@ -76,14 +76,28 @@ public struct ExchangeStats: Sendable {
     /// Sum over exchanges that carried rows of (busiest worker's rows / mean rows), and their count: the
     /// measured per-layer balance (what a layer waits for).
     public var imbalanceSum = 0.0, imbalanceCount = 0
+
+    /// Adds another lane's sums.
+    public mutating func add(_ o: ExchangeStats) {
+        dispatch += o.dispatch
+        combine += o.combine
+        layers += o.layers
+        bytesSent += o.bytesSent
+        bytesReceived += o.bytesReceived
+        imbalanceSum += o.imbalanceSum
+        imbalanceCount += o.imbalanceCount
+        if rowsPerWorker.isEmpty { rowsPerWorker = o.rowsPerWorker } else if !o.rowsPerWorker.isEmpty { rowsPerWorker = zip(rowsPerWorker, o.rowsPerWorker).map(+) }
+    }
 }
 
 /// Head side: an `ExpertBackend` that sends routed rows to the workers that hold their experts.
 public final class ClusterExperts: ExpertBackend, @unchecked Sendable {
     let comm: Communicator
     let topology: Topology
-    /// Accumulated timings.
-    public private(set) var stats = ExchangeStats()
+    private let statsLock = NSLock()
+    private var sums = ExchangeStats()
+    /// Accumulated timings (readable from other threads while the lane runs).
+    public var stats: ExchangeStats { statsLock.withLock { sums } }
     /// Exchanges so far (turns replicas of one-token steps).
     private var exchanges = 0
     /// How a lane hands its compute baton to the other lanes while its exchange is in flight (nil: one lane).
@@ -95,16 +109,12 @@ public final class ClusterExperts: ExpertBackend, @unchecked Sendable {
     }
 
     public func routedExperts(layer m: Step35MoE, layerIndex il: Int, x: [Float], tokens t: Int, experts: [Int32],
-                              weights: [Float], topK a: Int, pool: ThreadPool) -> [Float] {
-        do {
-            return try exchange(layerIndex: il, d: m.router.cols, x: x, tokens: t, experts: experts, weights: weights, topK: a,
-                                holdingBaton: true)
-        } catch {
-            MPI.abort("switchyard: rank \(comm.rank) (head): MoE layer \(il): \(error)", cause: error)
-        }
+                              weights: [Float], topK a: Int, pool: ThreadPool) throws -> [Float] {
+        try exchange(layerIndex: il, d: m.router.cols, x: x, tokens: t, experts: experts, weights: weights, topK: a, holdingBaton: true)
     }
 
-    func exchange(layerIndex il: Int, d: Int, x: [Float], tokens t: Int, experts: [Int32], weights: [Float],
+    /// One MoE layer's counts, dispatch and combine; `holdingBaton`: hand the lane baton over while waiting.
+    public func exchange(layerIndex il: Int, d: Int, x: [Float], tokens t: Int, experts: [Int32], weights: [Float],
                   topK a: Int, holdingBaton: Bool) throws -> [Float] {
         let p = topology.dispatch, rb = RowCodec.rowBytes(p, d: d)
         // Destination rank of every (token, k) row; a replicated expert is picked by token index.
@@ -124,19 +134,17 @@ public final class ClusterExperts: ExpertBackend, @unchecked Sendable {
             }
             perRank[topology.heads + w].append(i)
         }
-        if stats.rowsPerWorker.isEmpty { stats.rowsPerWorker = [Int](repeating: 0, count: topology.workers) }
-        var most = 0, total = 0
-        for w in 0..<topology.workers {
-            let n = perRank[topology.heads + w].count
-            stats.rowsPerWorker[w] += n
-            most = max(most, n)
-            total += n
+        let counts = (0..<topology.workers).map { perRank[topology.heads + $0].count }
+        statsLock.withLock {
+            if sums.rowsPerWorker.isEmpty { sums.rowsPerWorker = [Int](repeating: 0, count: topology.workers) }
+            for w in 0..<topology.workers { sums.rowsPerWorker[w] += counts[w] }
+            let total = counts.reduce(0, +)
+            if total > 0 {
+                sums.imbalanceSum += Double(counts.max()!) / (Double(total) / Double(topology.workers))
+                sums.imbalanceCount += 1
+            }
         }
-        if total > 0 {
-            stats.imbalanceSum += Double(most) / (Double(total) / Double(topology.workers))
-            stats.imbalanceCount += 1
-        }
-        let t0 = Date()
+        let t0 = DispatchTime.now()
         var send: [UInt8] = []
         send.reserveCapacity(t * a * rb)
         for rows in perRank {
@@ -149,12 +157,10 @@ public final class ClusterExperts: ExpertBackend, @unchecked Sendable {
         _ = try comm.alltoall(rowsOut, "layer \(il) counts")
         _ = try comm.alltoallv(send, sendCounts: rowsOut.map { $0 * Int32(rb) }, recvCounts: [Int32](repeating: 0, count: comm.size),
                                "layer \(il) dispatch")
-        let t1 = Date()
+        let t1 = DispatchTime.now()
         let back = try comm.alltoallv([], sendCounts: [Int32](repeating: 0, count: comm.size),
                                       recvCounts: rowsOut.map { $0 * Int32(4 * d) }, "layer \(il) combine")
-        let t2 = Date()
-        stats.bytesSent += send.count + 4 * comm.size
-        stats.bytesReceived += back.count
+        let t2 = DispatchTime.now()
         if holdingBaton, let w = whileWaiting { try w.reacquire() }
         // Rows come back in the order they were sent: add each into its token.
         var out = [Float](repeating: 0, count: t * d)
@@ -169,9 +175,13 @@ public final class ClusterExperts: ExpertBackend, @unchecked Sendable {
                 }
             }
         }
-        stats.dispatch += t1.timeIntervalSince(t0)
-        stats.combine += t2.timeIntervalSince(t1)
-        stats.layers += 1
+        statsLock.withLock {
+            sums.bytesSent += send.count + 4 * comm.size
+            sums.bytesReceived += back.count
+            sums.dispatch += Double(t1.uptimeNanoseconds - t0.uptimeNanoseconds) / 1e9
+            sums.combine += Double(t2.uptimeNanoseconds - t1.uptimeNanoseconds) / 1e9
+            sums.layers += 1
+        }
         return out
     }
 }

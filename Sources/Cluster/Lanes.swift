@@ -2,24 +2,24 @@
 //
 // References: ../shared/research/ep-anchors.md (MegaScale-Infer ping-pong pipeline, m >= 2(1 + Tc/Tf)),
 // ../shared/research/swift-mpi-recipe.md §3.5 (blocking MPI waits belong on their own threads).
-// A round runs `micro_batches` lanes on every rank, one thread each. Lane i of every rank shares lane i's
+// Every rank runs `micro_batches` lanes, one thread each. Lane i of every rank shares lane i's
 // communicator, so its collectives never interleave with another lane's. On a rank one lane computes at a
 // time (the baton); a lane drops the baton while its exchange is in flight, so a head computes lane B's
 // attention while the workers compute lane A's experts, and a worker computes lane B's experts while the head
-// finishes lane A. Each lane step begins with `lane i step` (Allreduce max of "I have a pass to run"); a
-// step with no work anywhere ends the lane.
+// finishes lane A. The engine decides what each lane step carries (Sources/Engine/EngineCluster.swift).
 //
 // Dimension legend: R rows received, D hidden.
 import Foundation
 import Kernels
+import ModelKit
 import Step35
 import SwiftMPI
 
 /// One micro-batch lane: its communicator and its exchange.
-final class Lane: @unchecked Sendable {
-    let index: Int
-    let comm: Communicator
-    let experts: ClusterExperts
+public final class Lane: @unchecked Sendable {
+    public let index: Int
+    public let comm: Communicator
+    public let experts: ClusterExperts
     init(index: Int, comm: Communicator, experts: ClusterExperts) {
         self.index = index
         self.comm = comm
@@ -27,94 +27,59 @@ final class Lane: @unchecked Sendable {
     }
 }
 
-/// Results and errors of lanes running on several threads.
-private final class LaneOutcomes: @unchecked Sendable {
-    private let lock = NSLock()
-    private var results: [GenerationResult] = []
-    private var errors: [Error] = []
-    func add(_ r: [GenerationResult]) { lock.withLock { results += r } }
-    func fail(_ e: Error) { lock.withLock { errors.append(e) } }
-    func finish() throws -> [GenerationResult] {
-        try lock.withLock {
-            if let e = errors.first { throw e }
-            return results
+/// The compute baton of a rank's lanes: held by the lane that computes. A waiting lane sleeps on a
+/// condition and wakes every millisecond to answer liveness pings on its communicator.
+final class Baton: @unchecked Sendable {
+    private let cond = NSCondition()
+    private var held = false
+    func acquire(answering comm: Communicator?) throws {
+        cond.lock()
+        defer { cond.unlock() }
+        while held {
+            if cond.wait(until: Date().addingTimeInterval(0.001)) { continue }
+            cond.unlock()
+            defer { cond.lock() }
+            try comm?.answerPendingPings()
         }
+        held = true
+    }
+    func release() {
+        cond.withLock { held = false }
+        cond.signal()
     }
 }
 
 extension ClusterSession {
-    /// Runs one round on this rank: a head runs its jobs, a worker serves; lanes on their own threads.
-    func round(_ jobs: [GenerationJob], parallel: Int, model: Step35Model, onToken: (@Sendable (Int, Int32) -> Void)?) throws -> [GenerationResult] {
-        let outcomes = LaneOutcomes()
-        let body: @Sendable (Lane) -> Void = { [self] lane in
-            do {
-                switch role {
-                case .head(let h):
-                    let mine = jobs.enumerated().filter { slot(ofJob: $0.offset) == (h, lane.index) }.map(\.element)
-                    outcomes.add(try headLane(lane, jobs: mine, parallel: parallel, model: model, onToken: onToken))
-                case .worker(let w):
-                    try workerLane(lane, worker: w, model: model)
-                }
-            } catch {
-                outcomes.fail(error)
-            }
-        }
-        if lanes.count == 1 {
-            body(lanes[0])
-        } else {
-            let done = DispatchGroup()
-            for lane in lanes {
-                done.enter()
-                let t = Thread { body(lane); done.leave() }
-                t.stackSize = 16 << 20
-                t.start()
-            }
-            done.wait()
-        }
-        return try outcomes.finish()
-    }
-
-    /// Takes the compute baton, answering liveness pings on `lane` while another lane computes.
+    /// Takes the compute baton for `lane` (free with one lane).
     func acquireBaton(_ lane: Lane) throws {
-        if lanes.count == 1 { return baton.lock() }
-        while !baton.try() {
-            try lane.comm.answerPendingPings()
-            usleep(20)
-        }
+        if lanes.count > 1 { try baton.acquire(answering: lane.comm) }
     }
 
-    /// A head's lane: its jobs with up to `parallel` sequences per decode pass (`BatchedRuns`), one pass per
-    /// lane step; empty passes (zero rows in every exchange) while other heads' lanes still have work.
-    func headLane(_ lane: Lane, jobs: [GenerationJob], parallel: Int, model: Step35Model,
-                  onToken: (@Sendable (Int, Int32) -> Void)?) throws -> [GenerationResult] {
-        let runs = BatchedRuns(jobs, parallel: parallel, model: model, onToken: onToken)
-        let d = model.config.embeddingLength
-        let moeLayers = model.moeLayerIndices
-        while true {
-            let pass = runs.nextPass()
-            let active = try lane.comm.allreduceMax([pass == nil ? 0 : 1], "lane \(lane.index) step")[0]
-            if active == 0 { return runs.results }
-            if let pass {
-                try acquireBaton(lane)
-                defer { baton.unlock() }
-                try runs.run(pass, experts: lane.experts)
-            } else {
-                for il in moeLayers {
-                    _ = try lane.experts.exchange(layerIndex: il, d: d, x: [], tokens: 0, experts: [], weights: [], topK: 1,
-                                                  holdingBaton: false)
-                }
+    func releaseBaton() {
+        if lanes.count > 1 { baton.release() }
+    }
+
+    /// A head's part of a lane step: `body` (its pass, whose MoE layers exchange on the lane) holding the
+    /// baton; or, when it has nothing to run on the lane, an empty exchange per MoE layer (zero rows) so the
+    /// workers and the other heads can go on.
+    public func headStep(lane i: Int, hasWork: Bool, moeLayers: [Int], d: Int, _ body: () throws -> Void) throws {
+        let lane = lanes[i]
+        guard hasWork else {
+            for il in moeLayers {
+                _ = try lane.experts.exchange(layerIndex: il, d: d, x: [], tokens: 0, experts: [], weights: [], topK: 1, holdingBaton: false)
             }
+            return
         }
+        try acquireBaton(lane)
+        defer { releaseBaton() }
+        try body()
     }
 
-    /// A worker's lane: every lane step, each MoE layer's experts for whatever rows arrive.
-    func workerLane(_ lane: Lane, worker w: Int, model: Step35Model) throws {
-        let moe = model.blocks.compactMap { b -> (Int, Step35MoE)? in
-            if case .moe(let m) = b.ffn { return (b.index, m) }
-            return nil
-        }
-        while try lane.comm.allreduceMax([0], "lane \(lane.index) step")[0] > 0 {
-            for (il, m) in moe { try workerLayer(il, m, worker: w, pool: model.pool, lane: lane) }
+    /// A worker's part of a lane step: each MoE layer's experts for whatever rows arrive.
+    public func workerStep(lane i: Int, model: Step35Model) throws {
+        guard case .worker(let w) = role else { return }
+        for b in model.blocks {
+            if case .moe(let m) = b.ffn { try workerLayer(b.index, m, worker: w, pool: model.pool, lane: lanes[i]) }
         }
     }
 
@@ -129,8 +94,8 @@ extension ClusterSession {
         var y: [Float] = []
         if r > 0 {
             try acquireBaton(lane)
-            defer { baton.unlock() }
-            let t0 = Date()
+            defer { releaseBaton() }
+            let t0 = DispatchTime.now()
             var x = [Float](repeating: 0, count: r * d)  // [R, D] in arrival order
             var ex = [Int](repeating: 0, count: r), wt = [Float](repeating: 0, count: r)
             for i in 0..<r {
@@ -145,7 +110,7 @@ extension ClusterSession {
             for i in 0..<r {
                 for c in 0..<d { y[i * d + c] *= wt[i] }
             }
-            workerCompute += Date().timeIntervalSince(t0)
+            addWorkerCompute(secondsSince(t0))
         }
         let bytes = y.withUnsafeBytes { Array($0) }
         _ = try comm.alltoallv(bytes, sendCounts: rowsIn.map { $0 * Int32(4 * d) }, recvCounts: zeros, "layer \(il) combine")

@@ -1,14 +1,14 @@
-// Roles and the round protocol of an expert-parallel job.
+// Roles of an expert-parallel job, and what its ranks share: the lanes and the final statistics.
 //
 // Rank 0 is the coordinator and a head; ranks 1..<heads are further heads; the rest are expert-shard
-// workers. Work comes in rounds. On the world communicator rank 0 broadcasts `run` with a list of jobs (or
-// `stop`); every head runs its share of the jobs on its micro-batch lanes while every worker serves the
-// lanes' MoE exchanges (Lanes.swift); then the coordinator gathers the generated tokens.
+// workers. The engine (Sources/Engine) drives the lanes step by step: rank 0 broadcasts each lane's plan,
+// heads run their sequences' passes, workers serve the passes' MoE exchanges (Lanes.swift, Exchange.swift).
 //
-// Named communication points on the world communicator, in order per round:
-//   `round command` (Bcast), `job list` (Bcast), lanes..., `results` (gather to rank 0).
+// Named communication points on the world communicator: `startup check` (Allreduce), `connect every
+// pair` (Alltoall), the lane communicators' duplication, and at the end `final statistics`.
 import Foundation
 import Kernels
+import ModelKit
 import Step35
 import SwiftMPI
 
@@ -20,19 +20,20 @@ public enum ClusterRole: Sendable, Equatable {
 
 /// An expert-parallel job as seen from one rank.
 public final class ClusterSession: @unchecked Sendable {
-    /// The world communicator: startup, round commands and results.
+    /// The world communicator: startup and the final statistics.
     public let comm: Communicator
     public let topology: Topology
     public let role: ClusterRole
     /// One lane per micro-batch, each with its own communicator and exchange.
-    let lanes: [Lane]
+    public let lanes: [Lane]
     /// One lane computes at a time on this rank (they share the kernel pool); a lane lets go of it while
     /// it waits for an exchange, which is where the other lane's compute overlaps.
-    let baton = NSLock()
-    /// Worker-side compute seconds (summed over layers, steps and lanes; updated under the baton).
-    var workerCompute = 0.0
-
-    private enum Command: Int32 { case stop = 0, run = 1, probe = 2 }
+    let baton = Baton()
+    private let statsLock = NSLock()
+    private var compute = 0.0
+    /// Worker-side expert compute seconds so far (summed over layers, steps and lanes).
+    public var workerCompute: Double { statsLock.withLock { compute } }
+    func addWorkerCompute(_ s: Double) { statsLock.withLock { compute += s } }
 
     /// Joins the job: checks the topology against the job and the model, and has every rank confirm it
     /// loaded its part (a rank that could not names itself, and every rank stops).
@@ -73,82 +74,30 @@ public final class ClusterSession: @unchecked Sendable {
         if ls.count > 1 {
             // While a lane's exchange is in flight, the other lanes may compute.
             for lane in ls {
-                lane.experts.whileWaiting = (release: { [unowned self] in baton.unlock() },
+                lane.experts.whileWaiting = (release: { [unowned self] in baton.release() },
                                              reacquire: { [unowned self] in try acquireBaton(lane) })
             }
         }
     }
 
-    /// Head-side exchange timings, summed over lanes.
+    /// Head-side exchange timings, summed over lanes (readable while the lanes run).
     public var headStats: ExchangeStats {
-        lanes.reduce(into: ExchangeStats()) { s, l in
-            s.dispatch += l.experts.stats.dispatch
-            s.combine += l.experts.stats.combine
-            s.layers += l.experts.stats.layers
-            s.bytesSent += l.experts.stats.bytesSent
-            s.bytesReceived += l.experts.stats.bytesReceived
-            s.imbalanceSum += l.experts.stats.imbalanceSum
-            s.imbalanceCount += l.experts.stats.imbalanceCount
-            let r = l.experts.stats.rowsPerWorker
-            if s.rowsPerWorker.isEmpty { s.rowsPerWorker = r } else if !r.isEmpty { s.rowsPerWorker = zip(s.rowsPerWorker, r).map(+) }
-        }
+        lanes.reduce(into: ExchangeStats()) { s, l in s.add(l.experts.stats) }
     }
 
-    /// Each worker's expert-compute seconds over the whole job, on rank 0 after `stop`.
-    public private(set) var workerComputeSeconds: [Double] = []
-    /// Slowest worker's expert-compute seconds, known on every rank after `stop` / `serve` return.
+    /// Slowest worker's expert-compute seconds, and the largest resident sets (bytes) over workers and
+    /// heads; known on every rank after `finalStatistics`.
     public private(set) var maxWorkerCompute = 0.0
-    /// Largest resident set (bytes) over the workers, and over the heads, known after `stop` / `serve`.
     public private(set) var maxWorkerRSS = 0.0, maxHeadRSS = 0.0
-
-    /// The (head, lane) that runs job number `j`: jobs fill heads first, then lanes.
-    public func slot(ofJob j: Int) -> (head: Int, lane: Int) {
-        let s = j % (topology.heads * lanes.count)
-        return (s % topology.heads, s / topology.heads)
-    }
-
-    /// Rank 0: runs `jobs` across the heads and lanes, each lane decoding up to `parallel` of its sequences
-    /// in one pass, and returns every result in job order. `onToken` streams the tokens of jobs that run on
-    /// rank 0.
-    public func run(_ jobs: [GenerationJob], parallel: Int = 1, model: Step35Model,
-                    onToken: (@Sendable (Int, Int32) -> Void)? = nil) throws -> [GenerationResult] {
-        var cmd: [Int32] = [Command.run.rawValue]
-        try comm.broadcast(&cmd, root: 0, "round command")
-        var list = try JSONEncoder().encode(RoundRequest(parallel: parallel, jobs: jobs)).map { $0 }
-        var n: [Int32] = [Int32(list.count)]
-        try comm.broadcast(&n, root: 0, "job list")
-        try comm.broadcast(bytes: &list, root: 0, "job list")
-        let mine = try round(jobs, parallel: parallel, model: model, onToken: onToken)
-        let parts = try comm.gather(try JSONEncoder().encode(mine.map(WireResult.init)).map { $0 }, root: 0, "results")
-        var byID: [Int: GenerationResult] = [:]
-        for r in mine { byID[r.id] = r }
-        for (rank, p) in parts.enumerated() where rank != 0 && !p.isEmpty {
-            for w in try JSONDecoder().decode([WireResult].self, from: Data(p)) { byID[w.id] = w.result }
-        }
-        return try jobs.map { j in
-            guard let r = byID[j.id] else { throw ClusterError(description: "no result came back for job \(j.id)") }
-            return r
-        }
-    }
 
     /// Bytes one dispatched row of hidden width `d` takes on the wire under this topology's payload.
     public func dispatchRowBytes(hidden d: Int) -> Int { RowCodec.rowBytes(topology.dispatch, d: d) }
 
-    /// Rank 0: seconds one MoE layer's exchange takes with no expert compute in it, for the cost model:
-    /// `rounds` rounds of the same three collectives on lane 0's communicator (row counts, a dispatch of
-    /// `rows` rows of `rowBytes` to every worker, a combine of `rows` rows of `combineBytes` back), after
-    /// 10 unmeasured rounds. Every rank takes part (the workers from `serve`).
-    public func probeExchange(rounds: Int = 200, rows: Int = 8, rowBytes: Int, combineBytes: Int) throws -> Double {
-        var cmd: [Int32] = [Command.probe.rawValue]
-        try comm.broadcast(&cmd, root: 0, "round command")
-        var shape: [Int32] = [Int32(rounds), Int32(rows), Int32(rowBytes), Int32(combineBytes)]
-        try comm.broadcast(&shape, root: 0, "probe shape")
-        return try exchangeRounds(shape)
-    }
-
-    /// The probe's rounds; returns the mean seconds per round on this rank.
-    private func exchangeRounds(_ shape: [Int32]) throws -> Double {
-        let c = lanes[0].comm, n = c.size, rounds = Int(shape[0]), rows = shape[1], rb = shape[2], cb = shape[3]
+    /// The exchange probe's rounds on lane `i` (rounds, rows, row bytes, combine bytes): the same three
+    /// collectives as a MoE layer with no compute in them, after 10 unmeasured rounds. Returns the mean
+    /// seconds per round on this rank. Every rank of the lane takes part.
+    public func exchangeRounds(_ shape: [Int32], lane i: Int) throws -> Double {
+        let c = lanes[i].comm, n = c.size, rounds = Int(shape[0]), rows = shape[1], rb = shape[2], cb = shape[3]
         let isHead = c.rank < topology.heads
         // Heads exchange `rows` rows with every worker and workers with every head, both ways: the counts a
         // rank sends are also the counts it receives.
@@ -163,80 +112,18 @@ public final class ClusterSession: @unchecked Sendable {
             _ = try c.alltoallv([UInt8](repeating: 2, count: Int(returned.reduce(0, +) * cb)), sendCounts: returned.map { $0 * cb },
                                 recvCounts: sent.map { $0 * cb }, "probe combine")
         }
-        return Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e9 / Double(max(rounds, 1))
+        return secondsSince(t0) / Double(max(rounds, 1))
     }
 
-    /// Rank 0: end the job (and learn the slowest worker's compute time and the ranks' memory).
-    public func stop() throws {
-        var cmd: [Int32] = [Command.stop.rawValue]
-        try comm.broadcast(&cmd, root: 0, "round command")
-        try finalStatistics()
-    }
-
-    /// Every rank but 0: take part in rank 0's rounds until it says stop.
-    public func serve(model: Step35Model) throws {
-        while true {
-            var cmd: [Int32] = [0]
-            comm.timeout = 24 * 3600  // idle between requests is not a fault (a dead coordinator is: pings find it)
-            try comm.broadcast(&cmd, root: 0, "round command")
-            comm.timeout = 30
-            if cmd[0] == Command.probe.rawValue {
-                var shape: [Int32] = [0, 0, 0, 0]
-                try comm.broadcast(&shape, root: 0, "probe shape")
-                _ = try exchangeRounds(shape)
-                continue
-            }
-            guard cmd[0] == Command.run.rawValue else { return try finalStatistics() }
-            var n: [Int32] = [0]
-            try comm.broadcast(&n, root: 0, "job list")
-            var list = [UInt8](repeating: 0, count: Int(n[0]))
-            try comm.broadcast(bytes: &list, root: 0, "job list")
-            let request = try JSONDecoder().decode(RoundRequest.self, from: Data(list))
-            let mine = try round(request.jobs, parallel: request.parallel, model: model, onToken: nil)
-            _ = try comm.gather(role == .head(comm.rank) ? try JSONEncoder().encode(mine.map(WireResult.init)).map { $0 } : [],
-                                root: 0, "results")
-        }
-    }
-
-    private func finalStatistics() throws {
+    /// Every rank, once the lanes have stopped: learn the slowest worker's compute time and the ranks' memory.
+    public func finalStatistics() throws {
         let rss = Double(residentBytes())
         let isWorker = comm.rank >= topology.heads
         let v = try comm.allreduceMax([workerCompute, isWorker ? rss : 0, isWorker ? 0 : rss], "final statistics")
         maxWorkerCompute = v[0]
         maxWorkerRSS = v[1]
         maxHeadRSS = v[2]
-        // Every worker's expert-compute seconds, on rank 0 (the bench's per-worker time).
-        let mine = withUnsafeBytes(of: workerCompute.bitPattern.littleEndian) { Array($0) }
-        let parts = try comm.gather(isWorker ? mine : [], root: 0, "worker compute times")
-        if comm.rank == 0 {
-            workerComputeSeconds = parts.dropFirst(topology.heads).map { p in
-                p.count == 8 ? Double(bitPattern: p.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }) : 0
-            }
-        }
     }
-}
-
-/// What rank 0 broadcasts for a round: the jobs, and how many sequences a lane decodes per pass.
-struct RoundRequest: Codable {
-    var parallel: Int
-    var jobs: [GenerationJob]
-}
-
-/// A result as it travels to the coordinator (tokens and timings; logits stay where they were made).
-struct WireResult: Codable {
-    var id: Int
-    var tokens: [Int32]
-    var promptSeconds: Double, decodeSeconds: Double
-    var speculation: SpeculationStats
-    init(_ r: GenerationResult) {
-        speculation = r.speculation
-        id = r.id
-        tokens = r.tokens
-        promptSeconds = r.promptSeconds
-        decodeSeconds = r.decodeSeconds
-    }
-    var result: GenerationResult { GenerationResult(id: id, tokens: tokens, promptSeconds: promptSeconds, decodeSeconds: decodeSeconds,
-                                        speculation: speculation) }
 }
 
 /// This process's resident set size in bytes (Linux /proc; 0 where unavailable).

@@ -126,6 +126,35 @@ public final class LayerKVCache: @unchecked Sendable {
     /// Drops every row after the first `n` positions.
     public func truncate(to n: Int) { truncate(fromPosition: Int32(n)) }
 
+    /// Positions the next query after a rollback to `n` positions still needs: all of 0..<n for a full
+    /// layer, the last `window - 1` for a sliding-window layer (the window includes the query itself).
+    public func neededPositions(rollingBackTo n: Int) -> Range<Int> {
+        window > 0 ? max(0, n - window + 1)..<n : 0..<n
+    }
+
+    /// Whether a rollback to `n` positions leaves every key the next query needs (a ring may have
+    /// overwritten older positions; prefix reuse must not silently attend to fewer keys).
+    public func canRollBack(to n: Int) -> Bool {
+        guard n <= Int(highest) + 1 else { return false }
+        return neededPositions(rollingBackTo: n).allSatisfy { slotPositions[$0 % capacity] == Int32($0) }
+    }
+
+    /// Copies the stored rows of `positions` from `other` (same row type and width) into this cache, as they
+    /// are (no re-encoding): a prefix moved into a larger reservation.
+    public func copyRows(from other: LayerKVCache, positions: Range<Int>) {
+        precondition(other.rowBytes == rowBytes && other.type == type, "KV copy: row layout differs")
+        for pos in positions {
+            let src = pos % other.capacity, dst = pos % capacity
+            guard other.slotPositions[src] == Int32(pos) else { continue }
+            precondition(window > 0 || pos < capacity, "KV copy: position \(pos) is past the context (\(capacity))")
+            (keys + dst * rowBytes).copyMemory(from: other.keys + src * rowBytes, byteCount: rowBytes)
+            (values + dst * rowBytes).copyMemory(from: other.values + src * rowBytes, byteCount: rowBytes)
+            slotPositions[dst] = Int32(pos)
+            used = max(used, dst + 1)
+            highest = max(highest, Int32(pos))
+        }
+    }
+
     /// Keys and values decoded to floats, in slot order, with their positions (tests and debugging).
     public func decoded() -> (keys: [Float], values: [Float], positions: [Int32]) {
         var k: [Float] = [], v: [Float] = [], p: [Int32] = []

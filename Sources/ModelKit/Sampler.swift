@@ -1,5 +1,7 @@
-// Token samplers: greedy, and temperature with top-k and top-p, in llama.cpp's order
-// (top-k, then top-p over the temperature-scaled distribution, then a seeded draw).
+// Token samplers: greedy, and temperature with top-k, top-p and min-p, after presence and frequency
+// penalties (OpenAI's definition: logit[t] -= presence·[count(t) > 0] + frequency·count(t), over the
+// tokens generated so far); top-k, then top-p and min-p over the temperature-scaled distribution, then a
+// seeded draw. Greedy takes the argmax of the penalized logits.
 import Foundation
 
 /// Sampling settings, named as llama-server names them.
@@ -12,14 +14,26 @@ public struct SamplingParams: Sendable, Equatable, Codable {
     public var topP: Float = 0.95
     /// Seed for the draw.
     public var seed: UInt64 = 0
+    /// Drops candidates below this fraction of the most likely one (0 disables).
+    public var minP: Float = 0
+    /// OpenAI's presence and frequency penalties over the generated tokens (0 disables).
+    public var presencePenalty: Float = 0
+    public var frequencyPenalty: Float = 0
 
     /// Creates settings.
-    public init(temperature: Float = 0, topK: Int = 40, topP: Float = 0.95, seed: UInt64 = 0) {
+    public init(temperature: Float = 0, topK: Int = 40, topP: Float = 0.95, seed: UInt64 = 0, minP: Float = 0,
+                presencePenalty: Float = 0, frequencyPenalty: Float = 0) {
         self.temperature = temperature
         self.topK = topK
         self.topP = topP
         self.seed = seed
+        self.minP = minP
+        self.presencePenalty = presencePenalty
+        self.frequencyPenalty = frequencyPenalty
     }
+
+    /// Whether the logits depend on the tokens generated so far.
+    public var penalizes: Bool { presencePenalty != 0 || frequencyPenalty != 0 }
 }
 
 /// SplitMix64: small, fast, reproducible across platforms.
@@ -61,7 +75,19 @@ public struct Sampler: Sendable {
         return best
     }
 
-    /// The candidate distribution after top-k, temperature and top-p: (token, probability), sorted.
+    /// `logits` with the presence and frequency penalties of `history` (the generated tokens) applied.
+    public func penalized(_ logits: [Float], history: [Int32]) -> [Float] {
+        guard params.penalizes, !history.isEmpty else { return logits }
+        var counts: [Int32: Int] = [:]
+        for t in history { counts[t, default: 0] += 1 }
+        var out = logits
+        for (t, n) in counts where t >= 0 && Int(t) < out.count {
+            out[Int(t)] -= params.presencePenalty + params.frequencyPenalty * Float(n)
+        }
+        return out
+    }
+
+    /// The candidate distribution after top-k, temperature, top-p and min-p: (token, probability), sorted.
     public func distribution(_ logits: [Float]) -> [(token: Int, p: Double)] {
         var cand = logits.enumerated().map { (token: $0.offset, logit: $0.element) }
         cand.sort { $0.logit > $1.logit || ($0.logit == $1.logit && $0.token < $1.token) }
@@ -78,6 +104,11 @@ public struct Sampler: Sendable {
                 acc += p
                 if acc >= Double(params.topP) { keep = i + 1; break }
             }
+        }
+        if params.minP > 0 {
+            // Sorted descending: the kept prefix is every candidate at or above minP · p_max.
+            let floor = Double(params.minP) * probs[0]
+            keep = max(1, probs[0..<keep].prefix { $0 >= floor }.count)
         }
         let z2 = probs[0..<keep].reduce(0, +)
         return (0..<keep).map { (cand[$0].token, probs[$0] / z2) }

@@ -79,8 +79,66 @@ public struct ModelError: Error, CustomStringConvertible {
     public let description: String
 }
 
-/// The Step 3.5 Flash model: weights, configuration and the forward pass.
-public final class Step35Model: @unchecked Sendable {
+/// One sequence's part of a forward pass: its tokens, run at its cache's next positions, and which rows'
+/// logits come back.
+public struct SequenceInput {
+    public var tokens: [Int32]
+    public var cache: Step35Cache
+    public var logits: LogitsSelection
+    /// Creates an input.
+    public init(_ tokens: [Int32], cache: Step35Cache, logits: LogitsSelection = .last) {
+        self.tokens = tokens
+        self.cache = cache
+        self.logits = logits
+    }
+}
+
+/// What a forward pass returns: logits per sequence ([1 or T_i, V] each) and the final hidden state before
+/// the output norm ([T, D] over the whole pass, sequences in order; MTP drafting pairs with it).
+public struct PassOutput {
+    public var logits: [[Float]]
+    public var hidden: [Float]
+}
+
+/// Everything a forward pass reports to or borrows from its caller: where routed experts run and who
+/// watches (profile, routing counts, named intermediates). Scoped to one pass, so the model itself stays
+/// immutable and shared between threads.
+public struct PassContext: @unchecked Sendable {
+    /// Where routed experts run (in process, or a cluster lane's exchange).
+    public var experts: any ExpertBackend
+    /// Accumulates time per component and attention-kernel time when set.
+    public var profile: AttentionProfile?
+    /// Receives every routing decision when set (per-layer, per-expert counts).
+    public var expertStats: ExpertStats?
+    /// Receives every named intermediate when set.
+    public var debugHook: DebugHook?
+
+    /// A context; by default experts run in process and nothing watches.
+    public init(experts: any ExpertBackend = LocalExperts(), profile: AttentionProfile? = nil, expertStats: ExpertStats? = nil,
+                debugHook: DebugHook? = nil) {
+        self.experts = experts
+        self.profile = profile
+        self.expertStats = expertStats
+        self.debugHook = debugHook
+    }
+
+    /// Values are built only when a hook is set (the arguments are autoclosures: no copies on the hot path).
+    func hook(_ name: String, _ il: Int, _ v: @autoclosure () -> [Float], _ shape: @autoclosure () -> [Int]) {
+        if let h = debugHook { h(name, il, v(), shape()) }
+    }
+
+    /// Runs `body`, adding its time to `c` when profiling.
+    public func timed<T>(_ c: Step35Component, _ body: () throws -> T) rethrows -> T {
+        guard let p = profile else { return try body() }
+        let t0 = DispatchTime.now()
+        defer { p.add(c, seconds: secondsSince(t0)) }
+        return try body()
+    }
+}
+
+/// The Step 3.5 Flash model: weights, configuration and the forward pass. Immutable once loaded: every
+/// pass gets its observers and expert backend in a `PassContext`.
+public final class Step35Model: Sendable {
     public let config: Step35Config
     public let tokenEmbedding: WeightMatrix
     public let outputNorm: [Float]
@@ -94,14 +152,6 @@ public final class Step35Model: @unchecked Sendable {
     public var moeLayerIndices: [Int] {
         blocks.compactMap { b in if case .moe = b.ffn { return b.index } else { return nil } }
     }
-    /// Where routed experts run.
-    public var experts: any ExpertBackend = LocalExperts()
-    /// Receives every routing decision when set (per-layer, per-expert counts).
-    public var expertStats: ExpertStats?
-    /// Receives every named intermediate when set.
-    public var debugHook: DebugHook?
-    /// When set, accumulates attention time per layer kind (for the context-scaling table).
-    public var profile: AttentionProfile?
 
     init(config: Step35Config, tokenEmbedding: WeightMatrix, outputNorm: [Float], output: WeightMatrix,
          blocks: [Step35Block], mtp: [Step35MTPBlock], threads: Int) {
@@ -114,73 +164,27 @@ public final class Step35Model: @unchecked Sendable {
         pool = ThreadPool(threads: threads)
     }
 
-    /// A fresh cache for one sequence.
     /// A KV cache reserved for positions 0..<context (llama.cpp's default context is 4096), whose passes
     /// carry at most `maxPass` tokens.
     public func makeCache(context: Int = 4096, type: KVType = .f32, maxPass: Int = 512) -> Step35Cache {
         Step35Cache(blocks: blocks, context: context, type: type, maxPass: maxPass)
     }
 
-    /// Values are built only when a hook is set (the arguments are autoclosures: no copies on the hot path).
-    private func hook(_ name: String, _ il: Int, _ v: @autoclosure () -> [Float], _ shape: @autoclosure () -> [Int]) {
-        if let h = debugHook { h(name, il, v(), shape()) }
-    }
-
-    /// Runs `body`, adding its wall time to `c` when profiling.
-    public func timed<T>(_ c: Step35Component, _ body: () -> T) -> T {
-        guard let p = profile else { return body() }
-        let t0 = DispatchTime.now()
-        defer { p.add(c, seconds: secondsSince(t0)) }
-        return body()
-    }
-
     private func mm(_ w: WeightMatrix, _ x: [Float], _ t: Int) -> [Float] { Ops.matmul(w, x, tokens: t, pool: pool) }
 
-    /// Runs `tokens` at the cache's next positions, appending to the cache. Returns logits [T or 1, V].
-    /// `experts` overrides the model's expert backend for this pass (a cluster lane's own exchange).
-    public func forward(_ tokens: [Int32], cache: Step35Cache, logits sel: LogitsSelection = .last,
-                        experts: (any ExpertBackend)? = nil) throws -> [Float] {
-        try forwardHidden(tokens, cache: cache, logits: sel, experts: experts).logits
-    }
-
-    /// As `forward`, also returning the final hidden state before the output norm ([T, D], for MTP).
-    public func forwardHidden(_ tokens: [Int32], cache: Step35Cache, logits sel: LogitsSelection = .last,
-                              experts: (any ExpertBackend)? = nil) throws -> (logits: [Float], hidden: [Float])
-    {
-        let r = try pass([(tokens, cache)], logits: [sel], experts: experts)
-        return (r.logits[0], r.hidden)
-    }
-
-    /// Decodes several sequences in one pass: `batch[i].tokens` run at `batch[i].cache`'s next positions,
-    /// every weight read once for all of them, each sequence attending to its own cache. Returns the last
-    /// token's logits of each sequence ([B][V]).
-    public func forwardBatch(_ batch: [(tokens: [Int32], cache: Step35Cache)], experts: (any ExpertBackend)? = nil) throws -> [[Float]] {
-        try pass(batch, logits: batch.map { _ in .last }, experts: experts).logits
-    }
-
-    /// One pass over the concatenated tokens of `batch` ([T, D] with T the sum of their lengths); logits per
-    /// sequence (its last row, or all its rows where `sel[i]` is `.all`), and the final hidden state [T, D].
-    func pass(_ batch: [(tokens: [Int32], cache: Step35Cache)], logits sel: [LogitsSelection],
-              experts: (any ExpertBackend)?) throws -> (logits: [[Float]], hidden: [Float]) {
-        let backend = experts ?? self.experts
+    /// The one forward pass: the concatenated tokens of `batch` ([T, D] with T the sum of their lengths),
+    /// each sequence at its cache's next positions and attending to its own cache, every weight read once
+    /// for all of them. Appends to every cache; returns logits per sequence (its last row, or all its rows)
+    /// and the final hidden state [T, D].
+    public func forward(_ batch: [SequenceInput], _ ctx: PassContext = PassContext()) throws -> PassOutput {
         let d = config.embeddingLength
         guard !batch.isEmpty, batch.allSatisfy({ !$0.tokens.isEmpty }) else { throw ModelError(description: "empty batch") }
         var segments: [PassSegment] = [], positions: [Int32] = [], tokens: [Int32] = []
-        for (toks, cache) in batch {
-            let n = toks.count
-            guard n <= cache.maxPass else {
-                throw ModelError(description: "a pass of \(n) tokens exceeds the cache's \(cache.maxPass) per pass (split the batch)")
-            }
-            guard cache.nextPosition + n <= cache.context else {
-                throw ModelError(description: "context full: \(cache.nextPosition) + \(n) tokens exceed the context of \(cache.context)")
-            }
-            guard !segments.contains(where: { $0.cache === cache }) else { throw ModelError(description: "a cache appears twice in one batch") }
-            if let bad = toks.first(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
-                throw ModelError(description: "token id \(bad) is outside the vocabulary (0..<\(config.vocabSize))")
-            }
-            segments.append(PassSegment(start: tokens.count, count: n, cache: cache, layer: nil))
-            positions += (0..<n).map { Int32(cache.nextPosition + $0) }
-            tokens += toks
+        for s in batch {
+            try check(s, against: segments)
+            segments.append(PassSegment(start: tokens.count, count: s.tokens.count, cache: s.cache, layer: nil))
+            positions += (0..<s.tokens.count).map { Int32(s.cache.nextPosition + $0) }
+            tokens += s.tokens
         }
         let t = tokens.count
         var h = [Float](repeating: 0, count: t * d)  // [T, D]
@@ -188,76 +192,95 @@ public final class Step35Model: @unchecked Sendable {
             let row = tokenEmbedding.row(Int(tok))
             for c in 0..<d { h[i * d + c] = row[c] }
         }
-        hook("inp_embd", -1, h, [t, d])
+        ctx.hook("inp_embd", -1, h, [t, d])
         for b in blocks {
-            h = block(b, h, t: t, positions: positions, segments: segments, experts: backend)
+            h = try block(b, h, t: t, positions: positions, segments: segments, ctx)
         }
         for s in segments { s.cache?.advance(by: s.count) }
-        hook("h_nextn", -1, h, [t, d])
-        // Rows whose logits are wanted: each sequence's last, or all of them.
-        precondition(sel.count == segments.count)
+        ctx.hook("h_nextn", -1, h, [t, d])
+        return PassOutput(logits: outputLogits(h, segments: segments, selection: batch.map(\.logits), ctx), hidden: h)
+    }
+
+    /// Refuses a sequence the pass cannot run (too long, past its context, twice in one pass, bad ids).
+    private func check(_ s: SequenceInput, against earlier: [PassSegment]) throws {
+        let n = s.tokens.count, cache = s.cache
+        guard n <= cache.maxPass else {
+            throw ModelError(description: "a pass of \(n) tokens exceeds the cache's \(cache.maxPass) per pass (split the batch)")
+        }
+        guard cache.nextPosition + n <= cache.context else {
+            throw ModelError(description: "context full: \(cache.nextPosition) + \(n) tokens exceed the context of \(cache.context)")
+        }
+        guard !earlier.contains(where: { $0.cache === cache }) else { throw ModelError(description: "a cache appears twice in one batch") }
+        if let bad = s.tokens.first(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
+            throw ModelError(description: "token id \(bad) is outside the vocabulary (0..<\(config.vocabSize))")
+        }
+    }
+
+    /// Output norm and head over the rows whose logits are wanted: each sequence's last, or all of them.
+    private func outputLogits(_ h: [Float], segments: [PassSegment], selection sel: [LogitsSelection], _ ctx: PassContext) -> [[Float]] {
+        let d = config.embeddingLength, v = config.vocabSize
         let rows = zip(segments, sel).flatMap { s, l in l == .all ? Array(s.start..<(s.start + s.count)) : [s.start + s.count - 1] }
         var last = [Float](repeating: 0, count: rows.count * d)  // [R, D]
         for (i, r) in rows.enumerated() { for c in 0..<d { last[i * d + c] = h[r * d + c] } }
         let normed = Ops.rmsNorm(last, weight: outputNorm, rows: rows.count, eps: config.rmsEpsilon)
-        hook("result_norm", -1, normed, [rows.count, d])
-        let logits = timed(.lmHead) { mm(output, normed, rows.count) }
-        hook("result_output", -1, logits, [rows.count, config.vocabSize])
-        let v = config.vocabSize
+        ctx.hook("result_norm", -1, normed, [rows.count, d])
+        let logits = ctx.timed(.lmHead) { mm(output, normed, rows.count) }  // [R, V]
+        ctx.hook("result_output", -1, logits, [rows.count, v])
         var out: [[Float]] = [], r0 = 0
         for (s, l) in zip(segments, sel) {
             let n = l == .all ? s.count : 1
             out.append(Array(logits[(r0 * v)..<((r0 + n) * v)]))
             r0 += n
         }
-        return (out, h)
+        return out
     }
 
-    /// One decoder block: h + attn(norm(h)), then + ffn(norm(·)).
-    func block(_ b: Step35Block, _ h: [Float], t: Int, positions: [Int32], segments: [PassSegment], experts: any ExpertBackend) -> [Float] {
+/// One decoder block: h + attn(norm(h)), then + ffn(norm(·)).
+    func block(_ b: Step35Block, _ h: [Float], t: Int, positions: [Int32], segments: [PassSegment], _ ctx: PassContext) throws -> [Float] {
         let il = b.index, d = config.embeddingLength
         let x = Ops.rmsNorm(h, weight: b.attnNorm, rows: t, eps: config.rmsEpsilon)
-        hook("attn_norm", il, x, [t, d])
-        let attn = timed(b.attention.window > 0 ? .attentionSWA : .attentionFull) {
-            attention(b.attention, x, t: t, positions: positions, segments: segments, il: il)
+        ctx.hook("attn_norm", il, x, [t, d])
+        let attn = ctx.timed(b.attention.window > 0 ? .attentionSWA : .attentionFull) {
+            attention(b.attention, x, t: t, positions: positions, segments: segments, il: il, ctx)
         }
         var ffnInp = h
         for i in 0..<(t * d) { ffnInp[i] += attn[i] }
-        hook("ffn_inp", il, ffnInp, [t, d])
+        ctx.hook("ffn_inp", il, ffnInp, [t, d])
         let xf = Ops.rmsNorm(ffnInp, weight: b.ffnNorm, rows: t, eps: config.rmsEpsilon)
-        hook("ffn_norm", il, xf, [t, d])
+        ctx.hook("ffn_norm", il, xf, [t, d])
         let f: [Float]
         switch b.ffn {
-        case .dense(let mlp): f = timed(.denseFFN) { self.mlp(mlp, xf, t: t) }
-        case .moe(let moe): f = self.moe(moe, xf, t: t, il: il, backend: experts)
+        case .dense(let mlp): f = ctx.timed(.denseFFN) { self.mlp(mlp, xf, t: t) }
+        case .moe(let moe): f = try self.moe(moe, xf, t: t, il: il, ctx)
         }
-        hook("ffn_out", il, f, [t, d])
+        ctx.hook("ffn_out", il, f, [t, d])
         var out = ffnInp
         for i in 0..<(t * d) { out[i] += f[i] }
-        hook("l_out", il, out, [t, d])
+        ctx.hook("l_out", il, out, [t, d])
         return out
     }
 
     /// Gated GQA attention with q/k RMSNorm and partial NeoX RoPE (spec §4).
-    func attention(_ a: Step35Attention, _ x: [Float], t: Int, positions: [Int32], segments: [PassSegment], il: Int) -> [Float] {
+    func attention(_ a: Step35Attention, _ x: [Float], t: Int, positions: [Int32], segments: [PassSegment], il: Int,
+                   _ ctx: PassContext) -> [Float] {
         let dh = a.headDim
         var q = mm(a.wq, x, t)  // [T, H·Dh]
         var k = mm(a.wk, x, t)  // [T, Hk·Dh]
         let v = mm(a.wv, x, t)  // [T, Hk·Dh]
-        hook("Qcur", il, q, [t, a.heads, dh])
-        hook("Kcur", il, k, [t, a.kvHeads, dh])
-        hook("Vcur", il, v, [t, a.kvHeads, dh])
+        ctx.hook("Qcur", il, q, [t, a.heads, dh])
+        ctx.hook("Kcur", il, k, [t, a.kvHeads, dh])
+        ctx.hook("Vcur", il, v, [t, a.kvHeads, dh])
         // Per-head norms: rows are (token, head) pairs of Dh.
         if let w = a.qNorm { q = Ops.rmsNorm(q, weight: w, rows: t * a.heads, eps: config.rmsEpsilon) }
         if let w = a.kNorm { k = Ops.rmsNorm(k, weight: w, rows: t * a.kvHeads, eps: config.rmsEpsilon) }
-        hook("Qcur_normed", il, q, [t, a.heads, dh])
-        hook("Kcur_normed", il, k, [t, a.kvHeads, dh])
+        ctx.hook("Qcur_normed", il, q, [t, a.heads, dh])
+        ctx.hook("Kcur_normed", il, k, [t, a.kvHeads, dh])
         Ops.ropeNeox(&q, heads: a.heads, headDim: dh, rotaryDims: a.rotaryDims, positions: positions,
                      base: a.ropeBase, factors: a.ropeFactors)
         Ops.ropeNeox(&k, heads: a.kvHeads, headDim: dh, rotaryDims: a.rotaryDims, positions: positions,
                      base: a.ropeBase, factors: a.ropeFactors)
-        hook("Qcur_pos", il, q, [t, a.heads, dh])
-        hook("Kcur_pos", il, k, [t, a.kvHeads, dh])
+        ctx.hook("Qcur_pos", il, q, [t, a.heads, dh])
+        ctx.hook("Kcur_pos", il, k, [t, a.kvHeads, dh])
         let shape = AttentionShape(heads: a.heads, kvHeads: a.kvHeads, headDim: dh, window: a.window,
                                    scale: 1 / Float(dh).squareRoot())
         // Each sequence appends to and attends over its own cache; one segment is the whole pass.
@@ -278,19 +301,19 @@ public final class Step35Model: @unchecked Sendable {
                 o.replaceSubrange((r.lowerBound * qw)..<(r.upperBound * qw), with: os)
             }
         }
-        profile?.add(window: a.window > 0, tokens: t, seconds: secondsSince(t0))
-        hook("attn_out", il, o, [t, a.heads, dh])
+        ctx.profile?.add(window: a.window > 0, tokens: t, seconds: secondsSince(t0))
+        ctx.hook("attn_out", il, o, [t, a.heads, dh])
         if let gw = a.gate {
             let g = mm(gw, x, t)  // [T, H]: one gate per head, broadcast over Dh
             let gs = g.map { 1 / (1 + expf(-$0)) }
-            hook("attn_gate_sigmoid", il, gs, [t, a.heads])
+            ctx.hook("attn_gate_sigmoid", il, gs, [t, a.heads])
             for i in 0..<(t * a.heads) {
                 for c in 0..<dh { o[i * dh + c] *= gs[i] }
             }
-            hook("attn_gated", il, o, [t, a.heads * dh])
+            ctx.hook("attn_gated", il, o, [t, a.heads * dh])
         }
         let out = mm(a.wo, o, t)
-        hook("attn_proj", il, out, [t, config.embeddingLength])
+        ctx.hook("attn_proj", il, out, [t, config.embeddingLength])
         return out
     }
 
@@ -301,7 +324,7 @@ public final class Step35Model: @unchecked Sendable {
     }
 
     /// Router: scores, top-A selection with the selection bias, renormalised and scaled weights ([T, A] each).
-    func route(_ m: Step35MoE, _ x: [Float], t: Int, il: Int) -> (experts: [Int32], weights: [Float]) {
+    func route(_ m: Step35MoE, _ x: [Float], t: Int, il: Int, _ ctx: PassContext) -> (experts: [Int32], weights: [Float]) {
         let e = m.gate.count, a = config.expertUsedCount
         let logits = mm(m.router, x, t)  // [T, E]
         var probs = logits
@@ -314,7 +337,7 @@ public final class Step35Model: @unchecked Sendable {
         } else {
             probs = logits.map { 1 / (1 + expf(-$0)) }
         }
-        hook("ffn_moe_probs", il, probs, [t, e])
+        ctx.hook("ffn_moe_probs", il, probs, [t, e])
         var experts = [Int32](repeating: 0, count: t * a)  // [T, A]
         var weights = [Float](repeating: 0, count: t * a)  // [T, A]
         for r in 0..<t {
@@ -334,23 +357,23 @@ public final class Step35Model: @unchecked Sendable {
                 weights[r * a + k] = w[k]
             }
         }
-        hook("ffn_moe_topk", il, experts.map(Float.init), [t, a])
-        hook("ffn_moe_weights_scaled", il, weights, [t, a])
-        expertStats?.record(layer: il, tokens: t, chosen: experts)
+        ctx.hook("ffn_moe_topk", il, experts.map(Float.init), [t, a])
+        ctx.hook("ffn_moe_weights_scaled", il, weights, [t, a])
+        ctx.expertStats?.record(layer: il, tokens: t, chosen: experts)
         return (experts, weights)
     }
 
     /// Router, top-A selection with the bias, renormalised and scaled weights, routed experts + shared expert.
-    func moe(_ m: Step35MoE, _ x: [Float], t: Int, il: Int, backend: any ExpertBackend) -> [Float] {
+    func moe(_ m: Step35MoE, _ x: [Float], t: Int, il: Int, _ ctx: PassContext) throws -> [Float] {
         let a = config.expertUsedCount, d = config.embeddingLength
-        let (experts, weights) = timed(.router) { route(m, x, t: t, il: il) }
-        var out = timed(.experts) {
-            backend.routedExperts(layer: m, layerIndex: il, x: x, tokens: t, experts: experts, weights: weights, topK: a, pool: pool)
+        let (experts, weights) = ctx.timed(.router) { route(m, x, t: t, il: il, ctx) }
+        var out = try ctx.timed(.experts) {
+            try ctx.experts.routedExperts(layer: m, layerIndex: il, x: x, tokens: t, experts: experts, weights: weights, topK: a, pool: pool)
         }
-        hook("ffn_moe_out", il, out, [t, d])
+        ctx.hook("ffn_moe_out", il, out, [t, d])
         if let sh = m.shared {
-            let s = timed(.shared) { mlp(sh, x, t: t) }
-            hook("ffn_shared_out", il, s, [t, d])
+            let s = ctx.timed(.shared) { mlp(sh, x, t: t) }
+            ctx.hook("ffn_shared_out", il, s, [t, d])
             for i in 0..<(t * d) { out[i] += s[i] }
         }
         return out

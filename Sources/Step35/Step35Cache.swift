@@ -23,8 +23,11 @@ public final class Step35Cache {
     public let maxPass: Int
     /// Position of the next token.
     public private(set) var nextPosition: Int = 0
+    /// Element type of every layer.
+    public let type: KVType
 
     init(blocks: [Step35Block], context: Int, type: KVType, maxPass: Int) {
+        self.type = type
         self.context = context
         self.maxPass = maxPass
         layers = blocks.map { b in
@@ -61,26 +64,43 @@ public final class Step35Cache {
     /// Bytes reserved for keys and values over all layers.
     public var byteCount: Int { layers.reduce(0) { $0 + $1.byteCount } }
 
+    /// Whether rolling back to the first `n` positions keeps every key the next token needs in every layer.
+    public func canRollBack(to n: Int) -> Bool { n <= nextPosition && layers.allSatisfy { $0.canRollBack(to: n) } }
+
+    /// Copies the rows the first `n` positions leave for the next token (all of them in full layers, the
+    /// window in sliding ones) from `other` and continues at position n.
+    public func copyPrefix(_ n: Int, from other: Step35Cache) {
+        for (mine, theirs) in zip(layers, other.layers) { mine.copyRows(from: theirs, positions: theirs.neededPositions(rollingBackTo: n)) }
+        nextPosition = n
+    }
+
     func advance(by n: Int) { nextPosition += n }
 }
 
 /// Where a forward pass spends its time: the attention kernel by layer kind (scores, softmax and the
 /// weighted sum over the cache), and seconds per model component (the bench's breakdown).
 public final class AttentionProfile: @unchecked Sendable {
-    /// Seconds and query tokens in the attention kernel, summed over layers of each kind.
-    public private(set) var fullSeconds = 0.0, slidingSeconds = 0.0
-    public private(set) var fullTokens = 0, slidingTokens = 0
-    /// Seconds per component, summed over layers and passes.
-    public private(set) var components: [Step35Component: Double] = [:]
+    private let lock = NSLock()
+    private var full = 0.0, sliding = 0.0, nFull = 0, nSliding = 0
+    private var parts: [Step35Component: Double] = [:]
     /// Creates an empty profile.
     public init() {}
+    /// Seconds and query tokens in the attention kernel, summed over layers of each kind.
+    public var fullSeconds: Double { lock.withLock { full } }
+    public var slidingSeconds: Double { lock.withLock { sliding } }
+    public var fullTokens: Int { lock.withLock { nFull } }
+    public var slidingTokens: Int { lock.withLock { nSliding } }
+    /// Seconds per component, summed over layers and passes (readable while passes run).
+    public var components: [Step35Component: Double] { lock.withLock { parts } }
     func add(window: Bool, tokens: Int, seconds: Double) {
-        if window { slidingSeconds += seconds; slidingTokens += tokens } else { fullSeconds += seconds; fullTokens += tokens }
+        lock.withLock {
+            if window { sliding += seconds; nSliding += tokens } else { full += seconds; nFull += tokens }
+        }
     }
     /// Adds seconds to a component.
-    public func add(_ c: Step35Component, seconds: Double) { components[c, default: 0] += seconds }
+    public func add(_ c: Step35Component, seconds: Double) { lock.withLock { parts[c, default: 0] += seconds } }
     /// Clears the sums.
-    public func reset() { fullSeconds = 0; slidingSeconds = 0; fullTokens = 0; slidingTokens = 0; components = [:] }
+    public func reset() { lock.withLock { full = 0; sliding = 0; nFull = 0; nSliding = 0; parts = [:] } }
 }
 
 /// The parts of a decoding step the bench breaks time into.

@@ -9,8 +9,9 @@ import ModelKit
 /// The in-process backend runs them here; a distributed transport sends them to expert-shard workers.
 public protocol ExpertBackend: Sendable {
     /// Returns Σ_k weight[t,k] · E_{expert[t,k]}(x[t]) for each token, [T, D].
+    /// Throws when the transport fails (a lost peer), which ends the pass for every sequence in it.
     func routedExperts(layer: Step35MoE, layerIndex: Int, x: [Float], tokens: Int, experts: [Int32], weights: [Float],
-                       topK: Int, pool: ThreadPool) -> [Float]
+                       topK: Int, pool: ThreadPool) throws -> [Float]
 }
 
 /// Runs every expert in this process, grouping tokens by expert so each expert's weights are read once.

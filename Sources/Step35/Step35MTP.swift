@@ -25,6 +25,20 @@ public final class Step35MTPCache {
                          window: b.block.attention.window, context: context, maxPass: maxPass)
         }
     }
+
+    /// Whether every block keeps the keys the next pair needs after a rollback to `n` positions.
+    public func canRollBack(to n: Int) -> Bool { layers.allSatisfy { $0.canRollBack(to: n) } }
+
+    /// Drops every pair at position `n` or later.
+    public func truncate(to n: Int) { for l in layers { l.truncate(to: n) } }
+
+    /// Copies the pairs the first `n` positions leave for the next one from `other`.
+    public func copyPrefix(_ n: Int, from other: Step35MTPCache) {
+        for (mine, theirs) in zip(layers, other.layers) { mine.copyRows(from: theirs, positions: theirs.neededPositions(rollingBackTo: n)) }
+    }
+
+    /// Bytes reserved for keys and values over all blocks.
+    public var byteCount: Int { layers.reduce(0) { $0 + $1.byteCount } }
 }
 
 extension Step35Model {
@@ -36,8 +50,8 @@ extension Step35Model {
     /// Runs MTP block `k` on T pairs (hidden state, token) at `positions`, appending to the block's
     /// cache after dropping any entries at or beyond the first position (stale drafts). Returns the logits of
     /// the last pair ([V]) and every pair's pre-norm output ([T, D], the next block's h).
-    public func mtpStep(_ k: Int, hidden h: [Float], tokens: [Int32], positions: [Int32], cache: Step35MTPCache)
-        -> (logits: [Float], hidden: [Float])
+    public func mtpStep(_ k: Int, hidden h: [Float], tokens: [Int32], positions: [Int32], cache: Step35MTPCache,
+                        _ ctx: PassContext = PassContext()) throws -> (logits: [Float], hidden: [Float])
     {
         let m = mtp[k], t = tokens.count, d = config.embeddingLength
         precondition(h.count == t * d && positions.count == t, "MTP step: shape mismatch")
@@ -60,13 +74,14 @@ extension Step35Model {
         }
         let il = m.block.index
         let u = Ops.matmul(m.ehProj, cat, tokens: t, pool: pool)  // [T, D]
-        debugHook?("mtp_eh_proj", il, u, [t, d])
-        let out = block(m.block, u, t: t, positions: positions, segments: [PassSegment(start: 0, count: t, cache: nil, layer: kv)],
-                        experts: LocalExperts())  // [T, D]
+        ctx.debugHook?("mtp_eh_proj", il, u, [t, d])
+        // MTP blocks have a dense FFN: the context's expert backend is never asked.
+        let out = try block(m.block, u, t: t, positions: positions, segments: [PassSegment(start: 0, count: t, cache: nil, layer: kv)],
+                            ctx)  // [T, D]
         let last = Array(out[((t - 1) * d)...])
         let normed = Ops.rmsNorm(last, weight: m.headNorm ?? outputNorm, rows: 1, eps: config.rmsEpsilon)
         let logits = Ops.matmul(m.head ?? output, normed, tokens: 1, pool: pool)
-        debugHook?("mtp_logits", il, logits, [1, config.vocabSize])
+        ctx.debugHook?("mtp_logits", il, logits, [1, config.vocabSize])
         return (logits, out)
     }
 }

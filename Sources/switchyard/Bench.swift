@@ -5,6 +5,7 @@
 // `-n` tokens greedily after one warm-up step and reports the mean per token.
 import ArgumentParser
 import CostModel
+import Engine
 import Kernels
 import Foundation
 import GGUF
@@ -115,12 +116,19 @@ struct Bench: ParsableCommand {
             maker = { try GGUFFile(bytes: Step35Synthetic.gguf(shape: shp, type: t)) }
             name = "step35-flash x\(scale) \(type) (synthetic\(routerSkew > 0 ? ", router skew \(routerSkew)" : ""))"
         }
-        guard let rt = try Runtime.make(options, file: maker) else { return }  // other ranks served the run
-        defer { rt.finish() }
-        let model = rt.model, file = rt.file
         let kv = KVType(rawValue: kvType)!
         let ctxs = try Self.parseContexts(contexts)
         let batches = try Self.parseContexts(batchSizes)
+        var config = EngineConfig()
+        config.parallel = batches.max() ?? 1
+        config.kvType = kv
+        config.profile = AttentionProfile()
+        config.recordExpertStats = true
+        config.prefixCache = false  // every row measures its own fill
+        config.contextSize = 0
+        guard let engine = try options.startEngine(config, open: maker) else { return }  // other ranks served the run
+        defer { engine.shutdown() }
+        let model = engine.model, file = engine.file
         if let avail = availableMemory(), let maxC = ctxs.max() {
             let need = model.config.kvBytes(context: maxC + nGen + 2, type: kv) * (batches.max() ?? 1)
             if need > avail {
@@ -130,17 +138,17 @@ struct Bench: ParsableCommand {
         let weights = file.tensors.reduce(0) { $0 + $1.byteCount }
         let setup = BenchSetup(model: name, weightBytes: weights, threads: model.pool.threads, kvType: kvType, fill: fill,
                                nGen: nGen, host: ProcessInfo.processInfo.hostName, cores: ProcessInfo.processInfo.activeProcessorCount,
-                               topology: rt.session.map { "\($0.topology.heads) head(s) + \($0.topology.workers) worker(s), \($0.topology.file)" } ?? "single process")
+                               topology: engine.session.map { "\($0.topology.heads) head(s) + \($0.topology.workers) worker(s), \($0.topology.file)" } ?? "single process")
         // Per batch size: the machine profile for the step's matmuls at that many tokens and the fixed step cost.
         var predictor: (spec: ModelCostSpec, bytesPerParam: Double, exchange: Double, byBatch: [Int: (profile: HardwareProfile, fixed: Double)])?
         if predict {
             let (calls, sampleRows) = BenchPredict.matmulCalls(model.config, file: file)
             let (spec, bpp) = BenchPredict.spec(model.config, file: file, kv: kv, moeLayers: model.moeLayerIndices.count)
             var exchange = 0.0
-            if let session = rt.session {
+            if let session = engine.session {
                 let d = model.config.embeddingLength, w = max(session.topology.workers, 1)
-                exchange = try session.probeExchange(rows: (model.config.expertUsedCount + w - 1) / w, rowBytes: session.dispatchRowBytes(hidden: d),
-                                                     combineBytes: 4 * d)
+                exchange = try engine.probeExchange(rows: (model.config.expertUsedCount + w - 1) / w, rowBytes: session.dispatchRowBytes(hidden: d),
+                                                    combineBytes: 4 * d)
                 print(String(format: "predict: one MoE layer's exchange with no compute in it (counts + dispatch + combine): %.1f us", exchange * 1e6))
             }
             var byBatch: [Int: (profile: HardwareProfile, fixed: Double)] = [:]
@@ -155,9 +163,7 @@ struct Bench: ParsableCommand {
             }
             predictor = (spec, bpp, exchange, byBatch)
         }
-        let stats = ExpertStats(layers: model.config.layerCount, experts: model.config.expertCount)
-        model.expertStats = stats
-        defer { model.expertStats = nil }
+        let stats = engine.expertStats!
         let total = ExpertStats(layers: model.config.layerCount, experts: model.config.expertCount)
         print("| model | size | threads | kv | fill | test | B | t/s | ms/token |" + (predict ? " predicted ms | measured/predicted |" : ""))
         print("|---|---|---|---|---|---|---|---|---|" + (predict ? "---|---|" : ""))
@@ -165,7 +171,7 @@ struct Bench: ParsableCommand {
         for c in ctxs { for b in batches {
             var reps: [BenchRow] = []
             for _ in 0..<repetitions {
-                reps.append(try measure(rt, context: c, batch: b, kv: kv, stats: stats))
+                reps.append(try measure(engine, context: c, batch: b, kv: kv, stats: stats))
                 total.add(stats)
             }
             var r = BenchRow.mean(of: reps)
@@ -207,7 +213,7 @@ struct Bench: ParsableCommand {
                   + String(format: " | %.3f | %.3f | %.1f | %.1f | %.1f | %.3f | %.3f | %.1f |", r.otherMs, r.msPerToken, r.kernelFullUs, r.kernelSWAUs,
                            Double(r.kvBytes) / 1_048_576, r.dispatchMs, r.combineMs, r.exchangeBytesPerToken / 1024))
         }
-        if rt.session != nil { print("(routed_experts under a topology is the whole exchange: dispatch + combine wait, which includes the slowest worker's compute)") }
+        if engine.session != nil { print("(routed_experts under a topology is the whole exchange: dispatch + combine wait, which includes the slowest worker's compute)") }
         print("\nexpert load (measured tokens; rows per token per MoE layer on each worker under the topology, max/mean over workers; expert max/mean per layer, mean over layers):")
         print("| context | B | " + (rows.first?.workerLoad.map { $0.indices.map { "w\($0)" }.joined(separator: " | ") + " | worker max/mean | per-layer max/mean | " } ?? "") + "expert max/mean |")
         print("|---|---|" + String(repeating: "---|", count: (rows.first?.workerLoad.map { $0.count + 2 } ?? 0) + 1))
@@ -217,11 +223,10 @@ struct Bench: ParsableCommand {
             } ?? ""
             print("| \(r.context) | \(r.batch) | " + w + String(format: "%.2f |", r.expertMaxOverMean))
         }
-        if let s = rt.session {
+        if engine.session != nil {
             // The workers' own clocks: seconds of expert compute each spent over the whole run (warm-ups and
-            // fills included), the slowest over the mean.
-            rt.finish()
-            let t = s.workerComputeSeconds
+            // fills included), the slowest over the mean; reported to rank 0 with every step.
+            let t = engine.snapshot().workerComputeSeconds
             if !t.isEmpty {
                 let mean = t.reduce(0, +) / Double(t.count)
                 print("\nworker expert compute over the run, s: " + t.enumerated().map { String(format: "w%d %.3f", $0.offset, $0.element) }.joined(separator: ", ")
@@ -258,45 +263,28 @@ struct Bench: ParsableCommand {
     /// One row: `batch` sequences reach the context (synthetic fill or real prefill), then decode 1 + nGen
     /// tokens each, together in one pass per step, as jobs (single process or across the cluster); the first
     /// decoded step is the warm-up. Sequence 0's tokens mark the steps (the others move in the same passes).
-    private func measure(_ rt: Runtime, context c: Int, batch: Int, kv: KVType, stats: ExpertStats) throws -> BenchRow {
-        let model = rt.model, v = model.config.vocabSize
+    private func measure(_ engine: Engine, context c: Int, batch: Int, kv: KVType, stats: ExpertStats) throws -> BenchRow {
+        let model = engine.model, v = model.config.vocabSize
         let synthetic = fill == "synthetic"
         // Sequence i enters with pass i + 1 (prompts join the decode passes one at a time), so from sequence
         // 0's token number `warm` on every pass decodes all of them; the pass before is the warm-up.
         let warm = max(2, batch)
-        let jobs = (0..<batch).map { i -> GenerationJob in
+        let requests = (0..<batch).map { i -> InferenceRequest in
             let prompt = synthetic ? [Int32((c + i) % v)] : (0..<max(c, 1)).map { Int32(($0 * 37 + 5 + i) % v) }
-            var job = GenerationJob(id: i, prompt: prompt, nPredict: nGen + warm, draft: draft, kvType: kv)
-            job.syntheticFill = synthetic ? c : 0
-            return job
+            return InferenceRequest(prompt: prompt, maxTokens: nGen + warm, ignoreEOS: true, draft: draft, syntheticFill: synthetic ? c : 0)
         }
-        let profile = AttentionProfile()
-        model.profile = profile
-        defer { model.profile = nil }
+        let profile = engine.config.profile!
+        profile.reset()
         let mark = RowMark()
-        let session = rt.session
+        let session = engine.session
         let pool = model.pool
-        // Start the clock at sequence 0's token `warm`.
-        let results = try rt.run(jobs, parallel: batch) { id, _ in
-            guard id == 0 else { return }
-            mark.count += 1
-            mark.end = DispatchTime.now()  // the last token's arrival (not the job's teardown, which frees the KV)
-            mark.endRuns = pool.runs
-            // Everything measured stops here too: other sequences of the batch may still run a pass after
-            // sequence 0's last token (they entered a pass later), and that pass is not in the clock.
-            mark.endComponents = profile.components
-            mark.endFull = profile.fullSeconds
-            mark.endSliding = profile.slidingSeconds
-            mark.endStats = session?.headStats
-            if mark.count == warm {
-                mark.startRuns = pool.runs
-                stats.reset()
-                profile.reset()
-                mark.stats = session?.headStats
-                mark.start = DispatchTime.now()
-            }
+        // Start the clock at sequence 0's token `warm` (events come on the engine's thread, right after the pass).
+        let outcomes = try engine.generate(requests) { id, e in
+            guard id == 0, case .tokens(let t) = e else { return }
+            for _ in t.tokens { mark.token(warm: warm, pool: pool, profile: profile, session: session, stats: stats) }
         }
-        let result = results[0]
+        if let bad = outcomes.first(where: { $0.completion.reason == .error }) { throw ValidationError(bad.completion.error ?? "failed") }
+        let result = outcomes[0]
         let end = mark.end
         // Per generated token (with drafting a pass can yield several; a step yields one per sequence).
         let steps = result.tokens.count - warm
@@ -328,7 +316,7 @@ struct Bench: ParsableCommand {
                         otherMs: max(0, total - breakdown.values.reduce(0, +)),
                         kernelFullUs: full > 0 ? mark.endFull * 1e6 / (passes * Double(full)) : 0,
                         kernelSWAUs: swa > 0 ? mark.endSliding * 1e6 / (passes * Double(swa)) : 0,
-                        kvBytes: model.config.kvBytes(context: jobs[0].contextSize, type: kv) * batch, dispatchMs: dispatch, combineMs: combine,
+                        kvBytes: model.config.kvBytes(context: c + requests[0].prompt.count + nGen + warm + draft + 1, type: kv) * batch, dispatchMs: dispatch, combineMs: combine,
                         exchangeBytesPerToken: exchangeBytes,
                         callsPerToken: Double(mark.endRuns - mark.startRuns) / tokens,
                         workerLoad: workerLoad, workerMaxOverMean: workerLoad.flatMap { l in wmean.map { $0 > 0 ? l.max()! / $0 : 0 } },
@@ -346,6 +334,26 @@ private final class RowMark: @unchecked Sendable {
     var endComponents: [Step35Component: Double] = [:]
     var endFull = 0.0, endSliding = 0.0
     var endStats: ExchangeStats?
+
+    /// Sequence 0's next token: the clock starts at token `warm` and every figure stops at the last one.
+    func token(warm: Int, pool: ThreadPool, profile: AttentionProfile, session: ClusterSession?, stats: ExpertStats) {
+        count += 1
+        end = DispatchTime.now()  // the last token's arrival (not the job's teardown, which frees the KV)
+        endRuns = pool.runs
+        // Everything measured stops here too: other sequences of the batch may still run a pass after
+        // sequence 0's last token (they entered a pass later), and that pass is not in the clock.
+        endComponents = profile.components
+        endFull = profile.fullSeconds
+        endSliding = profile.slidingSeconds
+        endStats = session?.headStats
+        if count == warm {
+            startRuns = pool.runs
+            stats.reset()
+            profile.reset()
+            self.stats = session?.headStats
+            start = DispatchTime.now()
+        }
+    }
 }
 
 /// What a bench run measured on (the JSON's `setup`).

@@ -14,6 +14,7 @@
 //   - the fixed host cost of a step (kernel dispatch, norms, RoPE, routing, bookkeeping): a decode step of
 //     a model with the same layers, heads, experts and top-k but 32-wide matrices, timed on this machine.
 import CostModel
+import Engine
 import Foundation
 import GGUF
 import Kernels
@@ -147,15 +148,22 @@ enum BenchPredict {
         s.headsSWA = layers.first { config.isSWA($0) }.map { config.headCount[$0] } ?? s.headsFull
         s.kvHeads = config.headCountKV[0]; s.ffn = 32; s.experts = max(config.expertCount, 1); s.expertsUsed = max(config.expertUsedCount, 1)
         s.expertFFN = 32; s.sharedFFN = 32; s.window = config.slidingWindow; s.context = 4096
-        let model = try Step35Model(file: try GGUFFile(bytes: Step35Synthetic.gguf(shape: s, type: .f32)), threads: threads)
+        let file = try GGUFFile(bytes: Step35Synthetic.gguf(shape: s, type: .f32))
+        var config = EngineConfig()
+        config.parallel = batch
+        config.prefixCache = false
+        guard let engine = try Engine.start(ModelSource(threads: threads) { file }, config: config) else { return 0 }
+        defer { engine.shutdown() }
         let warm = max(16, batch + 1), n = 48  // every sequence decoding before the clock starts
         let clock = FixedClock()
-        let jobs = (0..<batch).map { GenerationJob(id: $0, prompt: [Int32(1 + $0)], nPredict: warm + n) }
-        _ = try model.run(jobs, parallel: batch) { id, _ in
-            guard id == 0 else { return }
-            clock.count += 1
-            if clock.count == warm { clock.start = DispatchTime.now() }
-            clock.end = DispatchTime.now()
+        let requests = (0..<batch).map { InferenceRequest(prompt: [Int32(1 + $0)], maxTokens: warm + n, ignoreEOS: true) }
+        _ = try engine.generate(requests) { id, e in
+            guard id == 0, case .tokens(let t) = e else { return }
+            for _ in t.tokens {
+                clock.count += 1
+                if clock.count == warm { clock.start = DispatchTime.now() }
+                clock.end = DispatchTime.now()
+            }
         }
         return Double(clock.end.uptimeNanoseconds - clock.start.uptimeNanoseconds) / 1e9 / Double(n)
     }

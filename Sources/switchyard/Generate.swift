@@ -1,5 +1,6 @@
 // `switchyard generate`: prompt in, tokens out, with llama-cli style flags.
 import ArgumentParser
+import Engine
 import Foundation
 import GGUF
 import ModelKit
@@ -69,79 +70,72 @@ struct Generate: ParsableCommand {
     }
 
     private func generate() throws {
-        do {
-            guard let rt = try Runtime.make(options) else { return }  // a non-coordinator rank served the job
-            defer { rt.finish() }
-            let tokenizer = try? BPETokenizer(gguf: rt.file)
-            var prompts: [[Int32]] = try promptTokens.map { try parseTokenList($0) }
-            if promptTokens.isEmpty {
-                guard let tok = tokenizer else { throw ValidationError("this model has no usable tokenizer: use --prompt-tokens") }
-                for text in prompt.isEmpty ? [""] : prompt {
-                    var ids = tok.encode(text, addSpecial: true, parseSpecial: true)
-                    if ids.isEmpty, let b = tok.bos { ids = [b] }
-                    prompts.append(ids)
-                }
-            }
-            let stop = ignoreEos ? [] : Array(tokenizer?.endOfGeneration ?? [])
-            let jobs: [GenerationJob] = prompts.enumerated().map { (i: Int, ids: [Int32]) -> GenerationJob in
-                // Each sequence draws from its own stream, so results do not depend on where it runs.
-                GenerationJob(id: i, prompt: ids, nPredict: nPredict,
-                              sampling: SamplingParams(temperature: temp, topK: topK, topP: topP, seed: seed &+ UInt64(i)),
-                              stop: stop, draft: draft, context: cacheOptions.ctxSize, kvType: cacheOptions.type,
-                              ubatch: cacheOptions.ubatch)
-            }
-            let printer = TokenPrinter(tokenizer: tokenizer, ids: printIds)
-            let t0 = DispatchTime.now()
-            // One sequence streams as it is sampled; several print in order at the end.
-            // --verbose profiles attention during decoding (the first token ends the prompt: reset there).
-            let profile = verbose ? AttentionProfile() : nil
-            rt.model.profile = profile
-            let firstToken = OnceFlag()
-            var stream: (@Sendable (Int, Int32) -> Void)? = nil
-            if jobs.count == 1 {
-                stream = { @Sendable (_: Int, t: Int32) in
-                    if firstToken.set() { profile?.reset() }
-                    printer.put(t)
-                }
-            }
-            let stats = expertStats.map { _ in ExpertStats(layers: rt.model.config.layerCount, experts: rt.model.config.expertCount) }
-            rt.model.expertStats = stats
-            let results = try rt.run(jobs, parallel: parallel, onToken: stream)
-            if let path = expertStats, let stats {
-                try ExpertStatsFile(stats, source: "switchyard generate \(options.displayName), \(jobs.count) sequence(s)", topK: rt.model.config.expertUsedCount)
-                    .write(to: path)
-            }
-            let wall = secondsSince(t0)
-            if jobs.count == 1 {
+        let profile = verbose ? AttentionProfile() : nil
+        var config = try cacheOptions.engineConfig(parallel: parallel, maxQueue: max(256, prompt.count + promptTokens.count))
+        config.profile = profile
+        config.recordExpertStats = expertStats != nil
+        guard let engine = try options.startEngine(config) else { return }  // a non-coordinator rank served the job
+        defer { engine.shutdown() }
+        let tokenizer = engine.tokenizer
+        var prompts: [[Int32]] = try promptTokens.map { try parseTokenList($0) }
+        if promptTokens.isEmpty {
+            guard tokenizer != nil else { throw ValidationError("this model has no usable tokenizer: use --prompt-tokens") }
+            for text in prompt.isEmpty ? [""] : prompt { prompts.append(engine.tokenize(text)) }
+        }
+        let requests = prompts.enumerated().map { i, ids in
+            // Each sequence draws from its own stream, so results do not depend on where it runs.
+            InferenceRequest(prompt: ids, sampling: SamplingParams(temperature: temp, topK: topK, topP: topP, seed: seed &+ UInt64(i)),
+                             maxTokens: nPredict, ignoreEOS: ignoreEos, draft: draft)
+        }
+        let printer = TokenPrinter(tokenizer: tokenizer, ids: printIds)
+        let t0 = DispatchTime.now()
+        // One sequence streams as it is made; several print in order at the end. --verbose profiles
+        // attention during decoding (the first token ends the prompt: reset there).
+        let firstToken = OnceFlag()
+        let single = requests.count == 1
+        let outcomes = try engine.generate(requests) { _, e in
+            guard single, case .tokens(let t) = e else { return }
+            if firstToken.set() { profile?.reset() }
+            for id in t.tokens { printer.put(id) }
+        }
+        if let path = expertStats, let s = engine.expertStats {
+            try ExpertStatsFile(s, source: "switchyard generate \(options.displayName), \(requests.count) sequence(s)", topK: engine.model.config.expertUsedCount)
+                .write(to: path)
+        }
+        let wall = secondsSince(t0)
+        if single {
+            printer.end()
+        } else {
+            for (i, o) in outcomes.enumerated() {
+                printer.write("### sequence \(i)\n")
+                for t in o.tokens { printer.put(t) }
                 printer.end()
-            } else {
-                for r in results {
-                    printer.write("### sequence \(r.id)\n")
-                    for t in r.tokens { printer.put(t) }
-                    printer.end()
-                }
-            }
-            if verbose {
-                report(results, jobs: jobs, wall: wall, rt: rt)
-                if let p = profile, jobs.count == 1, p.fullTokens + p.slidingTokens > 0 {
-                    let ctx = jobs[0].prompt.count + results[0].tokens.count
-                    FileHandle.standardError.write(Data(String(format: "attention (decode, context %d..%d): full layers %.2f us per token per layer, sliding-window layers %.2f us\n",
-                        jobs[0].prompt.count, ctx, p.fullSeconds / Double(max(p.fullTokens, 1)) * 1e6,
-                        p.slidingSeconds / Double(max(p.slidingTokens, 1)) * 1e6).utf8))
-                }
             }
         }
+        let failed = outcomes.enumerated().filter { $0.element.completion.reason == .error }
+        for (i, o) in failed { FileHandle.standardError.write(Data("error: sequence \(i): \(o.completion.error ?? "failed")\n".utf8)) }
+        if verbose {
+            report(outcomes, prompts: prompts, wall: wall, engine: engine)
+            if let p = profile, single, p.fullTokens + p.slidingTokens > 0 {
+                let ctx = prompts[0].count + outcomes[0].tokens.count
+                FileHandle.standardError.write(Data(String(format: "attention (decode, context %d..%d): full layers %.2f us per token per layer, sliding-window layers %.2f us\n",
+                    prompts[0].count, ctx, p.fullSeconds / Double(max(p.fullTokens, 1)) * 1e6,
+                    p.slidingSeconds / Double(max(p.slidingTokens, 1)) * 1e6).utf8))
+            }
+        }
+        if !failed.isEmpty { engine.shutdown(); throw ExitCode(1) }
     }
 
-    private func report(_ results: [GenerationResult], jobs: [GenerationJob], wall: Double, rt: Runtime) {
+    private func report(_ outcomes: [RequestOutcome], prompts: [[Int32]], wall: Double, engine: Engine) {
         var lines = ["model: \(options.displayName)"]
-        for r in results {
-            let p = jobs[r.id].prompt.count, steps = max(r.tokens.count - 1, 0)
-            lines.append(String(format: "%@prompt eval: %d tokens in %.2f ms (%.2f tokens/s)", results.count > 1 ? "[\(r.id)] " : "",
-                                p, r.promptSeconds * 1000, Double(p) / max(r.promptSeconds, 1e-9)))
+        let many = outcomes.count > 1
+        for (i, o) in outcomes.enumerated() {
+            let u = o.completion.usage, p = prompts[i].count, steps = max(o.tokens.count - 1, 0)
+            lines.append(String(format: "%@prompt eval: %d tokens in %.2f ms (%.2f tokens/s)", many ? "[\(i)] " : "",
+                                p, u.promptSeconds * 1000, Double(p) / max(u.promptSeconds, 1e-9)))
             lines.append(String(format: "%@decode: %d forward passes in %.2f ms (%.2f tokens/s), %d threads",
-                                results.count > 1 ? "[\(r.id)] " : "", steps, r.decodeSeconds * 1000,
-                                steps > 0 ? Double(steps) / r.decodeSeconds : 0, rt.model.pool.threads))
+                                many ? "[\(i)] " : "", steps, u.decodeSeconds * 1000,
+                                steps > 0 ? Double(steps) / u.decodeSeconds : 0, engine.model.pool.threads))
         }
         if draft > 0 {
             func line(_ label: String, _ st: SpeculationStats, made: Int) -> String {
@@ -150,24 +144,25 @@ struct Generate: ParsableCommand {
                               draft, st.steps, st.steps > 0 ? Double(made) / Double(st.steps) : 0, rates.joined(separator: ", "))
             }
             var total = SpeculationStats(depth: draft)
-            for r in results {
-                total.add(r.speculation)
-                if results.count > 1 { lines.append(line("[\(r.id)] ", r.speculation, made: max(r.tokens.count - 1, 0))) }
+            for (i, o) in outcomes.enumerated() {
+                total.add(o.completion.usage.speculation)
+                if many { lines.append(line("[\(i)] ", o.completion.usage.speculation, made: max(o.tokens.count - 1, 0))) }
             }
-            lines.append(line(results.count > 1 ? "total " : "", total, made: results.reduce(0) { $0 + max($1.tokens.count - 1, 0) }))
+            lines.append(line(many ? "total " : "", total, made: outcomes.reduce(0) { $0 + max($1.tokens.count - 1, 0) }))
         }
-        if let j = jobs.first {
-            let kv = rt.model.config.kvBytes(context: j.contextSize, type: j.kvType, maxPass: j.maxPass, mtp: j.draft > 0)
-            lines.append(String(format: "kv cache: %@, context %d, %.2f MiB reserved per sequence (%d-token passes)", j.kvType.rawValue,
-                                j.contextSize, Double(kv) / 1_048_576, j.maxPass))
+        if let p = prompts.first {
+            let ctx = p.count + nPredict + draft + 1, pass = max(min(cacheOptions.ubatch, p.count), draft + 1, 1)
+            let kv = engine.model.config.kvBytes(context: ctx, type: cacheOptions.type, maxPass: pass, mtp: draft > 0)
+            lines.append(String(format: "kv cache: %@, context %d, %.2f MiB reserved per sequence (%d-token passes); budget %.2f MiB",
+                                cacheOptions.type.rawValue, ctx, Double(kv) / 1_048_576, pass, Double(engine.kvBudget) / 1_048_576))
         }
-        let total = results.reduce(0) { $0 + $1.tokens.count }
-        if results.count > 1 {
-            lines.append(String(format: "total: %d sequences, %d tokens generated in %.2f ms wall (%.2f tokens/s)", results.count,
+        let total = outcomes.reduce(0) { $0 + $1.tokens.count }
+        if many {
+            lines.append(String(format: "total: %d sequences, %d tokens generated in %.2f ms wall (%.2f tokens/s)", outcomes.count,
                                 total, wall * 1000, Double(total) / wall))
         }
-        if let s = rt.session {
-            rt.finish()
+        if let s = engine.session {
+            engine.shutdown()
             let st = s.headStats, n = Double(max(st.layers, 1))
             lines.append(String(format: "exchange: %d MoE layer passes, %d lane(s); per layer: dispatch %.3f ms, combine wait %.3f ms (of which slowest worker compute %.3f ms)",
                                 st.layers, s.topology.microBatches, st.dispatch / n * 1000, st.combine / n * 1000, s.maxWorkerCompute / n * 1000))
@@ -177,26 +172,13 @@ struct Generate: ParsableCommand {
         FileHandle.standardError.write(Data((lines.joined(separator: "\n") + "\n").utf8))
     }
 
-    /// Splits bytes into the longest complete UTF-8 prefix (as text) and an unfinished tail.
-    static func completeUTF8(_ b: [UInt8]) -> (String, [UInt8]) {
-        // Find the last lead byte (at most 3 continuation bytes back) and check its sequence is complete.
-        var i = b.count - 1
-        while i >= 0 && b.count - i <= 3 && b[i] & 0xC0 == 0x80 { i -= 1 }
-        var cut = b.count
-        if i >= 0 {
-            let c = b[i]
-            let need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1
-            if need > b.count - i { cut = i }
-        }
-        return (String(decoding: b[..<cut], as: UTF8.self), Array(b[cut...]))
-    }
 }
 
 /// Writes generated tokens to stdout as text (holding back unfinished UTF-8) or as ids, one per line.
 final class TokenPrinter: @unchecked Sendable {
     let tokenizer: BPETokenizer?
     let ids: Bool
-    private var pending: [UInt8] = []
+    private var stream = TextStream()
     private let out = FileHandle.standardOutput
 
     init(tokenizer: BPETokenizer?, ids: Bool) {
@@ -209,17 +191,14 @@ final class TokenPrinter: @unchecked Sendable {
     func put(_ t: Int32) {
         if ids { return write("\(t)\n") }
         guard let tok = tokenizer else { return }
-        pending += tok.bytes(of: t)
-        let (text, rest) = Generate.completeUTF8(pending)
-        pending = rest
+        let text = stream.push(tok.bytes(of: t))
         if !text.isEmpty { write(text) }
     }
 
     /// Ends one sequence's output.
     func end() {
         guard !ids else { return }
-        if !pending.isEmpty { write(String(decoding: pending, as: UTF8.self)) }
-        pending = []
+        write(stream.finish())
         write("\n")
     }
 }
@@ -231,3 +210,4 @@ final class OnceFlag: @unchecked Sendable {
     /// Sets the flag; true the first time.
     func set() -> Bool { lock.withLock { defer { done = true }; return !done } }
 }
+

@@ -1,5 +1,6 @@
 // `switchyard logits`: one forward pass, every position's logits as raw float32.
 import ArgumentParser
+import Engine
 import Foundation
 import ModelKit
 import Step35
@@ -23,16 +24,17 @@ struct Logits: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let ids = try parseTokenList(tokens)
-            guard let rt = try Runtime.make(options) else { return }
-            defer { rt.finish() }
-            let model = rt.model
+            var config = try cacheOptions.engineConfig()
             if let dir = dumpDir {
                 try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-                model.debugHook = dumpingHook(directory: dir)
+                config.debugHook = dumpingHook(directory: dir)
             }
-            let job = GenerationJob(id: 0, prompt: ids, nPredict: 0, promptLogits: true, context: cacheOptions.ctxSize,
-                                    kvType: cacheOptions.type, ubatch: cacheOptions.ubatch)
-            guard let logits = try rt.run([job]).first?.logits else { throw ValidationError("no logits came back") }
+            guard let engine = try options.startEngine(config) else { return }
+            defer { engine.shutdown() }
+            let outcome = try engine.generate([InferenceRequest(prompt: ids, maxTokens: 0, promptLogits: true)])[0]
+            guard let logits = outcome.completion.promptLogits else {
+                throw ValidationError("no logits came back: \(outcome.completion.error ?? "\(outcome.completion.reason)")")
+            }
             // Float is little-endian on every platform Swift runs on here; the bytes go out as they are.
             let data = logits.withUnsafeBytes { Data($0) }
             guard FileManager.default.createFile(atPath: out, contents: data) else {

@@ -1,5 +1,6 @@
 // Options shared by every command that loads a model.
 import ArgumentParser
+import Engine
 import Foundation
 import GGUF
 import ModelKit
@@ -28,6 +29,17 @@ struct ModelOptions: ParsableArguments {
 
     var displayName: String { model ?? "embedded tiny Step 3.5 model (random weights)" }
 
+    /// Where the engine gets the model (`open` overrides the file, e.g. a built-in shape).
+    func source(open: (() throws -> GGUFFile)? = nil) -> ModelSource {
+        let o = self
+        return ModelSource(threads: threadsOption, topology: topology) { try open?() ?? o.file() }
+    }
+
+    /// Starts the engine (nil on ranks other than 0, which served the job); setup errors as messages.
+    func startEngine(_ config: EngineConfig, open: (() throws -> GGUFFile)? = nil) throws -> Engine? {
+        do { return try Engine.start(source(open: open), config: config) } catch let e as FollowerExit { throw ExitCode(e.status) }
+    }
+
     func validate() throws {
         guard threadsOption.map({ $0 >= 1 && $0 <= 1024 }) ?? true else { throw ValidationError("--threads must be between 1 and 1024") }
     }
@@ -46,8 +58,11 @@ func parseTokenList(_ s: String) throws -> [Int32] {
 /// KV cache and batching options, named as llama.cpp names them.
 struct CacheOptions: ParsableArguments {
     @Option(name: [.customShort("c"), .customLong("ctx-size")],
-            help: "Context to reserve KV memory for, up to 262144 (default 0: what each sequence needs).")
+            help: "Total positions of KV cache shared by the sequences (llama-server's -c with -np), up to 262144 (default 0: the model's context per sequence, within the memory available).")
     var ctxSize: Int = 0
+
+    @Option(help: "KV budget per head, e.g. 512M or 4G (default: what --ctx-size implies, else 3/4 of the memory available).")
+    var kvBudget: String?
 
     @Option(help: "KV cache type: f32, f16 or q8_0 (int8 blocks of 32 with one scale; attention reads it in place).")
     var kvType: String = "f32"
@@ -57,9 +72,31 @@ struct CacheOptions: ParsableArguments {
 
     var type: KVType { KVType(rawValue: kvType)! }
 
+    /// The engine's settings for these options.
+    func engineConfig(parallel: Int = 1, maxQueue: Int = 256) throws -> EngineConfig {
+        var c = EngineConfig()
+        c.parallel = parallel
+        c.maxQueue = maxQueue
+        c.contextSize = ctxSize
+        c.kvType = type
+        c.ubatch = ubatch
+        c.kvBudget = try kvBudget.map(parseBytes)
+        return c
+    }
+
     func validate() throws {
+        _ = try kvBudget.map(parseBytes)
         guard KVType(rawValue: kvType) != nil else { throw ValidationError("--kv-type must be f32, f16 or q8_0 (got '\(kvType)')") }
         guard (0...262_144).contains(ctxSize) else { throw ValidationError("--ctx-size must be between 0 and 262144") }
         guard ubatch >= 1 else { throw ValidationError("--ubatch-size must be >= 1") }
     }
+}
+
+/// Parses a byte count: a number with an optional K, M or G suffix (powers of 1024), e.g. 512M.
+func parseBytes(_ s: String) throws -> Int {
+    let t = s.trimmingCharacters(in: .whitespaces).uppercased()
+    let units: [Character: Int] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30]
+    let (digits, unit) = t.last.flatMap { units[$0] }.map { (String(t.dropLast()), $0) } ?? (t.hasSuffix("B") ? String(t.dropLast()) : t, 1)
+    guard let v = Double(digits), v > 0 else { throw ValidationError("a byte count must look like 512M or 4G (got '\(s)')") }
+    return Int(v * Double(unit))
 }

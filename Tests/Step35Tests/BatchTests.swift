@@ -46,38 +46,3 @@ import Testing
     }
 }
 
-/// Continuous batching of whole jobs.
-@Suite struct BatchedRunsTests {
-    /// If this fails, a prompt chunk riding in the same pass as other sequences' decode steps (chunked
-    /// prefill mixed with decoding) changes anyone's tokens: a 150-token prompt in 32-token chunks enters
-    /// while two short jobs decode, at parallel 3, against the jobs run one by one.
-    @Test func promptChunksMixWithDecodeSteps() throws {
-        let m = try Step35Model(file: try GGUFFile(path: Fixtures.path("tiny-a-f32.gguf")), threads: 2)
-        let long = (0..<150).map { Int32(($0 * 13 + 7) % 400 + 1) }
-        let jobs = [GenerationJob(id: 0, prompt: [1, 2], nPredict: 24, ubatch: 32),
-                    GenerationJob(id: 1, prompt: [5], nPredict: 24, ubatch: 32),
-                    GenerationJob(id: 2, prompt: long, nPredict: 8, ubatch: 32)]
-        let one = try jobs.map { try m.run($0) }.map(\.tokens)
-        #expect(try m.run(jobs, parallel: 3).map(\.tokens) == one)
-    }
-
-    /// If this fails, running jobs with several sequences per pass (`--parallel`) changes their tokens, or
-    /// queued jobs are lost or reordered when finished ones leave: 5 jobs of different prompt and output
-    /// lengths, greedy and sampled, with drafting on, at parallel 2 and 5 must give exactly the tokens of
-    /// running them one by one.
-    @Test(arguments: [0, 1])
-    func parallelJobsMatchOneByOne(draft: Int) throws {
-        let m = try Step35Model(file: try GGUFFile(path: Fixtures.path("tiny-a-f32.gguf")), threads: 2)
-        let prompts: [[Int32]] = [[1, 2, 3], [4, 5], [7], [9, 9, 9, 9], [11, 300]]
-        for sampling in [SamplingParams(), SamplingParams(temperature: 0.9, seed: 7)] {
-            let jobs = prompts.enumerated().map { i, p in
-                GenerationJob(id: i, prompt: p, nPredict: 6 + 3 * i, sampling: sampling, draft: draft)
-            }
-            let one = try jobs.map { try m.run($0) }.map(\.tokens)
-            for parallel in [2, 5] {
-                let together = try m.run(jobs, parallel: parallel).map(\.tokens)
-                #expect(together == one, "parallel \(parallel), draft \(draft), temperature \(sampling.temperature)")
-            }
-        }
-    }
-}

@@ -26,3 +26,31 @@ enum Fixtures {
 
     static func path(_ file: String) -> String { "\(directory)/\(file)" }
 }
+
+import ModelKit
+import Step35
+
+/// Test drivers over the one forward pass (`Step35Model.forward` with a batch of sequences): one sequence
+/// at a time, and one job run to its end. Product code schedules through the engine.
+extension Step35Model {
+    func forward(_ t: [Int32], cache: Step35Cache, logits: LogitsSelection = .last) throws -> [Float] {
+        try forward([SequenceInput(t, cache: cache, logits: logits)]).logits[0]
+    }
+
+    func forwardHidden(_ t: [Int32], cache: Step35Cache, logits: LogitsSelection = .last) throws -> (logits: [Float], hidden: [Float]) {
+        let out = try forward([SequenceInput(t, cache: cache, logits: logits)])
+        return (out.logits[0], out.hidden)
+    }
+
+    func forwardBatch(_ batch: [([Int32], Step35Cache)]) throws -> [[Float]] {
+        try forward(batch.map { SequenceInput($0.0, cache: $0.1) }).logits
+    }
+
+    /// Runs a job alone to its end, one pass at a time.
+    func run(_ job: GenerationJob, drafter: (([Int32], Int) -> [Int32])? = nil) throws -> GenerationResult {
+        let s = SequenceRun(job, model: self)
+        s.drafter = drafter
+        while try !SequenceRun.runPass([s], model: self, PassContext()).isEmpty {}
+        return s.result
+    }
+}

@@ -66,7 +66,7 @@ import Testing
         var worst: Float = 0
         for k in 0..<m.mtp.count {
             let cache = m.makeMTPCache()
-            let fast = m.mtpStep(k, hidden: h, tokens: toks, positions: (0..<t).map(Int32.init), cache: cache)
+            let fast = try m.mtpStep(k, hidden: h, tokens: toks, positions: (0..<t).map(Int32.init), cache: cache)
             let ref = Self.reference(m, k, h: h, tokens: toks)
             let lastRef = Array(ref.logits[((t - 1) * v)...])
             let dl = zip(fast.logits, lastRef).map { abs($0 - $1) }.max()!
@@ -109,7 +109,7 @@ import Testing
         let shifted = [Float](repeating: 0, count: d) + h.prefix((n - 1) * d)  // h_{q-1}, zeros at q = 0
         var worst: Float = 0
         for k in 0..<meta.heads {
-            let out = m.mtpStep(k, hidden: shifted, tokens: meta.prompt, positions: (0..<n).map(Int32.init),
+            let out = try m.mtpStep(k, hidden: shifted, tokens: meta.prompt, positions: (0..<n).map(Int32.init),
                                 cache: m.makeMTPCache()).hidden
             let normed = Ops.rmsNorm(out, weight: m.mtp[k].headNorm ?? m.outputNorm, rows: n, eps: m.config.rmsEpsilon)
             let logits = Ops.matmul(m.mtp[k].head ?? m.output, normed, tokens: n, pool: m.pool)  // [n, V]

@@ -18,13 +18,7 @@ import Testing
 
     /// Runs a job with a custom drafter.
     static func run(_ m: Step35Model, _ job: GenerationJob, drafter: (([Int32], Int) -> [Int32])?) throws -> GenerationResult {
-        let s = SequenceRun(job, model: m)
-        s.drafter = drafter
-        while let input = s.nextInput() {
-            let (l, h) = try m.forwardHidden(input, cache: s.cache, logits: s.selection)
-            s.consume(l, hidden: h, vocab: m.config.vocabSize)
-        }
-        return s.result
+        try m.run(job, drafter: drafter)
     }
 
     /// If this fails, drafting with the model's own MTP blocks (random weights: drafts mostly rejected, so

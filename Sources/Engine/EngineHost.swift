@@ -1,0 +1,106 @@
+// Starting an engine: load the model, and under a topology join the MPI job, bind the worker to its NUMA
+// node, check the topology against the model with every rank, and pick the expert backend (the lanes'
+// exchanges). Rank 0 (or the single process) gets the engine; every other rank serves the job inside
+// `start` and gets nil back when rank 0 shuts down.
+import Foundation
+import Cluster
+import GGUF
+import Step35
+import SwiftMPI
+import SwiftNUMA
+
+/// Where the model comes from and how the process takes part.
+public struct ModelSource: @unchecked Sendable {
+    /// Opens the GGUF (a path, or an in-memory synthetic model); every rank calls it.
+    public var open: () throws -> GGUFFile
+    /// Kernel threads (nil: all cores, or under a topology the topology's threads for the rank's role).
+    public var threads: Int?
+    /// Expert-parallel topology file (run under mpiexec), nil for one process.
+    public var topology: String?
+    /// Where ranks log their NUMA placement.
+    public var log: (String) -> Void
+
+    /// A source.
+    public init(threads: Int? = nil, topology: String? = nil, log: @escaping (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) },
+                open: @escaping () throws -> GGUFFile) {
+        self.open = open
+        self.threads = threads
+        self.topology = topology
+        self.log = log
+    }
+}
+
+/// A rank other than 0 ended its part of a job (it already printed why, where there was anything to say).
+public struct FollowerExit: Error {
+    /// Exit status for the process.
+    public let status: Int32
+}
+
+extension Engine {
+    /// Loads the model and starts the engine. Under a topology: rank 0 returns the engine; every other rank
+    /// serves the job here and returns nil once rank 0 has shut down. Errors before the job starts are
+    /// thrown on rank 0; other ranks throw `FollowerExit` after them.
+    public static func start(_ source: ModelSource, config: EngineConfig) throws -> Engine? {
+        let threads = source.threads ?? ProcessInfo.processInfo.activeProcessorCount
+        guard let topoPath = source.topology else {
+            let f = try source.open()
+            return try Engine(file: f, model: try Step35Model(file: f, threads: threads), config: config, session: nil)
+        }
+        let comm = try MPI.initialize()
+        let topo: Topology
+        do { topo = try Topology(path: topoPath) } catch {
+            // Every rank reads the same file; one message is enough.
+            MPI.finalize()
+            if comm.rank == 0 { throw EngineError.setup("\(error)") }
+            throw FollowerExit(status: 1)
+        }
+        let isHead = comm.rank < topo.heads
+        var file: GGUFFile?, model: Step35Model?, loadError: Error?
+        do {
+            // Bind before the kernel pool's threads exist and before any weight page is touched.
+            if let line = try placeOnNUMANode(topo, rank: comm.rank) {
+                source.log("switchyard: rank \(comm.rank) (worker \(comm.rank - topo.heads)): \(line)")
+            }
+            let f = try source.open()
+            file = f
+            model = try Step35Model(file: f, threads: source.threads ?? (isHead ? topo.headThreads : topo.workerThreads))
+        } catch {
+            loadError = error
+        }
+        let session: ClusterSession
+        do {
+            session = try ClusterSession(comm: comm, topology: topo, modelExperts: model?.config.expertCount,
+                                         moeLayers: model?.moeLayerIndices ?? [], loadError: loadError)
+        } catch {
+            // No MPI_Finalize here: a peer may be dead, and finalizing waits for every rank.
+            source.log("error: \(error)")
+            exit(1)
+        }
+        guard let f = file, let m = model else { MPI.abort("switchyard: rank \(comm.rank): model missing after startup") }
+        if comm.rank == 0 {
+            do { return try Engine(file: f, model: m, config: config, session: session) } catch {
+                MPI.abort("switchyard: rank 0: \(error)")
+            }
+        }
+        do {
+            try FollowerLanes(session: session, model: m, prefixCache: config.prefixCache).run()
+            try session.finalStatistics()
+        } catch {
+            MPI.abort("switchyard: rank \(comm.rank) (\(session.role)): \(error)", cause: error)
+        }
+        MPI.finalize()
+        return nil
+    }
+
+    /// Binds a worker to the NUMA node its topology names; returns what to log (nil: nothing was asked
+    /// and the machine has one node).
+    static func placeOnNUMANode(_ topo: Topology, rank: Int) throws -> String? {
+        guard rank >= topo.heads else { return nil }
+        let w = rank - topo.heads
+        guard let nodes = topo.numa else {
+            let n = NUMA.nodeCount
+            return n > 1 ? "machine has \(n) NUMA nodes but the topology has no 'numa:' list; not binding" : nil
+        }
+        return "\(try NUMA.bind(node: nodes[w])), now on CPU \(NUMA.currentCPU)"
+    }
+}

@@ -131,16 +131,28 @@ public final class Engine: @unchecked Sendable {
         t.start()
     }
 
+    /// Runs `body` on the scheduler under the lock, wakes the lanes, then sends the events it decided.
+    @discardableResult
+    func withScheduler<T>(_ body: (Scheduler) throws -> T) rethrows -> T {
+        lock.lock()
+        let out: T
+        do { out = try body(scheduler) } catch {
+            lock.unlock()
+            throw error
+        }
+        let events = scheduler.takeOutbox()
+        lock.broadcast()
+        lock.unlock()
+        for (sink, e) in events { sink(e) }
+        return out
+    }
+
     // MARK: requests
 
     /// Validates a request, queues it, and returns its id; `sink` receives its events on an engine thread.
     public func submit(_ r: InferenceRequest, sink: @escaping EventSink) throws -> Int {
         let job = try makeJob(r)
-        lock.lock()
-        defer { lock.unlock() }
-        let id = try scheduler.enqueue(job, stopStrings: r.stopStrings, sink: sink)
-        lock.broadcast()
-        return id
+        return try withScheduler { try $0.enqueue(job, stopStrings: r.stopStrings, sink: sink) }
     }
 
     /// Validates a request, queues it, and returns its id and its events as an async stream; ending the
@@ -159,10 +171,7 @@ public final class Engine: @unchecked Sendable {
 
     /// Cancels a request: it ends with `cancelled`, its slot and KV are free for the next pass.
     public func cancel(_ id: Int) {
-        lock.lock()
-        defer { lock.unlock() }
-        scheduler.cancel(id)
-        lock.broadcast()
+        withScheduler { $0.cancel(id) }
     }
 
     /// The engine's state now.
@@ -236,16 +245,12 @@ public final class Engine: @unchecked Sendable {
                     reports += others
                     lock.withLock { workerCompute = compute }
                 }
-                lock.withLock {
-                    scheduler.deliver(reports)
-                    lock.broadcast()
-                }
+                withScheduler { $0.deliver(reports) }
             }
         } catch {
-            lock.withLock {
+            withScheduler { s in
                 failure = failure ?? error
-                scheduler.failAll("\(error)")
-                lock.broadcast()
+                s.failAll("\(error)")
             }
         }
     }

@@ -4,7 +4,7 @@
 //
 // References: llama-server's slots (`--parallel`, `-c` shared by the slots, `cache_prompt`'s longest
 // common prefix), vLLM's scheduler (admission while the KV budget allows, FIFO so nothing starves).
-// Every method runs under the engine's lock; events go out through each request's sink, which must not block.
+// Every method runs under the engine's lock; the events it decides go out after the lock is released.
 import Foundation
 import ModelKit
 import Step35
@@ -58,6 +58,16 @@ final class Scheduler {
     private(set) var served = 0, generatedTokens = 0
     /// Set when the engine stopped taking requests (shut down, or failed).
     var stopped: String?
+    /// Events decided under the lock, sent after it is released (a sink may call back into the engine).
+    private var outbox: [(EventSink, EngineEvent)] = []
+
+    private func send(_ sink: @escaping EventSink, _ e: EngineEvent) { outbox.append((sink, e)) }
+
+    /// The events decided since the last call, in order.
+    func takeOutbox() -> [(EventSink, EngineEvent)] {
+        defer { outbox = [] }
+        return outbox
+    }
 
     init(heads: Int, lanes: Int, parallel: Int, maxQueue: Int, budget: Int, prefixCache: Bool, config: Step35Config,
          detokenize: @escaping @Sendable (Int32) -> [UInt8]) {
@@ -98,7 +108,7 @@ final class Scheduler {
             var u = Usage()
             u.promptTokens = w.job.prompt.count
             u.queueSeconds = Double(Self.now() - w.enqueued) / 1e9
-            w.sink(.finished(Completion(reason: .cancelled, usage: u, text: "")))
+            send(w.sink, .finished(Completion(reason: .cancelled, usage: u, text: "")))
         } else {
             end(id, .cancelled)
         }
@@ -214,7 +224,7 @@ final class Scheduler {
                 used[r.head] += info.bytes
             }
             let reason = r.ending ?? (rep.end == .stop ? .stop : .length)
-            r.sink(.finished(Completion(reason: reason, usage: r.usage, promptLogits: rep.logits, text: r.text.finish())))
+            send(r.sink, .finished(Completion(reason: reason, usage: r.usage, promptLogits: rep.logits, text: r.text.finish())))
         }
     }
 
@@ -233,7 +243,7 @@ final class Scheduler {
             text += r.text.push(detokenize(t.token))
             if r.text.stopped { break }
         }
-        r.sink(.tokens(TokenEvent(tokens: kept.map(\.token), text: text, logprobs: kept.compactMap(\.logprob), time: time)))
+        send(r.sink, .tokens(TokenEvent(tokens: kept.map(\.token), text: text, logprobs: kept.compactMap(\.logprob), time: time)))
         if r.text.stopped {
             r.ending = .stop
             cancels[r.lane].append(HeadOrder(head: r.head, id: r.job.id))
@@ -243,9 +253,9 @@ final class Scheduler {
     /// Ends every queued and running request with an error (a lost rank), and takes no more.
     func failAll(_ message: String) {
         stopped = stopped ?? message
-        for w in queue { w.sink(.finished(Completion(reason: .error, usage: Usage(), error: message, text: ""))) }
+        for w in queue { send(w.sink, .finished(Completion(reason: .error, usage: Usage(), error: message, text: ""))) }
         queue = []
-        for (_, r) in running { r.sink(.finished(Completion(reason: .error, usage: r.usage, error: message, text: ""))) }
+        for (_, r) in running { send(r.sink, .finished(Completion(reason: .error, usage: r.usage, error: message, text: ""))) }
         running = [:]
     }
 }

@@ -1,0 +1,179 @@
+// `switchyard replay`: plays a trace of requests against the engine at their arrival times (vLLM's
+// benchmark_serving with a trace, without HTTP), and prints one JSON line per request as it finishes:
+// tokens, text, finish reason, usage and timings. The same engine and scheduler a server drives.
+import ArgumentParser
+import Engine
+import Foundation
+import ModelKit
+
+/// One line of a trace file (JSON Lines).
+struct TraceRequest: Decodable {
+    /// Prompt as token ids, or as text (tokenized as `generate` does).
+    var prompt: [Int32]?
+    var text: String?
+    var max_tokens: Int?
+    /// Milliseconds after the start at which the request arrives.
+    var at_ms: Double?
+    /// Cancel the request once it has produced this many tokens.
+    var cancel_after_tokens: Int?
+    var temperature: Float?
+    var seed: UInt64?
+    var draft: Int?
+    var stop: [String]?
+    var ignore_eos: Bool?
+    var logprobs: Int?
+}
+
+/// What `replay` prints per request.
+struct ReplayLine: Encodable {
+    var index: Int
+    var tokens: [Int32]
+    var text: String
+    var finish: String
+    var error: String?
+    var prompt_tokens: Int, cached_tokens: Int, completion_tokens: Int
+    /// Seconds from arrival to the first token, queued, and from admission to the first token.
+    var ttft_s: Double, queue_s: Double, admit_to_first_s: Double
+    var prompt_s: Double, decode_s: Double
+}
+
+struct Replay: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Play a trace of requests (JSON Lines: prompt, max_tokens, at_ms, cancel_after_tokens, ...) against the engine and print each outcome as a JSON line.")
+
+    @OptionGroup var options: ModelOptions
+    @OptionGroup var cacheOptions: CacheOptions
+
+    @Option(help: "Trace file, one JSON request per line.")
+    var requests: String
+
+    @Option(name: [.customLong("parallel"), .customLong("np", withSingleDash: true)], help: "Sequences decoded together in one pass (per lane of each head).")
+    var parallel: Int = 1
+
+    @Option(help: "Requests that may wait for a slot; more are refused.")
+    var maxQueue: Int = 256
+
+    @Flag(help: "Do not reuse cached prefixes.")
+    var noPrefixCache = false
+
+    func run() throws {
+        try reportingErrors {
+            let lines = try String(contentsOfFile: requests, encoding: .utf8).split(separator: "\n").filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+            let trace = try lines.enumerated().map { i, l in
+                do { return try JSONDecoder().decode(TraceRequest.self, from: Data(l.utf8)) } catch {
+                    throw ValidationError("\(requests):\(i + 1): not a trace request: \(error)")
+                }
+            }
+            var config = try cacheOptions.engineConfig(parallel: parallel, maxQueue: maxQueue)
+            config.prefixCache = !noPrefixCache
+            guard let engine = try options.startEngine(config) else { return }
+            defer { engine.shutdown() }
+            let failed = try play(trace, on: engine)
+            if failed { engine.shutdown(); throw ExitCode(1) }
+        }
+    }
+
+    /// Submits each request at its time; returns whether any ended with an error.
+    private func play(_ trace: [TraceRequest], on engine: Engine) throws -> Bool {
+        let out = ReplayOutput(count: trace.count)
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        for (i, t) in trace.enumerated() {
+            let prompt = t.prompt ?? engine.tokenize(t.text ?? "")
+            let r = InferenceRequest(prompt: prompt, sampling: SamplingParams(temperature: t.temperature ?? 0, seed: t.seed ?? UInt64(i)),
+                                     maxTokens: t.max_tokens ?? 32, stopStrings: t.stop ?? [], ignoreEOS: t.ignore_eos ?? false,
+                                     draft: t.draft ?? 0, logprobs: t.logprobs)
+            let at = t0 + UInt64((t.at_ms ?? 0) * 1e6)
+            let now = DispatchTime.now().uptimeNanoseconds
+            if at > now { usleep(UInt32(min((at - now) / 1000, UInt64(UInt32.max)))) }
+            let arrived = DispatchTime.now().uptimeNanoseconds
+            let cancelAfter = t.cancel_after_tokens
+            let box = IDBox()
+            do {
+                box.id = try engine.submit(r) { e in
+                    switch e {
+                    case .tokens(let ev):
+                        let n = out.add(i, ev, arrived: arrived)
+                        if let c = cancelAfter, n >= c, let id = box.id { engine.cancel(id) }
+                    case .finished(let c):
+                        out.finish(i, c, prompt: prompt.count)
+                    }
+                }
+            } catch {
+                out.refuse(i, "\(error)", prompt: prompt.count)
+            }
+        }
+        return out.wait()
+    }
+}
+
+/// The id of a submitted request, for its own sink (set right after `submit` returns).
+private final class IDBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Int?
+    var id: Int? {
+        get { lock.withLock { value } }
+        set { lock.withLock { value = newValue } }
+    }
+}
+
+/// Per-request state of a replay, printed as each request ends.
+private final class ReplayOutput: @unchecked Sendable {
+    private let lock = NSLock()
+    private let group = DispatchGroup()
+    private var tokens: [[Int32]], texts: [String], firstAt: [UInt64?], arrivedAt: [UInt64]
+    private var failed = false
+
+    init(count: Int) {
+        tokens = Array(repeating: [], count: count)
+        texts = Array(repeating: "", count: count)
+        firstAt = Array(repeating: nil, count: count)
+        arrivedAt = Array(repeating: 0, count: count)
+        for _ in 0..<count { group.enter() }
+    }
+
+    /// Adds tokens; returns how many the request has made.
+    func add(_ i: Int, _ e: TokenEvent, arrived: UInt64) -> Int {
+        lock.withLock {
+            arrivedAt[i] = arrived
+            if firstAt[i] == nil { firstAt[i] = e.time }
+            tokens[i] += e.tokens
+            texts[i] += e.text
+            return tokens[i].count
+        }
+    }
+
+    func finish(_ i: Int, _ c: Completion, prompt: Int) {
+        lock.withLock {
+            let u = c.usage
+            let ttft = firstAt[i].map { Double($0 - arrivedAt[i]) / 1e9 } ?? 0
+            emit(line(ReplayLine(index: i, tokens: tokens[i], text: texts[i] + c.text, finish: c.reason.rawValue, error: c.error,
+                                  prompt_tokens: prompt, cached_tokens: u.cachedTokens, completion_tokens: u.completionTokens, ttft_s: ttft,
+                                  queue_s: u.queueSeconds, admit_to_first_s: u.timeToFirstToken, prompt_s: u.promptSeconds, decode_s: u.decodeSeconds)))
+            if c.reason == .error { failed = true }
+        }
+        group.leave()
+    }
+
+    func refuse(_ i: Int, _ message: String, prompt: Int) {
+        lock.withLock {
+            emit(line(ReplayLine(index: i, tokens: [], text: "", finish: "refused", error: message, prompt_tokens: prompt, cached_tokens: 0,
+                                  completion_tokens: 0, ttft_s: 0, queue_s: 0, admit_to_first_s: 0, prompt_s: 0, decode_s: 0)))
+        }
+        group.leave()
+    }
+
+    /// Writes a line to stdout at once (a run that ends on a lost rank still shows what finished).
+    private func emit(_ s: String) { FileHandle.standardOutput.write(Data((s + "\n").utf8)) }
+
+    private func line(_ l: ReplayLine) -> String {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? String(decoding: enc.encode(l), as: UTF8.self)) ?? "{}"
+    }
+
+    /// Waits for every request; whether any failed.
+    func wait() -> Bool {
+        group.wait()
+        return lock.withLock { failed }
+    }
+}

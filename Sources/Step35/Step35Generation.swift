@@ -146,10 +146,14 @@ public final class CachedSequence: @unchecked Sendable {
     public let cache: Step35Cache
     public let mtpCache: Step35MTPCache?
     public let tokens: [Int32]
-    init(cache: Step35Cache, mtpCache: Step35MTPCache?, tokens: [Int32]) {
+    /// Per MTP block: positions below this hold the sequence's committed pairs (the last pass's accepted
+    /// drafts have none: the run ended before they were fed to the heads; a block the run did not use, none).
+    public let mtpFrontier: [Int]
+    init(cache: Step35Cache, mtpCache: Step35MTPCache?, tokens: [Int32], mtpFrontier: [Int]) {
         self.cache = cache
         self.mtpCache = mtpCache
         self.tokens = tokens
+        self.mtpFrontier = mtpFrontier
     }
 
     /// Bytes its caches hold.
@@ -170,9 +174,11 @@ public func reusablePrefix(_ cached: CachedSequence, for job: GenerationJob) -> 
         return 0
     }
     let common = zip(cached.tokens, job.prompt).prefix { $0 == $1 }.count
-    let k = min(common, job.prompt.count - 1)
+    // With drafting, the blocks the job uses must hold committed pairs up to k.
+    let blocks = 0..<min(job.draft, cached.mtpFrontier.count)
+    let k = min(common, job.prompt.count - 1, blocks.map { cached.mtpFrontier[$0] }.min() ?? Int.max)
     let main = job.draft > 0 ? k - 1 : k
     guard main >= 1, cached.cache.canRollBack(to: main) else { return 0 }
-    if job.draft > 0, !(cached.mtpCache!.canRollBack(to: k)) { return 0 }
+    if job.draft > 0, !blocks.allSatisfy({ cached.mtpCache!.layers[$0].canRollBack(to: k) }) { return 0 }
     return main
 }

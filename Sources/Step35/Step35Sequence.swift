@@ -48,6 +48,8 @@ public final class SequenceRun {
     private var promptDone = 0, chunk = 0
     /// After a reuse with drafting, the first chunk re-runs one cached token whose MTP pair is cached.
     private var skipFirstPair = false
+    /// Per MTP block: positions below this hold committed pairs (above it: drafts, or nothing).
+    private var mtpFrontier: [Int]
     private var promptSeconds = 0.0, decodeSeconds = 0.0
     private var passStart = DispatchTime.now()
     private var stats: SpeculationStats
@@ -73,6 +75,7 @@ public final class SequenceRun {
         }
         cachedTokens = keep
         promptDone = keep
+        mtpFrontier = Array(repeating: keep > 0 && mtpCache != nil ? keep + 1 : 0, count: model.mtp.count)
         skipFirstPair = keep > 0 && mtpCache != nil
         if job.syntheticFill > 0 { cache.fillSynthetic(upTo: job.syntheticFill) }
         sampler = Sampler(job.sampling)
@@ -226,6 +229,7 @@ public final class SequenceRun {
         let pos = (0..<tokens.count).map { Int32(from + $0) }
         for k in 0..<min(job.draft, model.mtp.count) {
             _ = try model.mtpStep(k, hidden: h, tokens: tokens, positions: pos, cache: mc, ctx)
+            mtpFrontier[k] = from + tokens.count
         }
     }
 
@@ -249,6 +253,7 @@ public final class SequenceRun {
             let pos = (0...k).map { Int32(pos0 + $0) }
             let (l, u) = try model.mtpStep(k, hidden: chainH, tokens: toks, positions: pos, cache: mc, ctx)
             let next = pickDraft(l)
+            mtpFrontier[k] = pos0 + 1  // each head's first row is the committed pair (h, last)
             drafts.append(next)
             chainH += u.suffix(d)
             toks.append(next)
@@ -276,6 +281,10 @@ public final class SequenceRun {
     public func leaveCache() -> CachedSequence? {
         guard job.syntheticFill == 0 else { return nil }
         let n = cache.nextPosition
-        return CachedSequence(cache: cache, mtpCache: mtpCache, tokens: Array((job.prompt + generated).prefix(n)))
+        // Draft pairs past the frontier were made from draft states: drop them so no later run mistakes them
+        // for the sequence's own.
+        if let m = mtpCache { for (l, f) in zip(m.layers, mtpFrontier) { l.truncate(to: f) } }
+        return CachedSequence(cache: cache, mtpCache: mtpCache, tokens: Array((job.prompt + generated).prefix(n)),
+                              mtpFrontier: mtpCache == nil ? [] : mtpFrontier)
     }
 }

@@ -56,6 +56,9 @@ struct Replay: ParsableCommand {
     @Flag(help: "Do not reuse cached prefixes.")
     var noPrefixCache = false
 
+    @Flag(help: "Also print every token event as it comes ({\"index\", \"tokens\"}).")
+    var stream = false
+
     func run() throws {
         try reportingErrors {
             let lines = try String(contentsOfFile: requests, encoding: .utf8).split(separator: "\n").filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
@@ -75,7 +78,7 @@ struct Replay: ParsableCommand {
 
     /// Submits each request at its time; returns whether any ended with an error.
     private func play(_ trace: [TraceRequest], on engine: Engine) throws -> Bool {
-        let out = ReplayOutput(count: trace.count)
+        let out = ReplayOutput(count: trace.count, stream: stream)
         let t0 = DispatchTime.now().uptimeNanoseconds
         for (i, t) in trace.enumerated() {
             let prompt = t.prompt ?? engine.tokenize(t.text ?? "")
@@ -122,8 +125,10 @@ private final class ReplayOutput: @unchecked Sendable {
     private let group = DispatchGroup()
     private var tokens: [[Int32]], texts: [String], firstAt: [UInt64?], arrivedAt: [UInt64]
     private var failed = false
+    private let stream: Bool
 
-    init(count: Int) {
+    init(count: Int, stream: Bool) {
+        self.stream = stream
         tokens = Array(repeating: [], count: count)
         texts = Array(repeating: "", count: count)
         firstAt = Array(repeating: nil, count: count)
@@ -138,6 +143,7 @@ private final class ReplayOutput: @unchecked Sendable {
             if firstAt[i] == nil { firstAt[i] = e.time }
             tokens[i] += e.tokens
             texts[i] += e.text
+            if stream { emit("{\"index\":\(i),\"tokens\":[\(e.tokens.map(String.init).joined(separator: ","))]}") }
             return tokens[i].count
         }
     }

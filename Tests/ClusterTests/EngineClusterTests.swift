@@ -1,0 +1,131 @@
+import Foundation
+import Testing
+
+/// The engine under `mpiexec`: requests admitted at any time and streamed back, a lost worker turned
+/// into error events.
+@Suite(.serialized) struct EngineClusterTests {
+    /// Eight greedy requests, one with a 150-token prompt, arriving in three waves (`at_ms`), as a trace.
+    static func trace(draft: Int, spread: Bool) -> String {
+        let long = (0..<150).map { String(($0 * 13 + 7) % 400 + 1) }.joined(separator: ",")
+        let prompts = ["1,2,3", "4,5", "7", "9,9,9,9", long, "11,300", "42", "5,6,7,8,9"]
+        let at = [0, 0, 60, 60, 60, 150, 150, 150]
+        return prompts.enumerated().map { i, p in
+            "{\"prompt\": [\(p)], \"max_tokens\": \(10 + 4 * i), \"at_ms\": \(spread ? at[i] : 0), \"draft\": \(draft), \"ignore_eos\": true}"
+        }.joined(separator: "\n") + "\n"
+    }
+
+    /// Tokens per request index from replay's output lines.
+    static func outcomes(_ text: String) throws -> [Int: (tokens: [Int], finish: String, error: String?)] {
+        var out: [Int: (tokens: [Int], finish: String, error: String?)] = [:]
+        for line in text.split(separator: "\n") {
+            // The launcher prints its own banner on stdout when a rank dies: only JSON lines are replay's.
+            guard line.hasPrefix("{"), let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let f = o["finish"] as? String else { continue }
+            out[o["index"] as! Int] = (o["tokens"] as! [Int], f, o["error"] as? String)
+        }
+        return out
+    }
+
+    /// If this fails, the cluster's per-step protocol (rank 0 admitting requests between passes and
+    /// broadcasting them to the heads, heads streaming tokens back every step, workers serving every
+    /// lane's exchanges) changes a request's tokens compared with running it alone in one process: 8
+    /// requests in staggered waves over 2 heads + 2 workers, at parallel 2 per head, with and without
+    /// 2 MTP drafts.
+    @Test(arguments: [0, 2])
+    func staggeredRequestsOverTwoHeadsMatchAlone(draft: Int) throws {
+        let topo = try writeTopology("experts: 8\nheads: 2\nworkers: 2\n")
+        let sequential = NSTemporaryDirectory() + "trace-\(UUID().uuidString).jsonl", staggered = sequential + ".b"
+        defer { for f in [topo, sequential, staggered] { try? FileManager.default.removeItem(atPath: f) } }
+        try Self.trace(draft: draft, spread: false).write(toFile: sequential, atomically: true, encoding: .utf8)
+        try Self.trace(draft: draft, spread: true).write(toFile: staggered, atomically: true, encoding: .utf8)
+        let model = "\(fixtureDir)/tiny-a-f32.gguf"
+        // One at a time, one sequence per pass, nothing reused: each request as it runs alone.
+        let alone = try run(["replay", "-m", model, "--requests", sequential, "-np", "1", "--no-prefix-cache", "-t", "1"])
+        #expect(alone.status == 0, "\(alone.stderr)")
+        let a = try Self.outcomes(alone.text)
+        let multi = try run(["replay", "-m", model, "--requests", staggered, "-np", "2", "--topology", topo], ranks: 4)
+        #expect(multi.status == 0, "\(multi.stderr)")
+        let b = try Self.outcomes(multi.text)
+        #expect(a.count == 8 && b.count == 8)
+        for i in 0..<8 {
+            #expect(b[i]?.finish == "length" && a[i]?.tokens == b[i]?.tokens, "request \(i)")
+        }
+    }
+
+    /// If this fails, a worker that dies under the engine leaves requests hanging, ends them silently, or
+    /// keeps the other ranks alive: with requests in flight on one head, or on two, killing a worker must
+    /// end every in-flight request with an `error` event naming the lost rank, and every surviving rank must
+    /// exit within 30 s.
+    @Test(arguments: [1, 2])
+    func lostWorkerBecomesErrorEvents(heads: Int) throws {
+        let ranks = heads + 2, victimRank = heads + 1
+        let topo = try writeTopology("experts: 16\nheads: \(heads)\nworkers: 2\n")
+        let trace = NSTemporaryDirectory() + "trace-\(UUID().uuidString).jsonl"
+        try (0..<4).map { "{\"prompt\": [\($0 + 1), 2, 3], \"max_tokens\": 20000, \"ignore_eos\": true}" }.joined(separator: "\n")
+            .write(toFile: trace, atomically: true, encoding: .utf8)
+        // Each rank runs through a shell, so the launcher does not tear the job down itself when the worker
+        // dies (as with a rank on another node): the surviving ranks must notice on their own.
+        let wrapper = NSTemporaryDirectory() + "rank-\(UUID().uuidString).sh"
+        try "#!/bin/sh\n\"$@\"\necho \"rank $PMI_RANK status $?\" >&2\n".write(toFile: wrapper, atomically: true, encoding: .utf8)
+        chmod(wrapper, 0o755)
+        defer { for f in [topo, wrapper, trace] { try? FileManager.default.removeItem(atPath: f) } }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/mpiexec")
+        p.arguments = ["-disable-auto-cleanup", "-n", "\(ranks)", wrapper, switchyardBinary, "replay", "--topology", topo, "--requests", trace,
+                       "-np", "\(4 / heads)", "--stream"]
+        p.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PMI_") }
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let lines = Collector(out.fileHandleForReading), errors = Collector(err.fileHandleForReading)
+        // Wait until every request is decoding, then kill the worker.
+        let start = Date()
+        func streaming() -> Bool { (0..<4).allSatisfy { i in lines.text.contains("{\"index\":\(i),\"tokens\"") } }
+        while !(streaming() && lines.text.split(separator: "\n").count > 40) && Date().timeIntervalSince(start) < 90 {
+            Thread.sleep(forTimeInterval: 0.3)
+        }
+        #expect(streaming(), "requests never started decoding: \(errors.text)")
+        let victim = try #require(replayRankPID(victimRank), "the worker never started")
+        kill(victim, SIGKILL)
+        let killedAt = Date()
+        let survivors = (0..<ranks).filter { $0 != victimRank }
+        while survivors.contains(where: { replayRankPID($0) != nil }) && Date().timeIntervalSince(killedAt) < 40 {
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        let elapsed = Date().timeIntervalSince(killedAt)
+        let gone = survivors.allSatisfy { replayRankPID($0) == nil }
+        for r in 0..<ranks { if let q = replayRankPID(r) { kill(q, SIGKILL) } }
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async { p.waitUntilExit(); done.signal() }
+        if done.wait(timeout: .now() + 10) != .success { kill(p.processIdentifier, SIGKILL); done.wait() }
+        lines.wait()
+        errors.wait()
+        print("engine fault test: \(heads) head(s): survivors \(gone ? "exited" : "still running") \(String(format: "%.1f", elapsed)) s after the kill")
+        #expect(gone && elapsed < 30, "survivors did not exit within 30 s")
+        let ends = try Self.outcomes(lines.text)
+        #expect(ends.count == 4, "\(lines.text.suffix(2000))\n\(errors.text)")
+        for (i, e) in ends {
+            // "no answer from rank(s) a, b": peers stuck on the dead one may be named beside it (issue 16).
+            let named = (e.error ?? "").components(separatedBy: "no answer from rank").dropFirst().first.map { tail in
+                tail.drop { $0 == "s" || $0 == " " }.prefix { $0.isNumber || $0 == "," || $0 == " " }.split(separator: ",")
+                    .compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            } ?? []
+            #expect(e.finish == "error" && named.contains(victimRank) && !e.tokens.isEmpty, "request \(i): \(e)")
+        }
+    }
+
+    /// The pid of the replay process with PMI_RANK == rank, if running.
+    func replayRankPID(_ rank: Int) -> Int32? {
+        guard let procs = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return nil }
+        for d in procs {
+            guard let pid = Int32(d),
+                  let cmd = try? String(contentsOfFile: "/proc/\(d)/cmdline", encoding: .utf8),
+                  cmd.hasPrefix(switchyardBinary), cmd.contains("replay"), cmd.contains("--stream"),
+                  let env = try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(d)/environ")) else { continue }
+            let vars = env.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            if vars.contains("PMI_RANK=\(rank)") { return pid }
+        }
+        return nil
+    }
+}

@@ -60,19 +60,23 @@ extension ClusterSession {
     }
 
     /// A head's part of a lane step: `body` (its pass, whose MoE layers exchange on the lane) holding the
-    /// baton; or, when it has nothing to run on the lane, an empty exchange per MoE layer (zero rows) so the
-    /// workers and the other heads can go on.
-    public func headStep(lane i: Int, hasWork: Bool, moeLayers: [Int], d: Int, _ body: () throws -> Void) throws {
+    /// baton; or, when it has nothing to run on the lane (or `body` returns false: its pass was refused
+    /// before any exchange), an empty exchange per MoE layer (zero rows) so the workers and the other heads
+    /// can go on.
+    public func headStep(lane i: Int, hasWork: Bool, moeLayers: [Int], d: Int, _ body: () throws -> Bool) throws {
         let lane = lanes[i]
-        guard hasWork else {
-            for il in moeLayers {
-                _ = try lane.experts.exchange(layerIndex: il, d: d, x: [], tokens: 0, experts: [], weights: [], topK: 1, holdingBaton: false)
+        if hasWork {
+            try acquireBaton(lane)
+            let ran: Bool
+            do {
+                defer { releaseBaton() }
+                ran = try body()
             }
-            return
+            if ran { return }
         }
-        try acquireBaton(lane)
-        defer { releaseBaton() }
-        try body()
+        for il in moeLayers {
+            _ = try lane.experts.exchange(layerIndex: il, d: d, x: [], tokens: 0, experts: [], weights: [], topK: 1, holdingBaton: false)
+        }
     }
 
     /// A worker's part of a lane step: each MoE layer's experts for whatever rows arrive.

@@ -284,7 +284,7 @@ public final class Engine: @unchecked Sendable {
                 try executors[i].step(ctx)
             }
         } else {
-            try executors[i].step(ctx)
+            _ = try executors[i].step(ctx)
         }
     }
 

@@ -49,17 +49,31 @@ final class LaneExecutor {
         }
     }
 
-    /// Runs one pass over this head's sequences on the lane (decode steps plus one prompt chunk).
-    func step(_ ctx: PassContext) throws {
-        let pass = SequenceRun.nextPass(runs)
-        guard !pass.isEmpty else { return }
-        try SequenceRun.runPass(pass, model: model, ctx)
+    /// Runs one pass over this head's sequences on the lane (decode steps plus one prompt chunk). A
+    /// sequence the model refuses (`ModelError`, found before any compute or exchange) fails alone with
+    /// its error and the others run; returns false when no pass ran (under a cluster the head still owes
+    /// the lane its empty exchanges). Transport errors propagate: they end the engine.
+    func step(_ ctx: PassContext) throws -> Bool {
+        var pass = SequenceRun.nextPass(runs)
+        guard !pass.isEmpty else { return false }
+        for r in pass { if let e = r.refusal() { retire(r, end: nil, error: e.description) } }
+        pass.removeAll { r in reports[r.job.id]?.error != nil }
+        runs.removeAll { r in reports[r.job.id]?.error != nil }
+        guard !pass.isEmpty else { return false }
+        do {
+            try SequenceRun.runPass(pass, model: model, ctx)
+        } catch let e as ModelError {
+            for r in pass { retire(r, end: nil, error: e.description) }
+            runs.removeAll { r in pass.contains { $0 === r } }
+            return false
+        }
         for r in pass {
             let toks = r.takeEmitted()
             if !toks.isEmpty { report(r.job.id) { $0.tokens += toks } }
         }
         for r in runs where r.isFinished { retire(r, end: r.end) }
         runs.removeAll { $0.isFinished }
+        return true
     }
 
     /// The step's reports (and clears them).
@@ -69,10 +83,10 @@ final class LaneExecutor {
     }
 
     /// Ends a sequence on this head: its result goes in the report and its caches into the store.
-    private func retire(_ r: SequenceRun, end: SequenceEnd?) {
+    private func retire(_ r: SequenceRun, end: SequenceEnd?, error: String? = nil) {
         let res = r.result
         var info: CachedInfo?
-        if keepCaches, let c = r.leaveCache() {
+        if keepCaches, error == nil, let c = r.leaveCache() {
             store.put(r.job.id, c)
             info = CachedInfo(count: c.tokens.count, bytes: c.byteCount, context: c.cache.context, maxPass: c.cache.maxPass,
                               type: c.cache.type, mtp: c.mtpCache != nil)
@@ -86,6 +100,7 @@ final class LaneExecutor {
             $0.speculation = res.speculation
             $0.cached = info
             $0.logits = res.logits
+            $0.error = error
         }
     }
 

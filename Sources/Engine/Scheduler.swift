@@ -223,6 +223,10 @@ final class Scheduler {
                 cached.append(Cached(head: r.head, id: rep.id, tokens: tokens, info: info, lastUsed: time))
                 used[r.head] += info.bytes
             }
+            if let e = rep.error {
+                send(r.sink, .finished(Completion(reason: .error, usage: r.usage, error: e, text: "")))
+                continue
+            }
             let reason = r.ending ?? (rep.end == .stop ? .stop : .length)
             send(r.sink, .finished(Completion(reason: reason, usage: r.usage, promptLogits: rep.logits, text: r.text.finish())))
         }

@@ -65,10 +65,12 @@ struct SequenceReport: Codable {
     var promptSeconds = 0.0, decodeSeconds = 0.0
     var speculation = SpeculationStats(depth: 0)
     var cached: CachedInfo?
+    /// Set when the sequence failed on its own (a bad request found by the model), not the whole engine.
+    var error: String?
     /// Prompt logits: only filled on rank 0 (never sent).
     var logits: [Float]?
 
     enum CodingKeys: String, CodingKey {
-        case id, cachedTokens, tokens, ended, end, promptSeconds, decodeSeconds, speculation, cached
+        case id, cachedTokens, tokens, ended, end, promptSeconds, decodeSeconds, speculation, cached, error
     }
 }

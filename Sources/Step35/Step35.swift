@@ -201,19 +201,25 @@ public final class Step35Model: Sendable {
         return PassOutput(logits: outputLogits(h, segments: segments, selection: batch.map(\.logits), ctx), hidden: h)
     }
 
-    /// Refuses a sequence the pass cannot run (too long, past its context, twice in one pass, bad ids).
-    private func check(_ s: SequenceInput, against earlier: [PassSegment]) throws {
+    /// Why a pass cannot run this sequence (too long, past its context, bad ids), or nil.
+    public func refusal(_ s: SequenceInput) -> ModelError? {
         let n = s.tokens.count, cache = s.cache
         guard n <= cache.maxPass else {
-            throw ModelError(description: "a pass of \(n) tokens exceeds the cache's \(cache.maxPass) per pass (split the batch)")
+            return ModelError(description: "a pass of \(n) tokens exceeds the cache's \(cache.maxPass) per pass (split the batch)")
         }
         guard cache.nextPosition + n <= cache.context else {
-            throw ModelError(description: "context full: \(cache.nextPosition) + \(n) tokens exceed the context of \(cache.context)")
+            return ModelError(description: "context full: \(cache.nextPosition) + \(n) tokens exceed the context of \(cache.context)")
         }
-        guard !earlier.contains(where: { $0.cache === cache }) else { throw ModelError(description: "a cache appears twice in one batch") }
         if let bad = s.tokens.first(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
-            throw ModelError(description: "token id \(bad) is outside the vocabulary (0..<\(config.vocabSize))")
+            return ModelError(description: "token id \(bad) is outside the vocabulary (0..<\(config.vocabSize))")
         }
+        return nil
+    }
+
+    /// Refuses a sequence the pass cannot run, or one whose cache is already in the pass.
+    private func check(_ s: SequenceInput, against earlier: [PassSegment]) throws {
+        if let e = refusal(s) { throw e }
+        guard !earlier.contains(where: { $0.cache === s.cache }) else { throw ModelError(description: "a cache appears twice in one batch") }
     }
 
     /// Output norm and head over the rows whose logits are wanted: each sequence's last, or all of them.

@@ -13,6 +13,11 @@ extension SequenceRun {
         runs.filter { !$0.isPrefilling && !$0.isFinished } + (runs.first(where: \.isPrefilling).map { [$0] } ?? [])
     }
 
+    /// Why the model would refuse this sequence's next pass (nil: it can run).
+    public func refusal() -> ModelError? {
+        nextInput().flatMap { model.refusal(SequenceInput($0, cache: cache, logits: selection)) }
+    }
+
     /// Runs one pass over `runs` (each sequence's next input, with its own logits selection) and hands each
     /// its logits and hidden rows. Returns the sequences that ran.
     @discardableResult

@@ -29,7 +29,7 @@ public final class SequenceRun {
     public private(set) var end: SequenceEnd?
     /// Prompt positions taken over from a cached sequence.
     public let cachedTokens: Int
-    private let model: Step35Model
+    let model: Step35Model
     private let mtpCache: Step35MTPCache?
     private var sampler: Sampler
     /// Draws sampled drafts from the MTP distributions (its own stream, so drafting does not shift the

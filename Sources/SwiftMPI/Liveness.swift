@@ -82,9 +82,9 @@ final class Liveness: @unchecked Sendable {
                 MPI_Request_free(&sreq)
                 try MPI.check(MPI_Irecv(buf + size + peer, 1, MPI_INT, Int32(peer), Self.pongTag, comm, &recvs[peer]), "liveness pong")
             }
-            let deadline = Date().addingTimeInterval(window)
+            let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(window * 1e9)
             var heard = Set([rank])
-            while heard.count < size && Date() < deadline {
+            while heard.count < size && DispatchTime.now().uptimeNanoseconds < deadline {
                 try answer()
                 for peer in 0..<size where !heard.contains(peer) {
                     var f: Int32 = 0

@@ -117,7 +117,9 @@ public final class Communicator: @unchecked Sendable {
     /// answers peers' liveness pings; after `suspectAfter` seconds it pings every peer itself and fails at
     /// once, naming the ranks that did not answer.
     private func wait(_ req: inout MPI_Request, _ what: String) throws {
-        let start = Date()
+        // Monotonic: a wall-clock step (NTP) must not fake or hide a timeout.
+        let start = DispatchTime.now().uptimeNanoseconds
+        func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
         var flag: Int32 = 0
         var spins = 0
         var nextProbe = suspectAfter
@@ -127,10 +129,10 @@ public final class Communicator: @unchecked Sendable {
             spins += 1
             if spins & 63 == 0 && !MPI.multipleThreads { try liveness.answer() }
             if spins & 1023 == 0 {
-                let waited = Date().timeIntervalSince(start)
+                let waited = elapsed()
                 if probing && size > 1 && waited > nextProbe {
                     let gone = try liveness.silentPeers(window: MPI.multipleThreads ? 5 : 15)
-                    nextProbe = Date().timeIntervalSince(start) + suspectAfter
+                    nextProbe = elapsed() + suspectAfter
                     if !gone.isEmpty {
                         throw MPIError(operation: what, code: nil, detail: "no answer from rank\(gone.count > 1 ? "s" : "") \(gone.map(String.init).joined(separator: ", ")): stopped answering (died, hung, or stuck on a dead peer)")
                     }

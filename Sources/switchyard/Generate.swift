@@ -58,10 +58,6 @@ struct Generate: ParsableCommand {
     func validate() throws {
         if !prompt.isEmpty && !promptTokens.isEmpty { throw ValidationError("give --prompt or --prompt-tokens, not both") }
         if nPredict < 0 { throw ValidationError("-n must be >= 0") }
-        if temp < 0 { throw ValidationError("--temp must be >= 0") }
-        if draft < 0 || draft > 3 { throw ValidationError("--draft must be 0 to 3") }
-        if topP <= 0 || topP > 1 { throw ValidationError("--top-p must be in (0, 1]") }
-        if topK < 0 { throw ValidationError("--top-k must be >= 0") }
         if parallel < 1 || parallel > 256 { throw ValidationError("--parallel must be 1 to 256") }
     }
 

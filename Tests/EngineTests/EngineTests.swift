@@ -1,5 +1,5 @@
 import Dispatch
-import Engine
+@testable import Engine
 import Foundation
 import GGUF
 import ModelKit
@@ -236,5 +236,33 @@ final class EventLog: @unchecked Sendable {
             try small.submit(InferenceRequest(prompt: [1, 2, 3], maxTokens: 20)) { _ in }
         }
         #expect(EngineError.contextTooSmall(needed: 24, context: 16).isClientError && !EngineError.queueFull(limit: 1).isClientError)
+    }
+}
+
+/// A request the model refuses fails alone.
+@Suite struct RequestFailureTests {
+    /// If this fails, one bad sequence takes the others down (or is silently dropped): a job whose cache
+    /// is too small for its output (the model refuses the pass that would overflow it) ends with an error
+    /// naming the cause, the job beside it in the same passes keeps its tokens, and the lane goes on.
+    @Test func aRefusedSequenceFailsAloneAndTheOthersContinue() throws {
+        let e = try EngineFixtures.engine()
+        defer { e.shutdown() }
+        let store = CacheStore()
+        let exec = LaneExecutor(head: 0, model: e.model, store: store, keepCaches: false)
+        var bad = GenerationJob(id: 7, prompt: [1, 2, 3], nPredict: 20)
+        bad.context = 8  // room for 8 positions, asked for 3 + 20
+        let good = GenerationJob(id: 8, prompt: [4, 5], nPredict: 20)
+        exec.apply(StepPlan(admit: [Admission(head: 0, job: bad, reuse: nil), Admission(head: 0, job: good, reuse: nil)], run: true))
+        var reports: [SequenceReport] = []
+        while exec.hasSequences {
+            #expect(try exec.step(PassContext()))
+            reports += exec.takeReports()
+        }
+        let failed = try #require(reports.first { $0.id == 7 && $0.ended })
+        #expect(failed.error?.contains("context full") == true, "\(failed.error ?? "no error")")
+        let goodTokens = reports.filter { $0.id == 8 }.flatMap(\.tokens).map(\.token)
+        let alone = try EngineFixtures.alone([InferenceRequest(prompt: [4, 5], maxTokens: 20, ignoreEOS: true)])[0]
+        #expect(reports.contains { $0.id == 8 && $0.ended && $0.error == nil })
+        #expect(goodTokens == alone)
     }
 }

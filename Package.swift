@@ -35,10 +35,11 @@ let package = Package(
         .target(name: "SwiftNUMA", dependencies: ["CNUMA"]),
         .target(name: "Cluster", dependencies: ["SwiftMPI", "SwiftNUMA", "Step35", "Kernels", "GGUF", .product(name: "Yams", package: "Yams")]),
         .target(name: "Engine", dependencies: ["Step35", "Tokenizer", "GGUF", "ModelKit", "Cluster", "SwiftMPI", "SwiftNUMA"]),
+        .target(name: "BenchKit", dependencies: ["Engine", "Cluster", "Step35", "CostModel", "Kernels", "ModelKit", "GGUF"]),
         .executableTarget(
             name: "switchyard",
             dependencies: [
-                "Engine", "Step35", "Tokenizer", "GGUF", "ModelKit", "Cluster", "SwiftMPI", "SwiftNUMA", "CostModel", "Tuning",
+                "Engine", "BenchKit", "Step35", "Tokenizer", "GGUF", "ModelKit", "Cluster", "SwiftMPI", "SwiftNUMA", "CostModel", "Tuning",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF"]),
@@ -49,7 +50,7 @@ let package = Package(
         .testTarget(name: "TuningTests", dependencies: ["Tuning"]),
         .testTarget(name: "ModelKitTests", dependencies: ["ModelKit", "Kernels", "GGUF"]),
         .testTarget(name: "CLITests", dependencies: ["switchyard"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Step35", "ModelKit", "GGUF", "Tokenizer"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "BenchKit", "Step35", "ModelKit", "GGUF", "Tokenizer"]),
         .testTarget(name: "ClusterTests", dependencies: ["Cluster", "SwiftNUMA", "switchyard"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,5 +1,6 @@
 // `bench --plot FILE.svg`: per-token decode cost against context, one stacked bar per context, split by
 // component. Plain SVG text (no dependencies), readable in any browser.
+import BenchKit
 import Foundation
 import Step35
 

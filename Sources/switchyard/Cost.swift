@@ -1,5 +1,6 @@
 // `switchyard cost`: the analytic decoding-cost model (Sources/CostModel), as tables or for one deployment.
 import ArgumentParser
+import BenchKit
 import CostModel
 import Foundation
 import Kernels

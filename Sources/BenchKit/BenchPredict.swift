@@ -22,22 +22,27 @@ import ModelKit
 import Step35
 
 /// The prediction for one bench row.
-struct BenchPrediction: Codable {
-    var msPerToken: Double
-    var attentionMs: Double
-    var ffnMs: Double
+public struct BenchPrediction: Codable {
+    public var msPerToken: Double
+    public var attentionMs: Double
+    public var ffnMs: Double
     /// Expert exchange under a topology (one per MoE layer, no overlap with one lane).
-    var exchangeMs: Double
+    public var exchangeMs: Double
     /// Host cost of the step (dispatch and bookkeeping), from the 32-wide model.
-    var fixedMs: Double
+    public var fixedMs: Double
     /// measured / predicted.
-    var ratio: Double
+    public var ratio: Double
+    /// Creates a prediction.
+    public init(msPerToken: Double, attentionMs: Double, ffnMs: Double, exchangeMs: Double, fixedMs: Double, ratio: Double) {
+        self.msPerToken = msPerToken; self.attentionMs = attentionMs; self.ffnMs = ffnMs
+        self.exchangeMs = exchangeMs; self.fixedMs = fixedMs; self.ratio = ratio
+    }
 }
 
-enum BenchPredict {
+public enum BenchPredict {
     /// One matmul call of a decode step: its weight type and the matrix it streams (grouped experts: the
     /// top-k experts' rows stacked, as one call reads them).
-    struct MatmulShape: Hashable {
+    public struct MatmulShape: Hashable {
         var type: GGMLType
         var rows: Int, cols: Int
         /// Routed experts: `used` of `experts` matrices of rows x cols, picked per token.
@@ -55,7 +60,7 @@ enum BenchPredict {
     /// The matmul calls of one decode step (batch 1, no drafting) of `file`'s main layers, in tensor order,
     /// and for each shape the bytes of one real row of it (the probe streams copies of real data, so every
     /// weight type works, K-quants included, which have no quantizer here).
-    static func matmulCalls(_ config: Step35Config, file: GGUFFile) -> (calls: [MatmulShape], rows: [MatmulShape: [UInt8]]) {
+    public static func matmulCalls(_ config: Step35Config, file: GGUFFile) -> (calls: [MatmulShape], rows: [MatmulShape: [UInt8]]) {
         var rows: [MatmulShape: [UInt8]] = [:]
         let calls = file.tensors.compactMap { t -> MatmulShape? in
             let n = t.name
@@ -80,7 +85,7 @@ enum BenchPredict {
     /// a large one's rate (per-row and per-call costs), which a single big-matrix probe would miss.
     /// `base` is the probe's profile (`Probe.profile`, measured once for all batch sizes); `rows` has one
     /// real row per shape (`matmulCalls`).
-    static func profile(_ base: HardwareProfile, threads: Int, calls: [MatmulShape], rows: [MatmulShape: [UInt8]], batch: Int = 1)
+    public static func profile(_ base: HardwareProfile, threads: Int, calls: [MatmulShape], rows: [MatmulShape: [UInt8]], batch: Int = 1)
         -> (HardwareProfile, matmulSeconds: Double)
     {
         var p = base
@@ -139,7 +144,7 @@ enum BenchPredict {
     /// pattern, heads, KV heads, experts and top-k but 32-wide matrices (F32, a few MB: cache-resident)
     /// decodes 48 steps of `batch` sequences on `threads` threads after 16 warm-up steps; the mean per step
     /// is the host cost of dispatching the same kernels and doing the same bookkeeping at negligible size.
-    static func fixedStepSeconds(like config: Step35Config, moeLayers: Int, threads: Int, batch: Int = 1) throws -> Double {
+    public static func fixedStepSeconds(like config: Step35Config, moeLayers: Int, threads: Int, batch: Int = 1) throws -> Double {
         let layers = 0..<config.layerCount
         var s = Step35Shape()
         s.embedding = 32; s.vocab = 512; s.layers = config.layerCount; s.denseLayers = config.layerCount - moeLayers
@@ -171,7 +176,7 @@ enum BenchPredict {
     /// The cost model's view of `config` as one decode step reads `file`: attention groups by layer kind,
     /// parameters by role (token embeddings and MTP blocks excluded: a step reads one embedding row and,
     /// without drafting, no MTP block), and the mean bytes per parameter.
-    static func spec(_ config: Step35Config, file: GGUFFile, kv: KVType, moeLayers: Int) -> (ModelCostSpec, bytesPerParam: Double) {
+    public static func spec(_ config: Step35Config, file: GGUFFile, kv: KVType, moeLayers: Int) -> (ModelCostSpec, bytesPerParam: Double) {
         var attn = 0.0, routed = 0.0, other = 0.0, bytes = 0.0
         for t in file.tensors {
             let n = t.name
@@ -206,7 +211,7 @@ enum BenchPredict {
     /// Under a topology with one lane, the head's work, the exchange and the workers' experts run one after
     /// another: the same step on the head's thread count, plus `exchangeSeconds` per MoE layer (the
     /// session's probe of the three collectives with no compute in them).
-    static func predict(spec: ModelCostSpec, bytesPerParam: Double, profile: HardwareProfile, context: Int, fixedSeconds: Double,
+    public static func predict(spec: ModelCostSpec, bytesPerParam: Double, profile: HardwareProfile, context: Int, fixedSeconds: Double,
                         exchangeSeconds: Double = 0, batch: Int = 1) -> StepTime {
         var k = ServingKnobs()
         k.bandwidthEfficiency = 1  // the probe measured achieved rates

@@ -6,9 +6,9 @@ import Kernels
 import ModelKit
 import Cluster
 
-enum Probe {
+public enum Probe {
     /// Seconds per call of `body`, the best of `reps` after one warm-up.
-    static func best(_ reps: Int, _ body: () -> Void) -> Double {
+    public static func best(_ reps: Int, _ body: () -> Void) -> Double {
         body()
         var b = Double.infinity
         for _ in 0..<reps {
@@ -21,7 +21,7 @@ enum Probe {
 
     /// Measures read bandwidth (an F32 decode matmul over a 256 MiB weight: every byte read once per call)
     /// and F32 compute (a 2048 x 2048 weight against 256 tokens), with `threads` kernel threads.
-    static func measure(threads: Int) -> (bandwidth: Double, flops: Double) {
+    public static func measure(threads: Int) -> (bandwidth: Double, flops: Double) {
         let pool = ThreadPool(threads: threads)
         var g = SplitMix64(seed: 11)
         let n = 8192
@@ -37,7 +37,7 @@ enum Probe {
 
     /// Seconds one small kernel call costs on `threads` threads: a 64 x 64 F32 decode matmul, whose
     /// 16 KiB of weight reads take well under a microsecond, so the time is the pool's dispatch and join.
-    static func callOverhead(threads: Int) -> Double {
+    public static func callOverhead(threads: Int) -> Double {
         let pool = ThreadPool(threads: threads)
         var g = SplitMix64(seed: 12)
         let w = WeightMatrix(rows: 64, cols: 64, floats: (0..<4096).map { _ in Float(g.nextUnit()) })
@@ -55,7 +55,7 @@ enum Probe {
 
     /// This machine as a cost-model hardware profile: measured bandwidth, F32 compute and call overhead;
     /// capacity from /proc/meminfo; no price (pass --price) and no network.
-    static func profile(threads: Int) -> HardwareProfile {
+    public static func profile(threads: Int) -> HardwareProfile {
         let r = measure(threads: threads)
         let total = Double(procKiB("/proc/meminfo", "MemTotal") ?? 0) * 1024
         return HardwareProfile(

@@ -22,6 +22,9 @@ struct TraceRequest: Decodable {
     var stop: [String]?
     var ignore_eos: Bool?
     var logprobs: Int?
+    /// A conversation's next turn: request N's prompt and reply come first (this request is sent once
+    /// request N has finished, `at_ms` counting from then), then this request's prompt or text.
+    var continues: Int?
 }
 
 /// What `replay` prints per request.
@@ -80,16 +83,25 @@ struct Replay: ParsableCommand {
     private func play(_ trace: [TraceRequest], on engine: Engine) throws -> Bool {
         let out = ReplayOutput(count: trace.count, stream: stream)
         let t0 = DispatchTime.now().uptimeNanoseconds
+        var prompts: [[Int32]] = []
         for (i, t) in trace.enumerated() {
-            let prompt = t.prompt ?? engine.tokenize(t.text ?? "")
+            var prompt = t.prompt ?? engine.tokenize(t.text ?? "")
+            var base = t0
+            if let prev = t.continues {
+                guard prev >= 0 && prev < i else { throw ValidationError("request \(i): continues \(prev), which is not an earlier request") }
+                let (tokens, ended) = out.waitFor(prev)
+                prompt = prompts[prev] + tokens + (t.prompt ?? Array(engine.tokenize(t.text ?? "").drop { $0 == engine.tokenizer?.bos }))
+                base = ended
+            }
+            prompts.append(prompt)
             let r = InferenceRequest(prompt: prompt, sampling: SamplingParams(temperature: t.temperature ?? 0, seed: t.seed ?? UInt64(i)),
                                      maxTokens: t.max_tokens ?? 32, stopStrings: t.stop ?? [], ignoreEOS: t.ignore_eos ?? false,
                                      draft: t.draft ?? 0, logprobs: t.logprobs)
-            let at = t0 + UInt64((t.at_ms ?? 0) * 1e6)
+            let at = base + UInt64((t.at_ms ?? 0) * 1e6)
             let now = DispatchTime.now().uptimeNanoseconds
             if at > now { usleep(UInt32(min((at - now) / 1000, UInt64(UInt32.max)))) }
             let arrived = DispatchTime.now().uptimeNanoseconds
-            let cancelAfter = t.cancel_after_tokens
+            let cancelAfter = t.cancel_after_tokens, promptCount = prompt.count
             let box = IDBox()
             do {
                 box.id = try engine.submit(r) { e in
@@ -98,7 +110,7 @@ struct Replay: ParsableCommand {
                         let n = out.add(i, ev, arrived: arrived)
                         if let c = cancelAfter, n >= c, let id = box.id { engine.cancel(id) }
                     case .finished(let c):
-                        out.finish(i, c, prompt: prompt.count)
+                        out.finish(i, c, prompt: promptCount)
                     }
                 }
             } catch {
@@ -123,7 +135,8 @@ private final class IDBox: @unchecked Sendable {
 private final class ReplayOutput: @unchecked Sendable {
     private let lock = NSLock()
     private let group = DispatchGroup()
-    private var tokens: [[Int32]], texts: [String], firstAt: [UInt64?], arrivedAt: [UInt64]
+    private let ended = NSCondition()
+    private var tokens: [[Int32]], texts: [String], firstAt: [UInt64?], arrivedAt: [UInt64], endedAt: [UInt64?]
     private var failed = false
     private let stream: Bool
 
@@ -133,6 +146,7 @@ private final class ReplayOutput: @unchecked Sendable {
         texts = Array(repeating: "", count: count)
         firstAt = Array(repeating: nil, count: count)
         arrivedAt = Array(repeating: 0, count: count)
+        endedAt = Array(repeating: nil, count: count)
         for _ in 0..<count { group.enter() }
     }
 
@@ -157,6 +171,10 @@ private final class ReplayOutput: @unchecked Sendable {
                                   queue_s: u.queueSeconds, admit_to_first_s: u.timeToFirstToken, prompt_s: u.promptSeconds, decode_s: u.decodeSeconds)))
             if c.reason == .error { failed = true }
         }
+        ended.withLock {
+            lock.withLock { endedAt[i] = DispatchTime.now().uptimeNanoseconds }
+            ended.broadcast()
+        }
         group.leave()
     }
 
@@ -164,6 +182,10 @@ private final class ReplayOutput: @unchecked Sendable {
         lock.withLock {
             emit(line(ReplayLine(index: i, tokens: [], text: "", finish: "refused", error: message, prompt_tokens: prompt, cached_tokens: 0,
                                   completion_tokens: 0, ttft_s: 0, queue_s: 0, admit_to_first_s: 0, prompt_s: 0, decode_s: 0)))
+        }
+        ended.withLock {
+            lock.withLock { endedAt[i] = DispatchTime.now().uptimeNanoseconds }
+            ended.broadcast()
         }
         group.leave()
     }
@@ -175,6 +197,14 @@ private final class ReplayOutput: @unchecked Sendable {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return (try? String(decoding: enc.encode(l), as: UTF8.self)) ?? "{}"
+    }
+
+    /// Waits for request `i` to end; its tokens and when it ended.
+    func waitFor(_ i: Int) -> ([Int32], UInt64) {
+        ended.withLock {
+            while lock.withLock({ endedAt[i] }) == nil { ended.wait() }
+        }
+        return lock.withLock { (tokens[i], endedAt[i]!) }
     }
 
     /// Waits for every request; whether any failed.

@@ -171,11 +171,7 @@ private final class ReplayOutput: @unchecked Sendable {
                                   queue_s: u.queueSeconds, admit_to_first_s: u.timeToFirstToken, prompt_s: u.promptSeconds, decode_s: u.decodeSeconds)))
             if c.reason == .error { failed = true }
         }
-        ended.withLock {
-            lock.withLock { endedAt[i] = DispatchTime.now().uptimeNanoseconds }
-            ended.broadcast()
-        }
-        group.leave()
+        markEnded(i)
     }
 
     func refuse(_ i: Int, _ message: String, prompt: Int) {
@@ -183,11 +179,7 @@ private final class ReplayOutput: @unchecked Sendable {
             emit(line(ReplayLine(index: i, tokens: [], text: "", finish: "refused", error: message, prompt_tokens: prompt, cached_tokens: 0,
                                   completion_tokens: 0, ttft_s: 0, queue_s: 0, admit_to_first_s: 0, prompt_s: 0, decode_s: 0)))
         }
-        ended.withLock {
-            lock.withLock { endedAt[i] = DispatchTime.now().uptimeNanoseconds }
-            ended.broadcast()
-        }
-        group.leave()
+        markEnded(i)
     }
 
     /// Writes a line to stdout at once (a run that ends on a lost rank still shows what finished).
@@ -197,6 +189,15 @@ private final class ReplayOutput: @unchecked Sendable {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return (try? String(decoding: enc.encode(l), as: UTF8.self)) ?? "{}"
+    }
+
+    /// Records that request `i` ended (wakes a conversation's next turn) and counts it done.
+    private func markEnded(_ i: Int) {
+        ended.withLock {
+            lock.withLock { endedAt[i] = DispatchTime.now().uptimeNanoseconds }
+            ended.broadcast()
+        }
+        group.leave()
     }
 
     /// Waits for request `i` to end; its tokens and when it ended.

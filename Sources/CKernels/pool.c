@@ -25,6 +25,9 @@ struct sy_pool {
     void *ctx;
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    /* One caller at a time: the pool has one task slot, so a second caller (another thread sharing the
+       model) would overwrite the first's task mid-run. Uncontended, this costs a lock per region. */
+    pthread_mutex_t run_mu;
 };
 
 typedef struct { sy_pool *pool; int ith; } sy_worker_arg;
@@ -62,6 +65,7 @@ sy_pool *sy_pool_create(int n_threads) {
     if (!pool) return NULL;
     pool->n = n_threads;
     pthread_mutex_init(&pool->mu, NULL);
+    pthread_mutex_init(&pool->run_mu, NULL);
     pthread_cond_init(&pool->cv, NULL);
     pool->threads = calloc((size_t)n_threads, sizeof(pthread_t));
     for (int i = 1; i < n_threads; i++) {
@@ -82,6 +86,7 @@ void sy_pool_free(sy_pool *pool) {
     pthread_mutex_unlock(&pool->mu);
     for (int i = 1; i < pool->n; i++) pthread_join(pool->threads[i], NULL);
     pthread_mutex_destroy(&pool->mu);
+    pthread_mutex_destroy(&pool->run_mu);
     pthread_cond_destroy(&pool->cv);
     free(pool->threads);
     free(pool);
@@ -96,6 +101,7 @@ void sy_pool_run(sy_pool *pool, sy_task_fn fn, void *ctx) {
         fn(ctx, 0, 1);
         return;
     }
+    pthread_mutex_lock(&pool->run_mu);
     pool->fn = fn;
     pool->ctx = ctx;
     atomic_store_explicit(&pool->done, 0, memory_order_relaxed);
@@ -105,4 +111,5 @@ void sy_pool_run(sy_pool *pool, sy_task_fn fn, void *ctx) {
     pthread_mutex_unlock(&pool->mu);
     fn(ctx, 0, pool->n);
     while (atomic_load_explicit(&pool->done, memory_order_acquire) < pool->n - 1) SY_PAUSE();
+    pthread_mutex_unlock(&pool->run_mu);
 }

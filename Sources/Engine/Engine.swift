@@ -200,6 +200,8 @@ public final class Engine: @unchecked Sendable {
         while lanesRunning > 0 { lock.wait() }
         let failed = failure
         lock.unlock()
+        // Whatever was still queued or running ends now, with an error event, never silently.
+        withScheduler { $0.failAll(failed.map { "\($0)" } ?? "the engine shut down") }
         if let e = failed, session != nil { MPI.abort("switchyard: rank 0 (head 0): \(e)", cause: e) }
         if let s = session {
             do { try s.finalStatistics() } catch { MPI.abort("switchyard: rank 0: \(error)", cause: error) }

@@ -32,6 +32,9 @@ final class Scheduler {
         var ending: FinishReason?
         /// A cached sequence it continues by copying, whose bytes are freed on the head once it is admitted.
         var releaseOnAdmit = 0
+        /// Its `finished` event went out already (a stop string ends the stream at once; the head lets go of
+        /// the sequence at the lane's next step).
+        var finishedSent = false
         /// KV bytes it holds on its head (a fresh reservation, or the cached sequence it continues in place).
         var reserved = 0
     }
@@ -223,6 +226,7 @@ final class Scheduler {
                 cached.append(Cached(head: r.head, id: rep.id, tokens: tokens, info: info, lastUsed: time))
                 used[r.head] += info.bytes
             }
+            if r.finishedSent { continue }
             if let e = rep.error {
                 send(r.sink, .finished(Completion(reason: .error, usage: r.usage, error: e, text: "")))
                 continue
@@ -250,7 +254,9 @@ final class Scheduler {
         send(r.sink, .tokens(TokenEvent(tokens: kept.map(\.token), text: text, logprobs: kept.compactMap(\.logprob), time: time)))
         if r.text.stopped {
             r.ending = .stop
+            r.finishedSent = true
             cancels[r.lane].append(HeadOrder(head: r.head, id: r.job.id))
+            send(r.sink, .finished(Completion(reason: .stop, usage: r.usage, text: r.text.finish())))
         }
     }
 
@@ -259,7 +265,7 @@ final class Scheduler {
         stopped = stopped ?? message
         for w in queue { send(w.sink, .finished(Completion(reason: .error, usage: Usage(), error: message, text: ""))) }
         queue = []
-        for (_, r) in running { send(r.sink, .finished(Completion(reason: .error, usage: r.usage, error: message, text: ""))) }
+        for (_, r) in running where !r.finishedSent { send(r.sink, .finished(Completion(reason: .error, usage: r.usage, error: message, text: ""))) }
         running = [:]
     }
 }

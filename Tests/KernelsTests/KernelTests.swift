@@ -1,3 +1,4 @@
+import Foundation
 import GGUF
 import Kernels
 import ModelKit

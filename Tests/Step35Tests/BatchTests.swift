@@ -1,3 +1,4 @@
+import Foundation
 import GGUF
 import ModelKit
 import Step35
@@ -46,3 +47,37 @@ import Testing
     }
 }
 
+
+/// One model shared by several threads.
+@Suite struct SharedModelTests {
+    /// If this fails, two threads sharing one model (and so its kernel thread pool: two engines' test
+    /// cases, or lanes without the baton) overwrite each other's kernel tasks mid-run and get wrong logits
+    /// silently: three threads each run 6 forward passes of different prompts on one 2-thread model and
+    /// must get exactly the logits of running them alone.
+    @Test func concurrentForwardsGetTheirOwnLogits() throws {
+        let m = try Step35Model(file: try GGUFFile(path: Fixtures.path("tiny-a-f32.gguf")), threads: 2)
+        let prompts: [[Int32]] = [(1...40).map { $0 }, (50...90).map { $0 }, (100...130).map { $0 }]
+        let want = try prompts.map { try m.forward($0, cache: m.makeCache(context: 64), logits: .all) }
+        let bad = BadCount()
+        let done = DispatchGroup()
+        for k in prompts.indices {
+            done.enter()
+            Thread {
+                for _ in 0..<6 {
+                    let got = try? m.forward(prompts[k], cache: m.makeCache(context: 64), logits: .all)
+                    if got != want[k] { bad.add() }
+                }
+                done.leave()
+            }.start()
+        }
+        done.wait()
+        #expect(bad.value == 0)
+    }
+}
+
+final class BadCount: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    func add() { lock.withLock { n += 1 } }
+    var value: Int { lock.withLock { n } }
+}

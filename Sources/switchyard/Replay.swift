@@ -62,6 +62,9 @@ struct Replay: ParsableCommand {
     @Flag(help: "Also print every token event as it comes ({\"index\", \"tokens\"}).")
     var stream = false
 
+    @Option(help: "Write the JSON lines to this file instead of stdout (each line written as it is made; nothing depends on the launcher forwarding rank 0's output).")
+    var output: String?
+
     func run() throws {
         try reportingErrors {
             let lines = try String(contentsOfFile: requests, encoding: .utf8).split(separator: "\n").filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
@@ -81,7 +84,14 @@ struct Replay: ParsableCommand {
 
     /// Submits each request at its time; returns whether any ended with an error.
     private func play(_ trace: [TraceRequest], on engine: Engine) throws -> Bool {
-        let out = ReplayOutput(count: trace.count, stream: stream)
+        var sink = FileHandle.standardOutput
+        if let path = output {
+            guard FileManager.default.createFile(atPath: path, contents: nil), let h = FileHandle(forWritingAtPath: path) else {
+                throw ValidationError("cannot write \(path)")
+            }
+            sink = h
+        }
+        let out = ReplayOutput(count: trace.count, stream: stream, to: sink)
         let t0 = DispatchTime.now().uptimeNanoseconds
         var prompts: [[Int32]] = []
         for (i, t) in trace.enumerated() {
@@ -139,9 +149,11 @@ private final class ReplayOutput: @unchecked Sendable {
     private var tokens: [[Int32]], texts: [String], firstAt: [UInt64?], arrivedAt: [UInt64], endedAt: [UInt64?]
     private var failed = false
     private let stream: Bool
+    private let file: FileHandle
 
-    init(count: Int, stream: Bool) {
+    init(count: Int, stream: Bool, to file: FileHandle) {
         self.stream = stream
+        self.file = file
         tokens = Array(repeating: [], count: count)
         texts = Array(repeating: "", count: count)
         firstAt = Array(repeating: nil, count: count)
@@ -183,7 +195,7 @@ private final class ReplayOutput: @unchecked Sendable {
     }
 
     /// Writes a line to stdout at once (a run that ends on a lost rank still shows what finished).
-    private func emit(_ s: String) { FileHandle.standardOutput.write(Data((s + "\n").utf8)) }
+    private func emit(_ s: String) { file.write(Data((s + "\n").utf8)) }
 
     private func line(_ l: ReplayLine) -> String {
         let enc = JSONEncoder()

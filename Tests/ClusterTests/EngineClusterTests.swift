@@ -60,7 +60,7 @@ import Testing
     func lostWorkerBecomesErrorEvents(heads: Int) throws {
         let ranks = heads + 2, victimRank = heads + 1
         let topo = try writeTopology("experts: 16\nheads: \(heads)\nworkers: 2\n")
-        let trace = NSTemporaryDirectory() + "trace-\(UUID().uuidString).jsonl"
+        let trace = NSTemporaryDirectory() + "trace-\(UUID().uuidString).jsonl", results = trace + ".out"
         try (0..<4).map { "{\"prompt\": [\($0 + 1), 2, 3], \"max_tokens\": 20000, \"ignore_eos\": true}" }.joined(separator: "\n")
             .write(toFile: trace, atomically: true, encoding: .utf8)
         // Each rank runs through a shell, so the launcher does not tear the job down itself when the worker
@@ -68,17 +68,20 @@ import Testing
         let wrapper = NSTemporaryDirectory() + "rank-\(UUID().uuidString).sh"
         try "#!/bin/sh\n\"$@\"\necho \"rank $PMI_RANK status $?\" >&2\n".write(toFile: wrapper, atomically: true, encoding: .utf8)
         chmod(wrapper, 0o755)
-        defer { for f in [topo, wrapper, trace] { try? FileManager.default.removeItem(atPath: f) } }
+        defer { for f in [topo, wrapper, trace, results] { try? FileManager.default.removeItem(atPath: f) } }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/mpiexec")
         p.arguments = ["-disable-auto-cleanup", "-n", "\(ranks)", wrapper, switchyardBinary, "replay", "--topology", topo, "--requests", trace,
-                       "-np", "\(4 / heads)", "--stream"]
+                       "-np", "\(4 / heads)", "--stream", "--output", results]
         p.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PMI_") }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
         try p.run()
-        let lines = Collector(out.fileHandleForReading), errors = Collector(err.fileHandleForReading)
+        // Rank 0 writes its lines to a file: a launcher proxy that falls over when a rank dies (issue 16)
+        // cannot lose them on the way to stdout.
+        let stdout = Collector(out.fileHandleForReading), errors = Collector(err.fileHandleForReading)
+        let lines = FileLines(results)
         // Wait until every request is decoding, then kill the worker.
         let start = Date()
         func streaming() -> Bool { (0..<4).allSatisfy { i in lines.text.contains("{\"index\":\(i),\"tokens\"") } }
@@ -99,7 +102,7 @@ import Testing
         let done = DispatchSemaphore(value: 0)
         DispatchQueue.global().async { p.waitUntilExit(); done.signal() }
         if done.wait(timeout: .now() + 10) != .success { kill(p.processIdentifier, SIGKILL); done.wait() }
-        lines.wait()
+        stdout.wait()
         errors.wait()
         print("engine fault test: \(heads) head(s): survivors \(gone ? "exited" : "still running") \(String(format: "%.1f", elapsed)) s after the kill")
         #expect(gone && elapsed < 30, "survivors did not exit within 30 s")
@@ -113,6 +116,13 @@ import Testing
             } ?? []
             #expect(e.finish == "error" && named.contains(victimRank) && !e.tokens.isEmpty, "request \(i): \(e)")
         }
+    }
+
+    /// The text of a file another process is writing.
+    struct FileLines {
+        let path: String
+        init(_ path: String) { self.path = path }
+        var text: String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
     }
 
     /// The pid of the replay process with PMI_RANK == rank, if running.

@@ -34,6 +34,7 @@ let package = Package(
         .systemLibrary(name: "CNUMA", pkgConfig: "numa", providers: [.apt(["libnuma-dev"])]),
         .target(name: "SwiftNUMA", dependencies: ["CNUMA"]),
         .target(name: "Cluster", dependencies: ["SwiftMPI", "SwiftNUMA", "Step35", "Kernels", "GGUF", .product(name: "Yams", package: "Yams")]),
+        .target(name: "Chat"),
         .target(name: "Engine", dependencies: ["Step35", "Tokenizer", "GGUF", "ModelKit", "Cluster", "SwiftMPI", "SwiftNUMA"]),
         .target(name: "BenchKit", dependencies: ["Engine", "Cluster", "Step35", "CostModel", "Kernels", "ModelKit", "GGUF"]),
         .executableTarget(
@@ -50,6 +51,7 @@ let package = Package(
         .testTarget(name: "TuningTests", dependencies: ["Tuning"]),
         .testTarget(name: "ModelKitTests", dependencies: ["ModelKit", "Kernels", "GGUF"]),
         .testTarget(name: "CLITests", dependencies: ["switchyard"]),
+        .testTarget(name: "ChatTests", dependencies: ["Chat"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "BenchKit", "Step35", "ModelKit", "GGUF", "Tokenizer"]),
         .testTarget(name: "ClusterTests", dependencies: ["Cluster", "SwiftNUMA", "switchyard"]),
     ],

@@ -19,6 +19,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         .target(name: "CKernels", cSettings: kernelCFlags),
@@ -36,11 +38,14 @@ let package = Package(
         .target(name: "Cluster", dependencies: ["SwiftMPI", "SwiftNUMA", "Step35", "Kernels", "GGUF", .product(name: "Yams", package: "Yams")]),
         .target(name: "Chat"),
         .target(name: "Engine", dependencies: ["Step35", "Tokenizer", "GGUF", "ModelKit", "Cluster", "SwiftMPI", "SwiftNUMA"]),
+        .target(name: "Server", dependencies: ["Engine", "Chat", "Tokenizer", "Step35", "ModelKit",
+                                              .product(name: "Hummingbird", package: "hummingbird"),
+                                              .product(name: "Logging", package: "swift-log")]),
         .target(name: "BenchKit", dependencies: ["Engine", "Cluster", "Step35", "CostModel", "Kernels", "ModelKit", "GGUF"]),
         .executableTarget(
             name: "switchyard",
             dependencies: [
-                "Engine", "BenchKit", "Step35", "Tokenizer", "GGUF", "ModelKit", "Cluster", "SwiftMPI", "SwiftNUMA", "CostModel", "Tuning",
+                "Engine", "BenchKit", "Server", "Step35", "Tokenizer", "GGUF", "ModelKit", "Cluster", "SwiftMPI", "SwiftNUMA", "CostModel", "Tuning",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF"]),
@@ -52,6 +57,7 @@ let package = Package(
         .testTarget(name: "ModelKitTests", dependencies: ["ModelKit", "Kernels", "GGUF"]),
         .testTarget(name: "CLITests", dependencies: ["switchyard"]),
         .testTarget(name: "ChatTests", dependencies: ["Chat"]),
+        .testTarget(name: "ServerTests", dependencies: ["switchyard"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "BenchKit", "Step35", "ModelKit", "GGUF", "Tokenizer"]),
         .testTarget(name: "ClusterTests", dependencies: ["Cluster", "SwiftNUMA", "switchyard"]),
     ],

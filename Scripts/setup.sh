@@ -5,7 +5,7 @@
 set -euo pipefail
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in libmpich-dev mpich libnuma-dev python3 python3-pip python3-venv pkg-config; do
+for pkg in libmpich-dev mpich libnuma-dev python3 python3-pip python3-venv pkg-config curl; do
     have "$pkg" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -1,0 +1,178 @@
+import Foundation
+import Testing
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// A `switchyard serve` process on a free loopback port, stopped at the end.
+final class ServerProcess: @unchecked Sendable {
+    let process = Process()
+    private(set) var port = 0
+
+    init(_ args: [String] = []) throws {
+        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        let direct = dir.appendingPathComponent("switchyard").path
+        let bin = FileManager.default.fileExists(atPath: direct) ? direct
+            : Bundle.allBundles.map { $0.bundleURL.deletingLastPathComponent().appendingPathComponent("switchyard").path }
+                .first { FileManager.default.fileExists(atPath: $0) }!
+        process.executableURL = URL(fileURLWithPath: bin)
+        process.arguments = ["serve", "--port", "0"] + args
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let start = Date()
+        var text = ""
+        while port == 0 && Date().timeIntervalSince(start) < 60 {
+            let d = err.fileHandleForReading.availableData
+            if d.isEmpty { break }
+            text += String(decoding: d, as: UTF8.self)
+            if let r = text.range(of: #"http://127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
+                port = Int(text[r].split(separator: ":").last!)!
+            }
+        }
+    }
+
+    deinit {
+        process.terminate()
+        process.waitUntilExit()
+    }
+
+    /// Sends a request; returns status, headers and body.
+    func request(_ path: String, method: String = "POST", body: String? = nil, headers: [String: String] = [:]) async throws
+        -> (status: Int, headers: [String: String], body: String) {
+        var r = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+        r.httpMethod = method
+        r.httpBody = body.map { Data($0.utf8) }
+        r.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        for (k, v) in headers { r.setValue(v, forHTTPHeaderField: k) }
+        let (data, resp) = try await URLSession.shared.data(for: r)
+        let h = resp as! HTTPURLResponse
+        var hs: [String: String] = [:]
+        for (k, v) in h.allHeaderFields { hs["\(k)".lowercased()] = "\(v)" }
+        return (h.statusCode, hs, String(decoding: data, as: UTF8.self))
+    }
+}
+
+func object(_ s: String) throws -> [String: Any] { try JSONSerialization.jsonObject(with: Data(s.utf8)) as! [String: Any] }
+
+/// The OpenAI-compatible server over the engine (embedded model).
+@Suite(.serialized) struct ServerTests {
+    /// If this fails, a chat completion stops coming back in OpenAI's shape: a message with content or
+    /// reasoning_content, a finish reason, and usage that counts the prompt and the generated tokens.
+    @Test func chatCompletion() async throws {
+        let s = try ServerProcess()
+        let r = try await s.request("/v1/chat/completions", body: #"{"model": "switchyard-tiny", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8, "temperature": 0}"#)
+        #expect(r.status == 200, "\(r.body)")
+        let o = try object(r.body)
+        #expect(o["object"] as? String == "chat.completion")
+        let choice = (o["choices"] as! [[String: Any]])[0], usage = o["usage"] as! [String: Any]
+        #expect(choice["finish_reason"] as? String == "length")
+        let msg = choice["message"] as! [String: Any]
+        #expect(msg["role"] as? String == "assistant" && (msg["content"] != nil || msg["reasoning_content"] != nil))
+        #expect(usage["completion_tokens"] as? Int == 8 && (usage["prompt_tokens"] as? Int ?? 0) > 0)
+    }
+
+    /// If this fails, streaming breaks OpenAI's SSE sequence: a first chunk with the role, deltas, one chunk
+    /// with the finish reason, the usage chunk when stream_options.include_usage, then `data: [DONE]`.
+    @Test func streamedChatCompletion() async throws {
+        let s = try ServerProcess()
+        let r = try await s.request("/v1/chat/completions", body: #"{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 6, "temperature": 0, "stream": true, "stream_options": {"include_usage": true}}"#)
+        #expect(r.status == 200)
+        let events = r.body.components(separatedBy: "\n\n").filter { $0.hasPrefix("data: ") }.map { String($0.dropFirst(6)) }
+        #expect(events.last == "[DONE]")
+        let chunks = try events.dropLast().map(object)
+        let first = ((chunks[0]["choices"] as! [[String: Any]])[0]["delta"]) as! [String: Any]
+        #expect(first["role"] as? String == "assistant")
+        let finishes = chunks.compactMap { ($0["choices"] as? [[String: Any]])?.first?["finish_reason"] as? String }
+        #expect(finishes == ["length"])
+        let usage = try #require(chunks.last?["usage"] as? [String: Any])
+        #expect(usage["completion_tokens"] as? Int == 6 && (chunks.last?["choices"] as? [Any])?.isEmpty == true)
+    }
+
+    /// If this fails, an error status or shape is wrong: malformed JSON and a bad field (400, naming the
+    /// parameter), n > 1 (400 naming n), an unknown model (404), a missing or wrong key (401), a body over
+    /// the limit (413).
+    @Test func errorsHaveOpenAIShapesAndStatuses() async throws {
+        let s = try ServerProcess(["--api-key", "sekret", "--max-body", "2000"])
+        let auth = ["Authorization": "Bearer sekret"]
+        let cases: [(String, [String: String], Int, String?)] = [
+            ("{bad", auth, 400, nil),
+            (#"{"messages": "hi"}"#, auth, 400, "messages"),
+            (#"{"messages": [{"role": "user", "content": "x"}], "n": 2}"#, auth, 400, "n"),
+            (#"{"messages": [{"role": "user", "content": "x"}], "logit_bias": {}}"#, auth, 400, "logit_bias"),
+            (#"{"messages": [{"role": "user", "content": "x"}], "temperature": "hot"}"#, auth, 400, "temperature"),
+            (#"{"model": "gpt-9", "messages": [{"role": "user", "content": "x"}]}"#, auth, 404, "model"),
+            (#"{"messages": [{"role": "user", "content": "x"}]}"#, [:], 401, nil),
+            (#"{"messages": [{"role": "user", "content": "x"}]}"#, ["Authorization": "Bearer wrong"], 401, nil),
+            (#"{"messages": [{"role": "user", "content": ""# + String(repeating: "x", count: 3000) + #""}]}"#, auth, 413, nil),
+        ]
+        for (body, headers, status, param) in cases {
+            let r = try await s.request("/v1/chat/completions", body: body, headers: headers)
+            #expect(r.status == status, "\(body.prefix(60)): \(r.body)")
+            let err = try object(r.body)["error"] as? [String: Any]
+            #expect(err?["message"] is String && err?["type"] is String, "\(r.body)")
+            if let p = param { #expect(err?["param"] as? String == p, "\(r.body)") }
+        }
+        // Anthropic's header carries the key too, and /health needs none.
+        #expect(try await s.request("/v1/models", method: "GET", headers: ["x-api-key": "sekret"]).status == 200)
+        #expect(try await s.request("/health", method: "GET").status == 200)
+    }
+
+    /// If this fails, a full queue accepts (or drops) a request instead of answering 503 with Retry-After:
+    /// one slot, no queue, one long request running.
+    @Test func fullQueueIs503WithRetryAfter() async throws {
+        let s = try ServerProcess(["-np", "1", "--max-queue", "0"])
+        let long = Task { try await s.request("/v1/completions", body: #"{"prompt": "a", "max_tokens": 3000, "temperature": 0}"#) }
+        var answer: (status: Int, headers: [String: String], body: String)?
+        for _ in 0..<50 {
+            try await Task.sleep(nanoseconds: 100_000_000)
+            let r = try await s.request("/v1/completions", body: #"{"prompt": "b", "max_tokens": 2}"#)
+            if r.status == 503 { answer = r; break }
+        }
+        let r = try #require(answer, "never refused")
+        #expect(r.headers["retry-after"] == "1" && r.body.contains("queue is full"), "\(r.headers) \(r.body)")
+        long.cancel()
+    }
+
+    /// If this fails, a client that hangs up mid-stream keeps its request running (its slot and KV held):
+    /// after the connection closes, `/slots` must show nothing running within a few seconds.
+    @Test func disconnectCancelsTheRequest() async throws {
+        let s = try ServerProcess(["-np", "1"])
+        // curl reads the stream for 2 s and hangs up.
+        let curl = Process()
+        curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        curl.arguments = ["-sN", "--max-time", "2", "http://127.0.0.1:\(s.port)/v1/chat/completions", "-d",
+                          #"{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 100000, "stream": true}"#]
+        let out = Pipe()
+        curl.standardOutput = out
+        try curl.run()
+        let streamed = out.fileHandleForReading.readDataToEndOfFile()
+        curl.waitUntilExit()
+        #expect(String(decoding: streamed, as: UTF8.self).contains("chat.completion.chunk"))
+        var running = -1
+        for _ in 0..<50 {
+            try await Task.sleep(nanoseconds: 200_000_000)
+            running = ((try object(try await s.request("/slots", method: "GET").body))["running"] as? [Any])?.count ?? -1
+            if running == 0 { break }
+        }
+        #expect(running == 0)
+    }
+
+    /// If this fails, the helpers stop answering as llama-server's do: /tokenize and /detokenize round trip,
+    /// /apply-template renders tools into the system turn and opens the assistant's <think>, /props and
+    /// /v1/completions answer.
+    @Test func helpers() async throws {
+        let s = try ServerProcess()
+        let t = try object(try await s.request("/tokenize", body: #"{"content": "hello world"}"#).body)["tokens"] as! [Int]
+        #expect(!t.isEmpty)
+        let d = try object(try await s.request("/detokenize", body: "{\"tokens\": \(t)}").body)["content"] as? String
+        #expect(d == "hello world")
+        let p = try object(try await s.request("/apply-template", body: #"{"messages": [{"role": "user", "content": "Hi"}], "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}]}"#).body)["prompt"] as? String ?? ""
+        #expect(p.contains("<tools>\n{\"type\": \"function\"") && p.hasSuffix("<|im_start|>assistant\n<think>\n"))
+        #expect(try await s.request("/props", method: "GET").status == 200)
+        let c = try object(try await s.request("/v1/completions", body: #"{"prompt": "Once", "max_tokens": 5, "temperature": 0}"#).body)
+        #expect(((c["choices"] as? [[String: Any]])?.first?["text"]) is String)
+        #expect(try await s.request("/detokenize", body: #"{"tokens": [-1]}"#).status == 400)
+    }
+}

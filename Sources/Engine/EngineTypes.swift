@@ -93,6 +93,8 @@ public struct Completion: Sendable {
     public var promptLogits: [Float]?
     /// The text held back to the end (an unfinished character, or a stop-string prefix that never completed).
     public var text: String
+    /// The stop string that ended the request, if one did.
+    public var stopString: String?
 }
 
 /// One event of a request's stream: tokens as they are made, then exactly one `finished`.

@@ -256,7 +256,7 @@ final class Scheduler {
             r.ending = .stop
             r.finishedSent = true
             cancels[r.lane].append(HeadOrder(head: r.head, id: r.job.id))
-            send(r.sink, .finished(Completion(reason: .stop, usage: r.usage, text: r.text.finish())))
+            send(r.sink, .finished(Completion(reason: .stop, usage: r.usage, text: r.text.finish(), stopString: r.text.matched)))
         }
     }
 

@@ -10,8 +10,9 @@
 public struct TextStream: Sendable {
     private let stops: [[UInt8]]
     private var pending: [UInt8] = []
-    /// Whether a stop string was found (nothing more is emitted).
+    /// Whether a stop string was found (nothing more is emitted), and which.
     public private(set) var stopped = false
+    public private(set) var matched: String?
 
     /// A stream that ends at the first of `stopStrings` (empty strings are ignored).
     public init(stopStrings: [String] = []) {
@@ -22,8 +23,9 @@ public struct TextStream: Sendable {
     public mutating func push(_ bytes: [UInt8]) -> String {
         guard !stopped else { return "" }
         pending += bytes
-        if let at = firstStop() {
+        if let (at, which) = firstStop() {
             stopped = true
+            matched = String(decoding: stops[which], as: UTF8.self)
             let text = String(decoding: pending[..<at], as: UTF8.self)
             pending = []
             return text
@@ -41,11 +43,11 @@ public struct TextStream: Sendable {
     }
 
     /// Start of the earliest stop string in `pending`.
-    private func firstStop() -> Int? {
-        var best: Int?
-        for s in stops where s.count <= pending.count {
+    private func firstStop() -> (Int, Int)? {
+        var best: (Int, Int)?
+        for (k, s) in stops.enumerated() where s.count <= pending.count {
             for i in 0...(pending.count - s.count) where pending[i] == s[0] && pending[i..<(i + s.count)].elementsEqual(s) {
-                if best.map({ i < $0 }) ?? true { best = i }
+                if best.map({ i < $0.0 }) ?? true { best = (i, k) }
                 break
             }
         }

@@ -175,4 +175,34 @@ func object(_ s: String) throws -> [String: Any] { try JSONSerialization.jsonObj
         #expect(((c["choices"] as? [[String: Any]])?.first?["text"]) is String)
         #expect(try await s.request("/detokenize", body: #"{"tokens": [-1]}"#).status == 400)
     }
+
+    /// If this fails, Anthropic's Messages API stops answering in its shape: a message with content
+    /// blocks, a stop reason and usage; the streamed event sequence (message_start, ping, content blocks
+    /// opened, delta'd and stopped in order, message_delta, message_stop); count_tokens; Anthropic's error
+    /// shape for a missing max_tokens (400) and a wrong x-api-key (401).
+    @Test func anthropicMessages() async throws {
+        let s = try ServerProcess(["--api-key", "k"])
+        let key = ["x-api-key": "k"]
+        let history = #"[{"role": "user", "content": [{"type": "text", "text": "Weather?"}]}, {"role": "assistant", "content": [{"type": "thinking", "thinking": "call it"}, {"type": "tool_use", "id": "t1", "name": "get_weather", "input": {"city": "Bern"}}]}, {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "21 C"}]}]"#
+        let tools = #"[{"name": "get_weather", "description": "Weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]"#
+        let r = try await s.request("/v1/messages", body: #"{"model": "switchyard-tiny", "max_tokens": 6, "temperature": 0, "system": [{"type": "text", "text": "Be brief."}], "messages": \#(history), "tools": \#(tools)}"#, headers: key)
+        #expect(r.status == 200, "\(r.body)")
+        let o = try object(r.body)
+        #expect(o["type"] as? String == "message" && o["stop_reason"] as? String == "max_tokens")
+        #expect(!((o["content"] as? [Any]) ?? []).isEmpty && ((o["usage"] as? [String: Any])?["output_tokens"] as? Int) == 6)
+        let st = try await s.request("/v1/messages", body: #"{"max_tokens": 5, "temperature": 0, "stream": true, "messages": \#(history)}"#, headers: key)
+        let names = st.body.components(separatedBy: "\n").filter { $0.hasPrefix("event: ") }.map { String($0.dropFirst(7)) }
+        #expect(names.first == "message_start" && names.dropFirst().first == "ping" && names.suffix(2) == ["message_delta", "message_stop"], "\(names)")
+        let blocks = names.filter { $0.hasPrefix("content_block") }
+        #expect(blocks.first == "content_block_start" && blocks.last == "content_block_stop" && blocks.contains("content_block_delta"))
+        #expect(blocks.filter { $0 == "content_block_start" }.count == blocks.filter { $0 == "content_block_stop" }.count)
+        let n = try object(try await s.request("/v1/messages/count_tokens", body: #"{"messages": \#(history), "tools": \#(tools)}"#, headers: key).body)
+        #expect((n["input_tokens"] as? Int ?? 0) > 0)
+        let bad = try await s.request("/v1/messages", body: #"{"messages": [{"role": "user", "content": "x"}]}"#, headers: key)
+        let badBody = try object(bad.body)
+        #expect(bad.status == 400 && badBody["type"] as? String == "error")
+        let unauth = try await s.request("/v1/messages", body: #"{"max_tokens": 2, "messages": [{"role": "user", "content": "x"}]}"#, headers: ["x-api-key": "no"])
+        let unauthBody = try object(unauth.body)
+        #expect(unauth.status == 401 && (unauthBody["error"] as? [String: Any])?["type"] as? String == "authentication_error")
+    }
 }

@@ -6,3 +6,5 @@ bash Scripts/setup.sh
 bash Scripts/fetch-vocab.sh
 swift build --build-tests
 swift test --skip-build
+# The openai and anthropic SDKs against `switchyard serve` (one process, and mpiexec -n 3).
+bash Scripts/sdk/run.sh

@@ -54,6 +54,22 @@ try:
 except openai.AuthenticationError:
     check(True, "openai 401")
 
+# Responses (Codex): input items with a function call and its output, a function tool and a built-in tool
+# type that is accepted and ignored.
+items = [{"type": "message", "role": "developer", "content": "Be brief."},
+         {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Weather in Bern?"}]},
+         {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": "{\"city\": \"Bern\"}"},
+         {"type": "function_call_output", "call_id": "c1", "output": "21 C"}]
+rtools = [{"type": "function", "name": "get_weather", "description": "Weather", "parameters": WEATHER["function"]["parameters"]},
+          {"type": "web_search"}]
+resp = oa.responses.create(model=MODEL, input=items, tools=rtools, max_output_tokens=6, temperature=0)
+check(resp.status in ("completed", "incomplete") and resp.usage.output_tokens == 6 and len(resp.output) >= 1, "openai responses")
+events = list(oa.responses.create(model=MODEL, input="Hello", max_output_tokens=5, temperature=0, stream=True))
+kinds = [e.type for e in events]
+check(kinds[0] == "response.created" and kinds[-1] in ("response.completed", "response.incomplete"), f"openai responses stream {kinds[:3]}")
+check(any(k.endswith(".delta") for k in kinds) and "response.output_item.done" in kinds, "openai responses stream deltas")
+check([e.sequence_number for e in events] == list(range(len(events))), "openai responses sequence numbers")
+
 an = anthropic.Anthropic(base_url=BASE, api_key=KEY, max_retries=0)
 m = an.messages.create(model=MODEL, max_tokens=8, system="Be brief.", messages=[{"role": "user", "content": "Hello"}])
 check(m.stop_reason in ("max_tokens", "end_turn") and m.usage.output_tokens <= 8 and len(m.content) >= 1, "anthropic message")

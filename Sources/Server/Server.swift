@@ -1,7 +1,7 @@
 // `switchyard serve`: the HTTP front of the engine (Hummingbird 2 on SwiftNIO). Routes decode bodies as
 // ordered JSON, check the key, and hand off to ChatService; errors come back in the route's API shape.
 //
-// Routes: OpenAI `/v1/chat/completions`, `/v1/completions`, `/v1/models`; Anthropic `/v1/messages`,
+// Routes: OpenAI `/v1/chat/completions`, `/v1/completions`, `/v1/responses`, `/v1/models`; Anthropic `/v1/messages`,
 // `/v1/messages/count_tokens`; llama-server's `/health`,
 // `/props`, `/slots`, `/tokenize`, `/detokenize`, `/apply-template`.
 import Chat
@@ -56,6 +56,7 @@ public enum SwitchyardServer {
         }
         route(.post, "/v1/chat/completions", .openAI) { try await service.chatCompletions($0) }
         route(.post, "/v1/completions", .openAI) { try await service.completions($0) }
+        route(.post, "/v1/responses", .openAI) { try await service.responses($0) }
         route(.get, "/v1/models", .openAI) { _ in service.models() }
         route(.post, "/v1/messages", .anthropic) { try await service.messages($0) }
         route(.post, "/v1/messages/count_tokens", .anthropic) { try service.countTokens($0) }

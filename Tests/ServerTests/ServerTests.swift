@@ -205,4 +205,19 @@ func object(_ s: String) throws -> [String: Any] { try JSONSerialization.jsonObj
         let unauthBody = try object(unauth.body)
         #expect(unauth.status == 401 && (unauthBody["error"] as? [String: Any])?["type"] as? String == "authentication_error")
     }
+
+    /// If this fails, a Codex-style Responses request breaks: built-in tool types beside a function tool
+    /// must be accepted (and ignored), function_call items with string arguments must render, the output
+    /// must come back as items with usage; a stored-response reference gets a 400 naming it.
+    @Test func responsesAcceptCodexPayloads() async throws {
+        let s = try ServerProcess()
+        let body = #"{"model": "switchyard-tiny", "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "ls"}]}, {"type": "function_call", "call_id": "c1", "name": "shell", "arguments": "{\"cmd\": [\"ls\"]}"}, {"type": "function_call_output", "call_id": "c1", "output": "a.txt"}], "tools": [{"type": "function", "name": "shell", "parameters": {"type": "object", "properties": {"cmd": {"type": "array"}}}}, {"type": "local_shell"}, {"type": "web_search"}, {"type": "custom", "name": "apply_patch"}], "max_output_tokens": 4, "temperature": 0, "store": false, "reasoning": {"effort": "low"}}"#
+        let r = try await s.request("/v1/responses", body: body)
+        #expect(r.status == 200, "\(r.body)")
+        let o = try object(r.body)
+        #expect(o["object"] as? String == "response" && !((o["output"] as? [Any]) ?? []).isEmpty)
+        #expect(((o["usage"] as? [String: Any])?["output_tokens"] as? Int) == 4)
+        let bad = try await s.request("/v1/responses", body: #"{"input": "hi", "previous_response_id": "resp_1"}"#)
+        #expect(bad.status == 400 && bad.body.contains("previous_response_id"))
+    }
 }

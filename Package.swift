@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         .target(name: "CKernels", cSettings: kernelCFlags),
@@ -38,9 +39,10 @@ let package = Package(
         .target(name: "Cluster", dependencies: ["SwiftMPI", "SwiftNUMA", "Step35", "Kernels", "GGUF", .product(name: "Yams", package: "Yams")]),
         .target(name: "Chat"),
         .target(name: "Engine", dependencies: ["Step35", "Tokenizer", "GGUF", "ModelKit", "Cluster", "SwiftMPI", "SwiftNUMA"]),
-        .target(name: "Server", dependencies: ["Engine", "Chat", "Tokenizer", "Step35", "ModelKit",
+        .target(name: "Server", dependencies: ["Engine", "Chat", "Tokenizer", "Step35", "ModelKit", "Cluster",
                                               .product(name: "Hummingbird", package: "hummingbird"),
-                                              .product(name: "Logging", package: "swift-log")]),
+                                              .product(name: "Logging", package: "swift-log"),
+                                              .product(name: "Prometheus", package: "swift-prometheus")]),
         .target(name: "BenchKit", dependencies: ["Engine", "Cluster", "Step35", "CostModel", "Kernels", "ModelKit", "GGUF"]),
         .executableTarget(
             name: "switchyard",

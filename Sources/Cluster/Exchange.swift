@@ -98,6 +98,9 @@ public final class ClusterExperts: ExpertBackend, @unchecked Sendable {
     private var sums = ExchangeStats()
     /// Accumulated timings (readable from other threads while the lane runs).
     public var stats: ExchangeStats { statsLock.withLock { sums } }
+    private var observer: (@Sendable (Double) -> Void)?
+    /// Receives each MoE layer's exchange seconds (dispatch + combine wait), e.g. a metrics histogram.
+    public func observe(_ f: @escaping @Sendable (Double) -> Void) { statsLock.withLock { observer = f } }
     /// Exchanges so far (turns replicas of one-token steps).
     private var exchanges = 0
     /// How a lane hands its compute baton to the other lanes while its exchange is in flight (nil: one lane).
@@ -182,6 +185,7 @@ public final class ClusterExperts: ExpertBackend, @unchecked Sendable {
             sums.combine += Double(t2.uptimeNanoseconds - t1.uptimeNanoseconds) / 1e9
             sums.layers += 1
         }
+        statsLock.withLock { observer }?(Double(t2.uptimeNanoseconds - t0.uptimeNanoseconds) / 1e9)
         return out
     }
 }

@@ -15,10 +15,16 @@ public final class ChatService: Sendable {
     public let modelNames: [String]
     /// The BOS token's text (the template writes it first).
     let bosText: String
+    /// Metrics fed by every finished request (nil: `--metrics` off).
+    public let metrics: ServerMetrics?
+    /// MTP draft depth of every request (`--draft`).
+    public let draft: Int
 
-    public init(engine: Engine, modelNames: [String]) {
+    public init(engine: Engine, modelNames: [String], metrics: ServerMetrics? = nil, draft: Int = 0) {
         self.engine = engine
         self.modelNames = modelNames
+        self.metrics = metrics
+        self.draft = draft
         bosText = engine.tokenizer.flatMap { t in t.bos.map { String(decoding: t.bytes(of: $0, special: true), as: UTF8.self) } } ?? ""
     }
 
@@ -119,8 +125,22 @@ extension ChatService {
         return res
     }
 
-    /// Submits to the engine, its refusals as API errors.
+    /// Submits to the engine (its refusals as API errors); the events as an async stream that records the
+    /// request's usage in the metrics when it ends, and cancels the request if the consumer goes away.
     func submit(_ r: InferenceRequest) throws -> (id: Int, events: AsyncThrowingStream<EngineEvent, Error>) {
-        do { return try engine.submit(r) } catch let e as EngineError { throw APIError(e) }
+        var req = r
+        req.draft = draft
+        let (stream, cont) = AsyncThrowingStream<EngineEvent, Error>.makeStream()
+        let metrics = self.metrics
+        let id: Int
+        do {
+            id = try engine.submit(req) { e in
+                if case .finished(let c) = e { metrics?.record(c.usage) }
+                cont.yield(e)
+                if case .finished = e { cont.finish() }
+            }
+        } catch let e as EngineError { throw APIError(e) }
+        cont.onTermination = { [engine] why in if case .cancelled = why { engine.cancel(id) } }
+        return (id, stream)
     }
 }

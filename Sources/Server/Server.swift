@@ -18,6 +18,8 @@ public struct ServerConfig: Sendable {
     public var apiKey: String?
     /// Largest request body; larger ones get 413.
     public var maxBodyBytes = 16 << 20
+    /// Serve `/metrics` (llama-server's `--metrics`).
+    public var metrics = false
 
     public init() {}
 }
@@ -61,6 +63,11 @@ public enum SwitchyardServer {
         route(.post, "/v1/messages", .anthropic) { try await service.messages($0) }
         route(.post, "/v1/messages/count_tokens", .anthropic) { try service.countTokens($0) }
         route(.get, "/health", .openAI, auth: false) { _ in json(.object([("status", .string("ok"))])) }
+        if config.metrics, let m = service.metrics {
+            route(.get, "/metrics", .openAI) { _ in
+                Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: m.scrape(service.engine))))
+            }
+        }
         route(.get, "/props", .openAI) { _ in service.props() }
         route(.get, "/slots", .openAI) { _ in service.slots() }
         route(.post, "/tokenize", .openAI) { try service.tokenize($0) }

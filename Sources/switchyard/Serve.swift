@@ -34,10 +34,17 @@ struct Serve: ParsableCommand {
     @Option(help: "Largest request body in bytes (more: 413).")
     var maxBody = 16 << 20
 
+    @Flag(help: "Serve Prometheus metrics at /metrics (llamacpp:* and switchyard_* series).")
+    var metrics = false
+
+    @Option(help: "Tokens drafted per step with the model's MTP blocks for every request (0: off).")
+    var draft = 0
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
         guard (1...256).contains(parallel) else { throw ValidationError("--parallel must be 1 to 256") }
         guard maxQueue >= 0 && maxBody > 0 else { throw ValidationError("--max-queue must be >= 0 and --max-body > 0") }
+        guard draft >= 0 else { throw ValidationError("--draft must be >= 0") }
     }
 
     func run() throws {
@@ -49,8 +56,11 @@ struct Serve: ParsableCommand {
             config.port = port
             config.apiKey = apiKey ?? ProcessInfo.processInfo.environment["SWITCHYARD_API_KEY"]
             config.maxBodyBytes = maxBody
+            config.metrics = metrics
             let file = options.model.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent } ?? "switchyard-tiny"
-            let service = ChatService(engine: engine, modelNames: [alias ?? file, file])
+            let m = metrics ? ServerMetrics() : nil
+            if let m, let s = engine.session { for lane in s.lanes { lane.experts.observe { m.exchanged($0) } } }
+            let service = ChatService(engine: engine, modelNames: [alias ?? file, file], metrics: m, draft: draft)
             var logger = Logger(label: "switchyard")
             logger.logLevel = .info
             let host = config.host

@@ -220,4 +220,19 @@ func object(_ s: String) throws -> [String: Any] { try JSONSerialization.jsonObj
         let bad = try await s.request("/v1/responses", body: #"{"input": "hi", "previous_response_id": "resp_1"}"#)
         #expect(bad.status == 400 && bad.body.contains("previous_response_id"))
     }
+
+    /// If this fails, /metrics stops exporting llama-server's names and ours, or stops counting: after one
+    /// request of 5 tokens with 1 MTP draft per step, the predicted-token counter is 5, the requests and
+    /// KV gauges are there, and the MTP counters per draft position appear.
+    @Test func metricsCountRequests() async throws {
+        let s = try ServerProcess(["--metrics", "--draft", "1"])
+        let r = try await s.request("/v1/chat/completions", body: #"{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5, "temperature": 0}"#)
+        #expect(r.status == 200, "\(r.body)")
+        let m = try await s.request("/metrics", method: "GET")
+        #expect(m.status == 200)
+        for line in ["llamacpp:tokens_predicted_total 5", "switchyard_requests_total 1", "# TYPE llamacpp:requests_processing gauge",
+                     "llamacpp:kv_cache_usage_ratio", "llamacpp:prompt_tokens_total", #"switchyard_mtp_drafted_total{position="1"}"#] {
+            #expect(m.body.contains(line), "missing \(line) in\n\(m.body)")
+        }
+    }
 }

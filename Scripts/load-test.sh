@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Load: N concurrent streaming clients for M minutes against `switchyard serve` on loopback, in one process
+# and as 1 head + 2 workers under mpiexec (release build, embedded model unless -m is given after --).
+# Usage: Scripts/load-test.sh [CLIENTS] [MINUTES] [-- SERVE ARGS...]   (defaults 32 clients, 10 minutes)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CLIENTS=${1:-32}
+MINUTES=${2:-10}
+shift $(( $# > 2 ? 2 : $# ))
+[ "${1:-}" = "--" ] && shift
+B=.build/release/switchyard
+[ -x "$B" ] || swift build -c release >/dev/null
+V=Scripts/sdk/.venv
+[ -x "$V/bin/python" ] || python3 -m venv "$V"
+"$V/bin/python" -c "import httpx" 2>/dev/null || "$V/bin/pip" install --quiet httpx
+T=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$T"' EXIT
+printf "experts: 16\nheads: 1\nworkers: 2\nthreads: 1\n" > "$T/1h2w.yaml"
+run() {
+    local label=$1 launcher=$2; shift 2
+    $launcher "$B" serve --port 0 -np 8 --max-queue 64 "$@" 2> "$T/$label.log" &
+    local pid=$! port=""
+    for _ in $(seq 600); do
+        port=$(sed -n 's|.*http://127.0.0.1:\([0-9]*\).*|\1|p' "$T/$label.log" | head -1)
+        [ -n "$port" ] && break
+        sleep 0.1
+    done
+    [ -n "$port" ] || { cat "$T/$label.log" >&2; exit 1; }
+    echo "load: $label, $CLIENTS clients, $MINUTES min, host $(nproc) cores"
+    "$V/bin/python" Scripts/load/load_test.py "http://127.0.0.1:$port" "$CLIENTS" "$MINUTES"
+    kill -INT "$pid"
+    wait "$pid" 2>/dev/null || true
+}
+run "single process" "" "$@"
+run "1 head + 2 workers" "mpiexec -n 3" --topology "$T/1h2w.yaml" "$@"

@@ -16,20 +16,14 @@ V=Scripts/sdk/.venv
 T=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$T"' EXIT
 printf "experts: 16\nheads: 1\nworkers: 2\nthreads: 1\n" > "$T/1h2w.yaml"
+source Scripts/serve-lib.sh
 run() {
     local label=$1 launcher=$2; shift 2
-    $launcher "$B" serve --port 0 -np 8 --max-queue 64 "$@" 2> "$T/$label.log" &
-    local pid=$! port=""
-    for _ in $(seq 600); do
-        port=$(sed -n 's|.*http://127.0.0.1:\([0-9]*\).*|\1|p' "$T/$label.log" | head -1)
-        [ -n "$port" ] && break
-        sleep 0.1
-    done
-    [ -n "$port" ] || { cat "$T/$label.log" >&2; exit 1; }
+    start_server "$T/$label.log" "$launcher" "$B" -np 8 --max-queue 64 "$@"
     echo "load: $label, $CLIENTS clients, $MINUTES min, host $(nproc) cores"
-    "$V/bin/python" Scripts/load/load_test.py "http://127.0.0.1:$port" "$CLIENTS" "$MINUTES"
-    kill -INT "$pid"
-    wait "$pid" 2>/dev/null || true
+    "$V/bin/python" Scripts/load/load_test.py "http://127.0.0.1:$SERVER_PORT" "$CLIENTS" "$MINUTES"
+    kill -INT "$SERVER_PID"
+    wait "$SERVER_PID" 2>/dev/null || true
 }
 run "single process" "" "$@"
 run "1 head + 2 workers" "mpiexec -n 3" --topology "$T/1h2w.yaml" "$@"

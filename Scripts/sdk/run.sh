@@ -13,22 +13,15 @@ fi
 T=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$T"' EXIT
 printf "experts: 16\nheads: 1\nworkers: 2\n" > "$T/1h2w.yaml"
-# serve LABEL LAUNCHER [ARGS...]: start (under LAUNCHER, e.g. "mpiexec -n 3"), wait for the port, run the
-# SDK tests, stop.
+source Scripts/serve-lib.sh
+# serve LABEL LAUNCHER [ARGS...]: start (under LAUNCHER, e.g. "mpiexec -n 3"), run the SDK tests, stop.
 serve() {
     local label=$1 launcher=$2; shift 2
-    $launcher "$B" serve --port 0 --api-key sdk-key "$@" 2> "$T/$label.log" &
-    local pid=$! port=""
-    for _ in $(seq 600); do
-        port=$(sed -n 's|.*http://127.0.0.1:\([0-9]*\).*|\1|p' "$T/$label.log" | head -1)
-        [ -n "$port" ] && break
-        sleep 0.1
-    done
-    [ -n "$port" ] || { cat "$T/$label.log" >&2; echo "sdk: $label server did not start" >&2; exit 1; }
-    echo "sdk: $label (port $port)"
-    "$V/bin/python" Scripts/sdk/test_sdk.py "http://127.0.0.1:$port" sdk-key
-    kill "$pid"
-    wait "$pid" 2>/dev/null || true
+    start_server "$T/$label.log" "$launcher" "$B" --api-key sdk-key "$@"
+    echo "sdk: $label (port $SERVER_PORT)"
+    "$V/bin/python" Scripts/sdk/test_sdk.py "http://127.0.0.1:$SERVER_PORT" sdk-key
+    kill -INT "$SERVER_PID"
+    wait "$SERVER_PID" 2>/dev/null || true
 }
 serve single ""
 serve cluster "mpiexec -n 3" --topology "$T/1h2w.yaml"

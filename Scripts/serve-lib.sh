@@ -1,0 +1,17 @@
+# Sourced by Scripts/sdk/run.sh and Scripts/load-test.sh: start `switchyard serve` on a free loopback port.
+# start_server LOG LAUNCHER BINARY [SERVE ARGS...]: runs `LAUNCHER BINARY serve --port 0 ARGS` in the
+# background, waits (60 s at most) for the port it prints, and sets SERVER_PID and SERVER_PORT.
+start_server() {
+    local log=$1 launcher=$2 bin=$3; shift 3
+    $launcher "$bin" serve --port 0 "$@" 2> "$log" &
+    SERVER_PID=$!
+    SERVER_PORT=""
+    for _ in $(seq 600); do
+        SERVER_PORT=$(sed -n 's|.*http://127.0.0.1:\([0-9]*\).*|\1|p' "$log" | head -1)
+        [ -n "$SERVER_PORT" ] && return 0
+        sleep 0.1
+    done
+    cat "$log" >&2
+    echo "switchyard serve did not start" >&2
+    return 1
+}

@@ -10,13 +10,11 @@ shift $(( $# > 2 ? 2 : $# ))
 [ "${1:-}" = "--" ] && shift
 B=.build/release/switchyard
 [ -x "$B" ] || swift build -c release >/dev/null
-V=Scripts/sdk/.venv
-[ -x "$V/bin/python" ] || python3 -m venv "$V"
-"$V/bin/python" -c "import httpx" 2>/dev/null || "$V/bin/pip" install --quiet httpx
+source Scripts/serve-lib.sh
+ensure_venv httpx httpx
 T=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$T"' EXIT
 printf "experts: 16\nheads: 1\nworkers: 2\nthreads: 1\n" > "$T/1h2w.yaml"
-source Scripts/serve-lib.sh
 run() {
     local label=$1 launcher=$2; shift 2
     start_server "$T/$label.log" "$launcher" "$B" -np 8 --max-queue 64 "$@"

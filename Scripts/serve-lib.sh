@@ -15,3 +15,12 @@ start_server() {
     echo "switchyard serve did not start" >&2
     return 1
 }
+
+# The Python venv the SDK and load scripts share (git-ignored).
+V=Scripts/sdk/.venv
+# ensure_venv "MOD1, MOD2" PACKAGE...: creates the venv if missing and installs PACKAGEs unless the modules import.
+ensure_venv() {
+    local imports=$1; shift
+    [ -x "$V/bin/python" ] || python3 -m venv "$V"
+    "$V/bin/python" -c "import $imports" 2>/dev/null || "$V/bin/pip" install --quiet "$@"
+}

@@ -5,15 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 B=.build/debug/switchyard
 [ -x "$B" ] || swift build >/dev/null
-V=Scripts/sdk/.venv
-if [ ! -x "$V/bin/python" ] || ! "$V/bin/python" -c "import openai, anthropic" 2>/dev/null; then
-    python3 -m venv "$V"
-    "$V/bin/pip" install --quiet "openai>=1.50" "anthropic>=0.40"
-fi
+source Scripts/serve-lib.sh
+ensure_venv "openai, anthropic" "openai>=1.50" "anthropic>=0.40"
 T=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$T"' EXIT
 printf "experts: 16\nheads: 1\nworkers: 2\n" > "$T/1h2w.yaml"
-source Scripts/serve-lib.sh
 # serve LABEL LAUNCHER [ARGS...]: start (under LAUNCHER, e.g. "mpiexec -n 3"), run the SDK tests, stop.
 serve() {
     local label=$1 launcher=$2; shift 2

@@ -298,21 +298,16 @@ public struct OutputParser: Sendable {
     /// A parameter's text as its schema's type: numbers, booleans, objects and arrays parsed when they
     /// parse as that type, strings (and anything without a schema) kept as written.
     func typed(_ s: String, _ kinds: [String]) -> JSONValue {
-        for k in kinds where k != "string" {
-            let t = s.unicodeScalars.filter { !$0.properties.isWhitespace }.isEmpty ? "" : s
-            switch k {
-            case "integer", "number":
-                if let v = try? JSONValue.parse(t), (k == "number" && { if case .double = v { true } else { false } }()) || { if case .integer = v { true } else { false } }() { return v }
-            case "boolean":
-                let l = t.lowercased()
+        let parsed = try? JSONValue.parse(s)
+        for k in kinds {
+            switch (k, parsed) {
+            case ("integer", .integer?), ("number", .integer?), ("number", .double?), ("object", .object?), ("array", .array?):
+                return parsed!
+            case ("null", _) where s == "null":
+                return .null
+            case ("boolean", _):
+                let l = s.lowercased()
                 if l == "true" || l == "false" { return .bool(l == "true") }
-            case "object", "array":
-                if let v = try? JSONValue.parse(t) {
-                    if k == "object", case .object = v { return v }
-                    if k == "array", case .array = v { return v }
-                }
-            case "null":
-                if t == "null" { return .null }
             default: break
             }
         }

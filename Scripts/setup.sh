@@ -2,10 +2,13 @@
 # Installs what Switchyard needs on a Debian machine, skipping what is already there.
 # Swift 6 itself must be on PATH (a toolchain cannot be fetched from Debian's or PyPI's registries here);
 # the system packages below come from Debian.
+# --browser also installs Debian's chromium and chromium-driver (the web UI's browser test).
 set -euo pipefail
+pkgs=(libmpich-dev mpich libnuma-dev python3 python3-pip python3-venv pkg-config curl)
+[ "${1:-}" = "--browser" ] && pkgs+=(chromium chromium-driver)
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in libmpich-dev mpich libnuma-dev python3 python3-pip python3-venv pkg-config curl; do
+for pkg in "${pkgs[@]}"; do
     have "$pkg" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -82,6 +82,8 @@ extension Engine {
                 MPI.abort("switchyard: rank 0: \(error)")
             }
         }
+        let signals = deferSignalsToCoordinator(rank: comm.rank)
+        defer { signals.forEach { $0.cancel() } }
         do {
             try FollowerLanes(session: session, model: m, prefixCache: config.prefixCache).run()
             try session.finalStatistics()
@@ -90,6 +92,27 @@ extension Engine {
         }
         MPI.finalize()
         return nil
+    }
+
+    /// A follower's SIGINT and SIGTERM: mpiexec forwards Ctrl-C to every rank, but only rank 0 may end the
+    /// job (it stops serving, then tells the lanes to stop, and every rank finalizes MPI). A follower that
+    /// died at once would make the launcher report a bad termination and could leave rank 0 mid-collective.
+    /// So followers wait for rank 0's stop; if it has not come 30 s after the signal (rank 0 wedged), they
+    /// exit with 128 + the signal. A dead rank 0 is caught sooner by the liveness checks.
+    static func deferSignalsToCoordinator(rank: Int) -> [DispatchSourceSignal] {
+        [SIGINT, SIGTERM].map { sig in
+            signal(sig, SIG_IGN)
+            let src = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            src.setEventHandler {
+                FileHandle.standardError.write(Data("switchyard: rank \(rank): signal \(sig); waiting for rank 0 to stop the job\n".utf8))
+                DispatchQueue.global().asyncAfter(deadline: .now() + 30) {
+                    FileHandle.standardError.write(Data("switchyard: rank \(rank): rank 0 did not stop the job within 30 s of signal \(sig); exiting\n".utf8))
+                    _exit(128 + sig)
+                }
+            }
+            src.resume()
+            return src
+        }
     }
 
     /// Binds a worker to the NUMA node its topology names; returns what to log (nil: nothing was asked

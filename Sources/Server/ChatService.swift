@@ -19,6 +19,8 @@ public final class ChatService: Sendable {
     public let metrics: ServerMetrics?
     /// MTP draft depth of every request (`--draft`).
     public let draft: Int
+    /// Totals over finished requests (the web UI's cluster panel).
+    let tally = ServedTally()
 
     public init(engine: Engine, modelNames: [String], metrics: ServerMetrics? = nil, draft: Int = 0) {
         self.engine = engine
@@ -131,11 +133,14 @@ extension ChatService {
         var req = r
         req.draft = draft
         let (stream, cont) = AsyncThrowingStream<EngineEvent, Error>.makeStream()
-        let metrics = self.metrics
+        let metrics = self.metrics, tally = self.tally
         let id: Int
         do {
             id = try engine.submit(req) { e in
-                if case .finished(let c) = e { metrics?.record(c.usage) }
+                if case .finished(let c) = e {
+                    metrics?.record(c.usage)
+                    tally.record(c.usage)
+                }
                 cont.yield(e)
                 if case .finished = e { cont.finish() }
             }

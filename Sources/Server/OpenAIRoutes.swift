@@ -44,7 +44,8 @@ extension ChatService {
         choice.append(("logprobs", req.logprobs == nil ? .null : .object([("content", .array(res.logprobs.map(logprobJSON)))])))
         choice.append(("finish_reason", .string(finishReason(res.completion?.reason, calls: !res.output.toolCalls.isEmpty))))
         return json(.object([("id", .string(id)), ("object", .string("chat.completion")), ("created", .integer("\(Int(Date().timeIntervalSince1970))")),
-                             ("model", .string(alias)), ("choices", .array([.object(choice)])), ("usage", usageJSON(res.completion?.usage))]))
+                             ("model", .string(alias)), ("choices", .array([.object(choice)])), ("usage", usageJSON(res.completion?.usage)),
+                             ("timings", timingsJSON(res.completion?.usage))]))
     }
 
     /// A streamed chat completion: role first, then reasoning, content and tool-call deltas as the
@@ -55,11 +56,12 @@ extension ChatService {
         let head: [(key: String, value: JSONValue)] = [("id", .string(id)), ("object", .string("chat.completion.chunk")),
                                                        ("created", .integer("\(created)")), ("model", .string(alias))]
         let engine = self.engine, wantsLogprobs = req.logprobs != nil
-        @Sendable func chunk(_ delta: [(key: String, value: JSONValue)], finish: String? = nil, logprobs: [TokenLogprob] = []) -> ByteBuffer {
+        @Sendable func chunk(_ delta: [(key: String, value: JSONValue)], finish: String? = nil, logprobs: [TokenLogprob] = [],
+                             timings: JSONValue? = nil) -> ByteBuffer {
             var choice: [(key: String, value: JSONValue)] = [("index", .integer("0")), ("delta", .object(delta))]
             if wantsLogprobs { choice.append(("logprobs", .object([("content", .array(logprobs.map(logprobJSON)))]))) }
             choice.append(("finish_reason", finish.map { .string($0) } ?? .null))
-            return sse(.object(head + [("choices", .array([.object(choice)]))]))
+            return sse(.object(head + [("choices", .array([.object(choice)]))] + (timings.map { [("timings", $0)] } ?? [])))
         }
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: .init { [self] writer in
             var parser = OutputParser(tools: tools ?? [])
@@ -82,7 +84,7 @@ extension ChatService {
                             let err = JSONValue.object([("error", .object([("message", .string(c.error ?? "generation failed")), ("type", .string("server_error"))]))])
                             try await writer.write(sse(err))
                         } else {
-                            try await writer.write(chunk([], finish: finishReason(c.reason, calls: calls)))
+                            try await writer.write(chunk([], finish: finishReason(c.reason, calls: calls), timings: timingsJSON(c.usage)))
                             if includeUsage { try await writer.write(sse(.object(head + [("choices", .array([])), ("usage", usageJSON(c.usage))]))) }
                         }
                     }
@@ -201,6 +203,21 @@ extension ChatService {
         return .object([("prompt_tokens", .integer("\(u.promptTokens)")), ("completion_tokens", .integer("\(u.completionTokens)")),
                         ("total_tokens", .integer("\(u.promptTokens + u.completionTokens)")),
                         ("prompt_tokens_details", .object([("cached_tokens", .integer("\(u.cachedTokens)"))]))])
+    }
+
+    /// llama-server's `timings` object (on a response and on the stream's last chunk): prompt and predicted
+    /// tokens with their milliseconds and rates, cached prompt tokens, MTP drafts and acceptances, plus
+    /// the server-side time to first token.
+    func timingsJSON(_ u: Usage?) -> JSONValue {
+        let u = u ?? Usage()
+        let pn = u.promptTokens - u.cachedTokens, pms = u.promptSeconds * 1e3, dms = u.decodeSeconds * 1e3
+        // llama-server counts the first token in prompt processing; so do the engine's decode seconds.
+        let dn = max(u.completionTokens - 1, 0)
+        func rate(_ n: Int, _ ms: Double) -> JSONValue { .double(ms > 0 ? Double(n) * 1e3 / ms : 0) }
+        return .object([("cache_n", .integer("\(u.cachedTokens)")), ("prompt_n", .integer("\(pn)")), ("prompt_ms", .double(pms)),
+                        ("prompt_per_second", rate(pn, pms)), ("predicted_n", .integer("\(u.completionTokens)")), ("predicted_ms", .double(dms)),
+                        ("predicted_per_second", rate(dn, dms)), ("draft_n", .integer("\(u.speculation.drafted.reduce(0, +))")),
+                        ("draft_n_accepted", .integer("\(u.speculation.accepted.reduce(0, +))")), ("ttft_ms", .double(u.timeToFirstToken * 1e3))])
     }
 
     func logprobJSON(_ l: TokenLogprob) -> JSONValue {

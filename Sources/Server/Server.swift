@@ -3,7 +3,7 @@
 //
 // Routes: OpenAI `/v1/chat/completions`, `/v1/completions`, `/v1/responses`, `/v1/models`; Anthropic `/v1/messages`,
 // `/v1/messages/count_tokens`; llama-server's `/health`,
-// `/props`, `/slots`, `/tokenize`, `/detokenize`, `/apply-template`.
+// `/props`, `/slots`, `/tokenize`, `/detokenize`, `/apply-template`; the web UI at `/` and its `/cluster` data.
 import Chat
 import Engine
 import Foundation
@@ -69,6 +69,8 @@ public enum SwitchyardServer {
             }
         }
         route(.get, "/props", .openAI) { _ in service.props() }
+        route(.get, "/cluster", .openAI) { _ in service.cluster() }
+        route(.get, "/", .openAI, auth: false) { _ in WebPage.response() }
         route(.get, "/slots", .openAI) { _ in service.slots() }
         route(.post, "/tokenize", .openAI) { try service.tokenize($0) }
         route(.post, "/detokenize", .openAI) { try service.detokenize($0) }

@@ -49,7 +49,9 @@ struct Serve: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            guard let engine = try options.startEngine(try cacheOptions.engineConfig(parallel: parallel, maxQueue: maxQueue)) else { return }
+            var engineConfig = try cacheOptions.engineConfig(parallel: parallel, maxQueue: maxQueue)
+            engineConfig.recordExpertStats = true  // the web UI's heat map
+            guard let engine = try options.startEngine(engineConfig) else { return }
             defer { engine.shutdown() }
             var config = ServerConfig()
             config.host = host

@@ -235,4 +235,30 @@ func object(_ s: String) throws -> [String: Any] { try JSONSerialization.jsonObj
             #expect(m.body.contains(line), "missing \(line) in\n\(m.body)")
         }
     }
+
+    /// If this fails, the web UI loses its data: `/` must serve the page without a key, a response must
+    /// carry llama-server's `timings` with the MTP counts, and `/cluster` (behind the key) must count the
+    /// request and the routed tokens of every MoE layer (each token picks top-k experts in each layer).
+    @Test func webUIAndClusterData() async throws {
+        let s = try ServerProcess(["--api-key", "k", "--draft", "1"])
+        let page = try await s.request("/", method: "GET")
+        #expect(page.status == 200 && page.headers["content-type"]?.hasPrefix("text/html") == true && page.body.contains("switchyardUI"))
+        #expect(try await s.request("/cluster", method: "GET").status == 401)
+        let auth = ["Authorization": "Bearer k"]
+        let r = try object(try await s.request("/v1/chat/completions", body: #"{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5, "temperature": 0}"#, headers: auth).body)
+        let t = try #require(r["timings"] as? [String: Any])
+        let prompt = (r["usage"] as? [String: Any])?["prompt_tokens"] as? Int ?? 0
+        #expect(t["predicted_n"] as? Int == 5 && t["prompt_n"] as? Int == prompt && (t["draft_n"] as? Int ?? 0) > 0, "\(t)")
+        let c = try object(try await s.request("/cluster", method: "GET", headers: auth).body)
+        #expect((c["ranks"] as? [Any])?.count == 1 && (c["workers"] as? [Any])?.isEmpty == true)
+        let served = try #require(c["served"] as? [String: Any])
+        #expect(served["requests"] as? Int == 1 && served["completion_tokens"] as? Int == 5)
+        #expect(((served["mtp"] as? [String: Any])?["drafted"] as? [Int])?.first ?? 0 > 0)
+        let load = try #require(c["expert_load"] as? [String: Any])
+        let counts = try #require(load["counts"] as? [[Int]]), tokens = try #require(load["tokens"] as? [Int])
+        #expect(!counts.isEmpty && counts.count == tokens.count)
+        // Every token routed through a layer picks the same number of experts there.
+        let k = counts[0].reduce(0, +) / max(tokens[0], 1)
+        #expect(k > 0 && zip(counts, tokens).allSatisfy { $0.reduce(0, +) == k * $1 && $1 > 0 }, "\(counts) \(tokens)")
+    }
 }

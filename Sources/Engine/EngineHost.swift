@@ -44,7 +44,9 @@ extension Engine {
         let threads = source.threads ?? ProcessInfo.processInfo.activeProcessorCount
         guard let topoPath = source.topology else {
             let f = try source.open()
-            return try Engine(file: f, model: try Step35Model(file: f, threads: threads), config: config, session: nil)
+            let model = try Step35Model(file: f, threads: threads)
+            readIn(f, model: model, role: .all, label: "reading the weights in", log: source.log)
+            return try Engine(file: f, model: model, config: config, session: nil)
         }
         let comm = try MPI.initialize()
         let topo: Topology
@@ -63,7 +65,11 @@ extension Engine {
             }
             let f = try source.open()
             file = f
-            model = try Step35Model(file: f, threads: source.threads ?? (isHead ? topo.headThreads : topo.workerThreads))
+            let m = try Step35Model(file: f, threads: source.threads ?? (isHead ? topo.headThreads : topo.workerThreads))
+            model = m
+            let role: WeightRole = isHead ? .head : .worker(comm.rank - topo.heads)
+            readIn(f, model: m, role: role, label: "rank \(comm.rank) (\(isHead ? "head" : "worker \(comm.rank - topo.heads)")): reading its weights in",
+                   log: source.log) { topo.owners(layer: $0, expert: $1) }
         } catch {
             loadError = error
         }
@@ -92,6 +98,19 @@ extension Engine {
         }
         MPI.finalize()
         return nil
+    }
+
+    /// Reads the weights `role` computes with into memory when the file is mapped (progress after 1 s on
+    /// standard error: redrawn on a TTY, else through `log`).
+    static func readIn(_ f: GGUFFile, model: Step35Model, role: WeightRole, label: String, log: @escaping (String) -> Void,
+                       owners: (Int, Int) -> [Int] = { _, _ in [] }) {
+        guard f.storage.isMapped else { return }
+        let ranges = ModelLoad.ranges(f, role: role, moeLayers: Set(model.moeLayerIndices), owners: owners)
+        let tty = isatty(2) != 0
+        let progress = LoadProgress(total: ranges.reduce(0) { $0 + $1.count }, label: label, tty: tty) { s in
+            if tty { FileHandle.standardError.write(Data(s.utf8)) } else { log(String(s.dropLast())) }
+        }
+        ModelLoad.prefetch(f.storage, ranges: ranges, progress: progress)
     }
 
     /// A follower's SIGINT and SIGTERM: mpiexec forwards Ctrl-C to every rank, but only rank 0 may end the

@@ -48,6 +48,9 @@ public final class GGUFStorage: @unchecked Sendable {
         if mapped { munmap(UnsafeMutableRawPointer(mutating: base), size) } else { base.deallocate() }
     }
 
+    /// Whether the bytes are a file mapping (read from disk on first touch) rather than memory.
+    public var isMapped: Bool { mapped }
+
     /// Raw address of byte `offset`; for kernels that read tensor data in place.
     public func address(_ offset: Int) -> UnsafeRawPointer { base + offset }
 }

@@ -81,6 +81,14 @@ public struct TokenEvent: Sendable {
     public var logprobs: [TokenLogprob]
     /// When the engine produced them (monotonic nanoseconds, `DispatchTime.now().uptimeNanoseconds`).
     public var time: UInt64
+
+    /// An event (front ends that splice text into a stream, such as forced tool-call openings, make these).
+    public init(tokens: [Int32], text: String, logprobs: [TokenLogprob] = [], time: UInt64) {
+        self.tokens = tokens
+        self.text = text
+        self.logprobs = logprobs
+        self.time = time
+    }
 }
 
 /// The end of a request.
@@ -95,6 +103,16 @@ public struct Completion: Sendable {
     public var text: String
     /// The stop string that ended the request, if one did.
     public var stopString: String?
+
+    /// A completion (front ends that combine several requests into one answer make these).
+    public init(reason: FinishReason, usage: Usage, error: String? = nil, promptLogits: [Float]? = nil, text: String = "", stopString: String? = nil) {
+        self.reason = reason
+        self.usage = usage
+        self.error = error
+        self.promptLogits = promptLogits
+        self.text = text
+        self.stopString = stopString
+    }
 }
 
 /// One event of a request's stream: tokens as they are made, then exactly one `finished`.

@@ -19,6 +19,8 @@ public struct SamplingParams: Sendable, Equatable, Codable {
     /// OpenAI's presence and frequency penalties over the generated tokens (0 disables).
     public var presencePenalty: Float = 0
     public var frequencyPenalty: Float = 0
+    /// Only these tokens may be picked (nil: any). The server's constrained steps (a forced tool name).
+    public var allowedTokens: [Int32]? = nil
 
     /// Creates settings.
     public init(temperature: Float = 0, topK: Int = 40, topP: Float = 0.95, seed: UInt64 = 0, minP: Float = 0,
@@ -34,6 +36,8 @@ public struct SamplingParams: Sendable, Equatable, Codable {
 
     /// Whether the logits depend on the tokens generated so far.
     public var penalizes: Bool { presencePenalty != 0 || frequencyPenalty != 0 }
+    /// Whether the sampler changes the logits before picking (penalties or an allowed set).
+    public var adjusts: Bool { penalizes || allowedTokens != nil }
 }
 
 /// SplitMix64: small, fast, reproducible across platforms.
@@ -75,14 +79,22 @@ public struct Sampler: Sendable {
         return best
     }
 
-    /// `logits` with the presence and frequency penalties of `history` (the generated tokens) applied.
+    /// `logits` with the presence and frequency penalties of `history` (the generated tokens) applied, and
+    /// every token outside `allowedTokens` (when set) at -infinity.
     public func penalized(_ logits: [Float], history: [Int32]) -> [Float] {
-        guard params.penalizes, !history.isEmpty else { return logits }
-        var counts: [Int32: Int] = [:]
-        for t in history { counts[t, default: 0] += 1 }
+        guard params.adjusts else { return logits }
         var out = logits
-        for (t, n) in counts where t >= 0 && Int(t) < out.count {
-            out[Int(t)] -= params.presencePenalty + params.frequencyPenalty * Float(n)
+        if params.penalizes && !history.isEmpty {
+            var counts: [Int32: Int] = [:]
+            for t in history { counts[t, default: 0] += 1 }
+            for (t, n) in counts where t >= 0 && Int(t) < out.count {
+                out[Int(t)] -= params.presencePenalty + params.frequencyPenalty * Float(n)
+            }
+        }
+        if let allowed = params.allowedTokens {
+            var masked = [Float](repeating: -.infinity, count: out.count)
+            for t in allowed where t >= 0 && Int(t) < out.count { masked[Int(t)] = out[Int(t)] }
+            out = masked
         }
         return out
     }

@@ -101,23 +101,36 @@ extension ChatService {
         return json(.object([("input_tokens", .integer("\(tokens(try renderPrompt(messages: m, tools: t)).count)"))]))
     }
 
+    /// Anthropic's `thinking`: {"type": "disabled"} closes reasoning at once (budget 0), {"type": "enabled",
+    /// "budget_tokens": N} allows N reasoning tokens; absent: the server's `--reasoning-budget`.
+    static func thinkingBudget(_ v: JSONValue?) throws -> Int? {
+        switch v?["type"]?.string {
+        case nil where v == nil || v == .null: return nil
+        case "disabled"?: return 0
+        case "enabled"?:
+            guard let n = try number(v!, "budget_tokens"), n >= 0 else {
+                throw APIError.bad("thinking.budget_tokens must be a number >= 0", param: "thinking")
+            }
+            return Int(n)
+        default: throw APIError.bad("thinking.type must be \"enabled\" or \"disabled\"", param: "thinking")
+        }
+    }
+
     /// `POST /v1/messages`.
     func messages(_ b: JSONValue) async throws -> Response {
         try checkFields(b, Self.messageFields)
         try checkModel(b["model"])
         guard let maxTokens = try Self.number(b, "max_tokens"), maxTokens >= 1 else { throw APIError.bad("max_tokens is required (>= 1)", param: "max_tokens") }
         var (m, tools) = try templateInputs(b)
-        switch b["tool_choice"]?["type"]?.string {
-        case nil, "auto": break
-        case "none": tools = nil
-        default: throw APIError.bad("tool_choice: only auto and none are supported", param: "tool_choice")
-        }
+        let choice = try ToolChoice.parse(b["tool_choice"], tools: tools)
+        if choice == .none { tools = nil }
         var req = InferenceRequest(prompt: tokens(try renderPrompt(messages: m, tools: tools)), sampling: try Self.sampling(b),
                                    maxTokens: Int(maxTokens), stopStrings: try Self.stops(b["stop_sequences"], param: "stop_sequences"))
         if b["temperature"] == nil { req.sampling.temperature = 1 }
+        let budget = try Self.thinkingBudget(b["thinking"])
         let id = "msg_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
-        if b["stream"] == .bool(true) { return try streamMessage(req, tools: tools, id: id) }
-        let res = try await run(req, tools: tools)
+        if b["stream"] == .bool(true) { return try streamMessage(req, tools: tools, id: id, choice: choice, budget: budget) }
+        let res = try await run(req, tools: tools, choice: choice, budget: budget)
         var content: [JSONValue] = []
         if !res.output.reasoning.isEmpty { content.append(.object([("type", .string("thinking")), ("thinking", .string(res.output.reasoning)), ("signature", .string(""))])) }
         if !res.output.content.isEmpty { content.append(.object([("type", .string("text")), ("text", .string(res.output.content))])) }
@@ -197,9 +210,8 @@ struct BlockStream {
 
 extension ChatService {
     /// The full Anthropic event sequence for a streamed message; a client that goes away cancels it.
-    func streamMessage(_ req: InferenceRequest, tools: [JSONValue]?, id: String) throws -> Response {
-        let (rid, events) = try submit(req)
-        let engine = self.engine
+    func streamMessage(_ req: InferenceRequest, tools: [JSONValue]?, id: String, choice: ToolChoice, budget: Int?) throws -> Response {
+        let sub = try submitChat(req, choice: choice, tools: tools, budget: budget), events = sub.events
         let start = JSONValue.object([("type", .string("message_start")), ("message", .object(messageHead(id) + [
             ("content", .array([])), ("stop_reason", .null), ("stop_sequence", .null),
             ("usage", .object([("input_tokens", .integer("\(req.prompt.count)")), ("output_tokens", .integer("0"))]))]))])
@@ -236,7 +248,7 @@ extension ChatService {
                 }
                 try await writer.finish(nil)
             } catch {
-                engine.cancel(rid)
+                sub.cancel()
                 throw error
             }
         })

@@ -21,12 +21,18 @@ public final class ChatService: Sendable {
     public let draft: Int
     /// Totals over finished requests (the web UI's cluster panel).
     let tally = ServedTally()
+    /// Token bytes for constrained steps (forced tool names).
+    let vocabulary: VocabularyBytes
+    /// Most reasoning tokens per request unless the request says (`--reasoning-budget`; nil unlimited).
+    public let reasoningBudget: Int?
 
-    public init(engine: Engine, modelNames: [String], metrics: ServerMetrics? = nil, draft: Int = 0) {
+    public init(engine: Engine, modelNames: [String], metrics: ServerMetrics? = nil, draft: Int = 0, reasoningBudget: Int? = nil) {
+        self.reasoningBudget = reasoningBudget
         self.engine = engine
         self.modelNames = modelNames
         self.metrics = metrics
         self.draft = draft
+        vocabulary = VocabularyBytes(engine.tokenizer)
         bosText = engine.tokenizer.flatMap { t in t.bos.map { String(decoding: t.bytes(of: $0, special: true), as: UTF8.self) } } ?? ""
     }
 
@@ -108,8 +114,8 @@ struct ChatResult {
 
 extension ChatService {
     /// Runs a request to its end and parses its output.
-    func run(_ r: InferenceRequest, tools: [JSONValue]?, reasoning: Bool = true) async throws -> ChatResult {
-        let (_, events) = try submit(r)
+    func run(_ r: InferenceRequest, tools: [JSONValue]?, reasoning: Bool = true, choice: ToolChoice = .auto, budget: Int? = nil) async throws -> ChatResult {
+        let events = try reasoning ? submitChat(r, choice: choice, tools: tools, budget: budget).events : submit(r).events
         var parser = OutputParser(tools: tools ?? [], startsInReasoning: reasoning)
         var res = ChatResult()
         for try await e in events {
@@ -128,16 +134,18 @@ extension ChatService {
     }
 
     /// Submits to the engine (its refusals as API errors); the events as an async stream that records the
-    /// request's usage in the metrics when it ends, and cancels the request if the consumer goes away.
-    func submit(_ r: InferenceRequest) throws -> (id: Int, events: AsyncThrowingStream<EngineEvent, Error>) {
+    /// request's usage in the metrics when it ends (unless a caller combines several requests' usage), and
+    /// cancels the request if the consumer goes away.
+    func submit(_ r: InferenceRequest, record: Bool = true) throws -> (id: Int, events: AsyncThrowingStream<EngineEvent, Error>) {
         var req = r
-        req.draft = draft
+        // --draft for every request; a one-token request (a constrained step) has nothing to verify drafts against.
+        req.draft = r.maxTokens == 1 ? 0 : draft
         let (stream, cont) = AsyncThrowingStream<EngineEvent, Error>.makeStream()
         let metrics = self.metrics, tally = self.tally
         let id: Int
         do {
             id = try engine.submit(req) { e in
-                if case .finished(let c) = e {
+                if record, case .finished(let c) = e {
                     metrics?.record(c.usage)
                     tally.record(c.usage)
                 }

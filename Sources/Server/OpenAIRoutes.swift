@@ -21,19 +21,16 @@ extension ChatService {
         if let n = try Self.number(b, "n"), n != 1 { throw APIError.bad("n: only 1 choice per request is supported", param: "n") }
         guard let messages = b["messages"]?.array, !messages.isEmpty else { throw APIError.bad("messages must be a non-empty list", param: "messages") }
         var tools = b["tools"]?.array
-        switch b["tool_choice"] {
-        case nil, .null?, .string("auto")?: break
-        case .string("none")?: tools = nil
-        default: throw APIError.bad("tool_choice: only \"auto\" and \"none\" are supported", param: "tool_choice")
-        }
+        let toolChoice = try ToolChoice.parse(b["tool_choice"], tools: tools)
+        if toolChoice == .none { tools = nil }
         let prompt = tokens(try renderPrompt(messages: messages, tools: tools))
         let req = try inference(b, prompt: prompt, maxKeys: ["max_completion_tokens", "max_tokens"], stopKey: "stop")
         let id = "chatcmpl-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
         if b["stream"] == .bool(true) {
             let usage = b["stream_options"]?["include_usage"] == .bool(true)
-            return try streamChat(req, tools: tools, id: id, includeUsage: usage)
+            return try streamChat(req, tools: tools, id: id, includeUsage: usage, choice: toolChoice)
         }
-        let res = try await run(req, tools: tools)
+        let res = try await run(req, tools: tools, choice: toolChoice)
         var message: [(key: String, value: JSONValue)] = [("role", .string("assistant")),
                                                           ("content", res.output.content.isEmpty && !res.output.toolCalls.isEmpty ? .null : .string(res.output.content))]
         if !res.output.reasoning.isEmpty { message.append(("reasoning_content", .string(res.output.reasoning))) }
@@ -50,12 +47,12 @@ extension ChatService {
 
     /// A streamed chat completion: role first, then reasoning, content and tool-call deltas as the
     /// text is parsed, the finish reason, usage when asked, `[DONE]`. A client that goes away cancels it.
-    func streamChat(_ req: InferenceRequest, tools: [JSONValue]?, id: String, includeUsage: Bool) throws -> Response {
-        let (rid, events) = try submit(req)
+    func streamChat(_ req: InferenceRequest, tools: [JSONValue]?, id: String, includeUsage: Bool, choice: ToolChoice) throws -> Response {
+        let sub = try submitChat(req, choice: choice, tools: tools), events = sub.events
         let created = Int(Date().timeIntervalSince1970)
         let head: [(key: String, value: JSONValue)] = [("id", .string(id)), ("object", .string("chat.completion.chunk")),
                                                        ("created", .integer("\(created)")), ("model", .string(alias))]
-        let engine = self.engine, wantsLogprobs = req.logprobs != nil
+        let wantsLogprobs = req.logprobs != nil
         @Sendable func chunk(_ delta: [(key: String, value: JSONValue)], finish: String? = nil, logprobs: [TokenLogprob] = [],
                              timings: JSONValue? = nil) -> ByteBuffer {
             var choice: [(key: String, value: JSONValue)] = [("index", .integer("0")), ("delta", .object(delta))]
@@ -92,7 +89,7 @@ extension ChatService {
                 try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
                 try await writer.finish(nil)
             } catch {
-                engine.cancel(rid)
+                sub.cancel()
                 throw error
             }
         })

@@ -107,14 +107,13 @@ extension ChatService {
             throw APIError.bad("previous_response_id is not supported (responses are not stored): send the whole input", param: "previous_response_id")
         }
         var (messages, tools) = try responseInputs(b)
-        if b["tool_choice"]?.string == "none" { tools = nil } else if let tc = b["tool_choice"], !tc.isNull, tc.string != "auto" {
-            throw APIError.bad("tool_choice: only \"auto\" and \"none\" are supported", param: "tool_choice")
-        }
+        let choice = try ToolChoice.parse(b["tool_choice"], tools: tools)
+        if choice == .none { tools = nil }
         let prompt = tokens(try renderPrompt(messages: messages, tools: tools?.isEmpty == true ? nil : tools))
         let req = try inference(b, prompt: prompt, maxKeys: ["max_output_tokens"], stopKey: "stop")
         let id = "resp_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
-        if b["stream"] == .bool(true) { return try streamResponse(req, tools: tools, id: id) }
-        let res = try await run(req, tools: tools)
+        if b["stream"] == .bool(true) { return try streamResponse(req, tools: tools, id: id, choice: choice) }
+        let res = try await run(req, tools: tools, choice: choice)
         var items = ResponseItems(id: id)
         if !res.output.reasoning.isEmpty { _ = items.events(.reasoning(res.output.reasoning)) }
         if !res.output.content.isEmpty { _ = items.events(.content(res.output.content)) }
@@ -142,9 +141,8 @@ extension ChatService {
     }
 
     /// The Responses event stream; a client that goes away cancels the request.
-    func streamResponse(_ req: InferenceRequest, tools: [JSONValue]?, id: String) throws -> Response {
-        let (rid, events) = try submit(req)
-        let engine = self.engine
+    func streamResponse(_ req: InferenceRequest, tools: [JSONValue]?, id: String, choice: ToolChoice) throws -> Response {
+        let sub = try submitChat(req, choice: choice, tools: tools), events = sub.events
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: .init { [self] writer in
             var parser = OutputParser(tools: tools ?? [])
             var items = ResponseItems(id: id)
@@ -175,7 +173,7 @@ extension ChatService {
                 }
                 try await writer.finish(nil)
             } catch {
-                engine.cancel(rid)
+                sub.cancel()
                 throw error
             }
         })

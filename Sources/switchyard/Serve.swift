@@ -40,11 +40,15 @@ struct Serve: ParsableCommand {
     @Option(help: "Tokens drafted per step with the model's MTP blocks for every request (0: off).")
     var draft = 0
 
+    @Option(help: "Most reasoning tokens per chat request before </think> is forced (-1: unlimited, 0: no reasoning); Anthropic's thinking overrides it.")
+    var reasoningBudget = -1
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
         guard (1...256).contains(parallel) else { throw ValidationError("--parallel must be 1 to 256") }
         guard maxQueue >= 0 && maxBody > 0 else { throw ValidationError("--max-queue must be >= 0 and --max-body > 0") }
         guard draft >= 0 else { throw ValidationError("--draft must be >= 0") }
+        guard reasoningBudget >= -1 else { throw ValidationError("--reasoning-budget must be -1 (unlimited) or >= 0") }
     }
 
     func run() throws {
@@ -62,7 +66,8 @@ struct Serve: ParsableCommand {
             let file = options.model.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent } ?? "switchyard-tiny"
             let m = metrics ? ServerMetrics() : nil
             if let m, let s = engine.session { for lane in s.lanes { lane.experts.observe { m.exchanged($0) } } }
-            let service = ChatService(engine: engine, modelNames: [alias ?? file, file], metrics: m, draft: draft)
+            let service = ChatService(engine: engine, modelNames: [alias ?? file, file], metrics: m, draft: draft,
+                                      reasoningBudget: reasoningBudget < 0 ? nil : reasoningBudget)
             var logger = Logger(label: "switchyard")
             logger.logLevel = .info
             let host = config.host

@@ -5,6 +5,26 @@ import ModelKit
 import Testing
 
 @Suite struct SamplerTests {
+    /// If this fails, a constrained step (a forced tool name) can pick a token outside its allowed set:
+    /// greedy and sampled picks must stay inside it even when every other token is far more likely.
+    @Test func allowedTokensBoundThePick() {
+        var logits = [Float](repeating: 5, count: 50)
+        logits[7] = -3
+        logits[31] = -2
+        for t: Float in [0, 0.7, 2] {
+            var s = Sampler(SamplingParams(temperature: t, topK: 0, topP: 1, seed: 9))
+            var p = s.params
+            p.allowedTokens = [7, 31]
+            s = Sampler(p)
+            for _ in 0..<50 {
+                let r = s.penalized(logits, history: [])
+                let pick = t == 0 ? Sampler.argmax(r) : s.sample(r)
+                #expect(pick == 7 || pick == 31)
+                if t == 0 { #expect(pick == 31) }
+            }
+        }
+    }
+
     /// If this fails, greedy decoding does not pick the first maximum (llama.cpp's argmax tie rule).
     @Test func greedyPicksFirstMaximum() {
         var s = Sampler(SamplingParams(temperature: 0))

@@ -261,4 +261,39 @@ func object(_ s: String) throws -> [String: Any] { try JSONSerialization.jsonObj
         let k = counts[0].reduce(0, +) / max(tokens[0], 1)
         #expect(k > 0 && zip(counts, tokens).allSatisfy { $0.reduce(0, +) == k * $1 && $1 > 0 }, "\(counts) \(tokens)")
     }
+
+    /// If this fails, a forced tool choice stops forcing: with two tools and "required" the answer must be
+    /// a call to one of them; with a named function, a call to that one (OpenAI); Anthropic's {"type": "any"}
+    /// with thinking disabled must give a tool_use block and no thinking. A reasoning budget (3 tokens, the
+    /// server's flag) is what lets a model with random weights reach the call at all.
+    @Test func toolChoiceForcesACall() async throws {
+        let s = try ServerProcess(["--reasoning-budget", "3"])
+        let tools = #"[{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}, {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}}}}]"#
+        for (choice, allowed) in [(#""required""#, ["get_weather", "get_time"]), (#"{"type": "function", "function": {"name": "get_time"}}"#, ["get_time"])] {
+            for seed in 1...3 {
+                let r = try await s.request("/v1/chat/completions", body: #"{"messages": [{"role": "user", "content": "Weather in Bern?"}], "max_tokens": 40, "temperature": 1, "seed": \#(seed), "tools": \#(tools), "tool_choice": \#(choice)}"#)
+                let choice0 = try #require((try object(r.body)["choices"] as? [[String: Any]])?.first, "\(r.body)")
+                let calls = (choice0["message"] as? [String: Any])?["tool_calls"] as? [[String: Any]] ?? []
+                let name = (calls.first?["function"] as? [String: Any])?["name"] as? String
+                #expect(choice0["finish_reason"] as? String == "tool_calls" && allowed.contains(name ?? ""), "\(r.body)")
+            }
+        }
+        let anthropicTools = #"[{"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}, {"name": "get_time", "input_schema": {"type": "object", "properties": {}}}]"#
+        let a = try object(try await s.request("/v1/messages", body: #"{"max_tokens": 40, "messages": [{"role": "user", "content": "Time?"}], "tools": \#(anthropicTools), "tool_choice": {"type": "any"}, "thinking": {"type": "disabled"}}"#).body)
+        let blocks = a["content"] as? [[String: Any]] ?? []
+        #expect(a["stop_reason"] as? String == "tool_use" && blocks.contains { $0["type"] as? String == "tool_use" }, "\(a)")
+        #expect(!blocks.contains { $0["type"] as? String == "thinking" }, "\(a)")
+    }
+
+    /// If this fails, tool_choice errors lose their 400 or their parameter: a name not among the tools, a
+    /// required call without tools, and an unknown form.
+    @Test func badToolChoiceIs400() async throws {
+        let s = try ServerProcess()
+        let tools = #"[{"type": "function", "function": {"name": "f", "parameters": {}}}]"#
+        for (tools, choice) in [(tools, #"{"type": "function", "function": {"name": "g"}}"#), ("[]", #""required""#), (tools, #""sometimes""#)] {
+            let r = try await s.request("/v1/chat/completions", body: #"{"messages": [{"role": "user", "content": "x"}], "tools": \#(tools), "tool_choice": \#(choice)}"#)
+            let param = (try object(r.body)["error"] as? [String: Any])?["param"] as? String
+            #expect(r.status == 400 && param == "tool_choice", "\(r.body)")
+        }
+    }
 }

@@ -19,6 +19,9 @@ public struct ModelSource: @unchecked Sendable {
     public var topology: String?
     /// Where ranks log their NUMA placement.
     public var log: (String) -> Void
+    /// Called on rank 0 (or the single process) once it knows it is the coordinator, before the weights
+    /// load: a server starts listening here so `/health` can answer 503 while loading, as llama-server's does.
+    public var coordinatorStarting: () -> Void = {}
 
     /// A source.
     public init(threads: Int? = nil, topology: String? = nil, log: @escaping (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) },
@@ -43,6 +46,7 @@ extension Engine {
     public static func start(_ source: ModelSource, config: EngineConfig) throws -> Engine? {
         let threads = source.threads ?? ProcessInfo.processInfo.activeProcessorCount
         guard let topoPath = source.topology else {
+            source.coordinatorStarting()
             let f = try source.open()
             let model = try Step35Model(file: f, threads: threads)
             readIn(f, model: model, role: .all, label: "reading the weights in", log: source.log)
@@ -57,6 +61,7 @@ extension Engine {
             throw FollowerExit(status: 1)
         }
         let isHead = comm.rank < topo.heads
+        if comm.rank == 0 { source.coordinatorStarting() }
         var file: GGUFFile?, model: Step35Model?, loadError: Error?
         do {
             // Bind before the kernel pool's threads exist and before any weight page is touched.

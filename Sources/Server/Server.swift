@@ -24,20 +24,34 @@ public struct ServerConfig: Sendable {
     public init() {}
 }
 
+/// The chat service once the model has loaded; nil while loading, when every route answers 503.
+public final class ServiceSlot: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: ChatService?
+    public init(_ service: ChatService? = nil) { value = service }
+    /// The service (set once loading is done).
+    public var service: ChatService? {
+        get { lock.withLock { value } }
+        set { lock.withLock { value = newValue } }
+    }
+}
+
 /// The HTTP server over an engine.
 public enum SwitchyardServer {
-    /// Builds the application (tests and `serve` run it).
-    public static func application(_ service: ChatService, config: ServerConfig, logger: Logger,
+    /// Builds the application (tests and `serve` run it). It may start before the model has loaded: until
+    /// `slot` holds the service, `/health` and every other route answer 503 "Loading model".
+    public static func application(_ slot: ServiceSlot, config: ServerConfig, logger: Logger,
                                    onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
         let router = Router()
         router.middlewares.add(AccessLog(logger: logger))
         let max = config.maxBodyBytes, key = config.apiKey
         // A route: read the body (413 past the limit), check the key, run; errors in the route's API shape.
         func route(_ method: HTTPRequest.Method, _ path: RouterPath, _ flavor: APIFlavor, auth: Bool = true,
-                   _ body: @escaping @Sendable (JSONValue) async throws -> Response) {
+                   _ body: @escaping @Sendable (ChatService, JSONValue) async throws -> Response) {
             router.on(path, method: method) { request, _ -> Response in
                 do {
                     if auth, let k = key, !authorized(request, key: k) { throw APIError(.unauthorized, "invalid or missing API key") }
+                    guard let service = slot.service else { throw APIError(.serviceUnavailable, "Loading model", retryAfter: 1) }
                     var bodyValue = JSONValue.null
                     if method == .post {
                         let buf: ByteBuffer
@@ -48,7 +62,7 @@ public enum SwitchyardServer {
                             throw APIError.bad("malformed JSON: \(error)")
                         }
                     }
-                    return try await body(bodyValue)
+                    return try await body(service, bodyValue)
                 } catch let e as APIError {
                     return e.response(flavor)
                 } catch let e as EngineError {
@@ -56,25 +70,34 @@ public enum SwitchyardServer {
                 }
             }
         }
-        route(.post, "/v1/chat/completions", .openAI) { try await service.chatCompletions($0) }
-        route(.post, "/v1/completions", .openAI) { try await service.completions($0) }
-        route(.post, "/v1/responses", .openAI) { try await service.responses($0) }
-        route(.get, "/v1/models", .openAI) { _ in service.models() }
-        route(.post, "/v1/messages", .anthropic) { try await service.messages($0) }
-        route(.post, "/v1/messages/count_tokens", .anthropic) { try service.countTokens($0) }
-        route(.get, "/health", .openAI, auth: false) { _ in json(.object([("status", .string("ok"))])) }
-        if config.metrics, let m = service.metrics {
-            route(.get, "/metrics", .openAI) { _ in
-                Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: m.scrape(service.engine))))
+        route(.post, "/v1/chat/completions", .openAI) { try await $0.chatCompletions($1) }
+        route(.post, "/v1/completions", .openAI) { try await $0.completions($1) }
+        route(.post, "/v1/responses", .openAI) { try await $0.responses($1) }
+        route(.get, "/v1/models", .openAI) { s, _ in s.models() }
+        route(.post, "/v1/messages", .anthropic) { try await $0.messages($1) }
+        route(.post, "/v1/messages/count_tokens", .anthropic) { try $0.countTokens($1) }
+        // llama-server's answers: 503 with "Loading model" until the model is ready, then {"status": "ok"}.
+        router.on("/health", method: .get) { _, _ -> Response in
+            guard slot.service != nil else {
+                return json(.object([("error", .object([("code", .integer("503")), ("message", .string("Loading model")),
+                                                       ("type", .string("unavailable_error"))]))]), status: .serviceUnavailable)
+            }
+            return json(.object([("status", .string("ok"))]))
+        }
+        if config.metrics {
+            route(.get, "/metrics", .openAI) { s, _ in
+                guard let m = s.metrics else { throw APIError(.notFound, "metrics are off") }
+                return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: m.scrape(s.engine))))
             }
         }
-        route(.get, "/props", .openAI) { _ in service.props() }
-        route(.get, "/cluster", .openAI) { _ in service.cluster() }
-        route(.get, "/", .openAI, auth: false) { _ in WebPage.response() }
-        route(.get, "/slots", .openAI) { _ in service.slots() }
-        route(.post, "/tokenize", .openAI) { try service.tokenize($0) }
-        route(.post, "/detokenize", .openAI) { try service.detokenize($0) }
-        route(.post, "/apply-template", .openAI) { try service.applyTemplate($0) }
+        route(.get, "/props", .openAI) { s, _ in s.props() }
+        route(.get, "/cluster", .openAI) { s, _ in s.cluster() }
+        // The page loads while the model does (its panel shows the 503 until the model is ready).
+        router.on("/", method: .get) { _, _ in WebPage.response() }
+        route(.get, "/slots", .openAI) { s, _ in s.slots() }
+        route(.post, "/tokenize", .openAI) { try $0.tokenize($1) }
+        route(.post, "/detokenize", .openAI) { try $0.detokenize($1) }
+        route(.post, "/apply-template", .openAI) { try $0.applyTemplate($1) }
         return Application(router: router, configuration: .init(address: .hostname(config.host, port: config.port), serverName: "switchyard"),
                            onServerRunning: { ch in await onRunning(ch.localAddress?.port ?? 0) }, logger: logger)
     }

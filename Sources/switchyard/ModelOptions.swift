@@ -36,8 +36,8 @@ struct ModelOptions: ParsableArguments {
     }
 
     /// Starts the engine (nil on ranks other than 0, which served the job); setup errors as messages.
-    func startEngine(_ config: EngineConfig, open: (() throws -> GGUFFile)? = nil) throws -> Engine? {
-        do { return try Engine.start(source(open: open), config: config) } catch let e as FollowerExit { throw ExitCode(e.status) }
+    func startEngine(_ config: EngineConfig, open: (() throws -> GGUFFile)? = nil, source given: ModelSource? = nil) throws -> Engine? {
+        do { return try Engine.start(given ?? source(open: open), config: config) } catch let e as FollowerExit { throw ExitCode(e.status) }
     }
 
     func validate() throws {

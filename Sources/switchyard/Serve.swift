@@ -55,37 +55,73 @@ struct Serve: ParsableCommand {
         try reportingErrors {
             var engineConfig = try cacheOptions.engineConfig(parallel: parallel, maxQueue: maxQueue)
             engineConfig.recordExpertStats = true  // the web UI's heat map
-            guard let engine = try options.startEngine(engineConfig) else { return }
-            defer { engine.shutdown() }
             var config = ServerConfig()
             config.host = host
             config.port = port
             config.apiKey = apiKey ?? ProcessInfo.processInfo.environment["SWITCHYARD_API_KEY"]
             config.maxBodyBytes = maxBody
             config.metrics = metrics
+            var logger = Logger(label: "switchyard")
+            logger.logLevel = .info
+            let slot = ServiceSlot(), ready = Readiness(host: host)
+            let done = DispatchSemaphore(value: 0)
+            // Rank 0 listens before the weights load, so /health answers 503 "Loading model" meanwhile.
+            var source = options.source()
+            source.coordinatorStarting = { [config, logger] in
+                let app = SwitchyardServer.application(slot, config: config, logger: logger) { ready.listening($0) }
+                Task {
+                    do { try await app.runService() } catch {
+                        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                        Foundation.exit(1)
+                    }
+                    // Stopped (SIGINT or SIGTERM) before the model was ready: nothing to drain.
+                    if !ready.isLoaded { Foundation.exit(130) }
+                    done.signal()
+                }
+            }
+            guard let engine = try options.startEngine(engineConfig, source: source) else { return }
+            defer { engine.shutdown() }
             let file = options.model.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent } ?? "switchyard-tiny"
             let m = metrics ? ServerMetrics() : nil
             if let m, let s = engine.session { for lane in s.lanes { lane.experts.observe { m.exchanged($0) } } }
             let service = ChatService(engine: engine, modelNames: [alias ?? file, file], metrics: m, draft: draft,
                                       reasoningBudget: reasoningBudget < 0 ? nil : reasoningBudget)
-            var logger = Logger(label: "switchyard")
-            logger.logLevel = .info
-            let host = config.host
-            let app = SwitchyardServer.application(service, config: config, logger: logger) { port in
-                FileHandle.standardError.write(Data("switchyard: serving \(service.alias) on http://\(host):\(port)\n".utf8))
-            }
-            let done = DispatchSemaphore(value: 0)
-            let failure = ErrorHolder()
-            Task {
-                do { try await app.runService() } catch { failure.error = error }
-                done.signal()
-            }
+            slot.service = service
+            ready.loaded(service.alias)
             done.wait()
-            if let e = failure.error { throw e }
         }
     }
 }
 
-final class ErrorHolder: @unchecked Sendable {
-    var error: Error?
+/// Prints "serving ALIAS on http://HOST:PORT" once both the port is bound and the model is ready
+/// (scripts and tests wait for that line), and a line without the URL while the model still loads.
+final class Readiness: @unchecked Sendable {
+    private let lock = NSLock()
+    private let host: String
+    private var port: Int?, alias: String?
+    init(host: String) { self.host = host }
+
+    var isLoaded: Bool { lock.withLock { alias != nil } }
+
+    func listening(_ p: Int) {
+        let loaded = lock.withLock { port = p; return alias != nil }
+        if !loaded { say("switchyard: listening on \(host) port \(p) while the model loads (/health answers 503 until it is ready)") }
+        announce()
+    }
+
+    func loaded(_ a: String) {
+        lock.withLock { alias = a }
+        announce()
+    }
+
+    private func announce() {
+        let line: String? = lock.withLock {
+            guard let p = port, let a = alias else { return nil }
+            defer { port = nil }  // once
+            return "switchyard: serving \(a) on http://\(host):\(p)"
+        }
+        if let line { say(line) }
+    }
+
+    private func say(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
 }

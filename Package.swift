@@ -47,7 +47,7 @@ let package = Package(
         .executableTarget(
             name: "switchyard",
             dependencies: [
-                "Engine", "BenchKit", "Server", "Step35", "Tokenizer", "GGUF", "ModelKit", "Cluster", "SwiftMPI", "SwiftNUMA", "CostModel", "Tuning",
+                "Engine", "BenchKit", "Server", "Step35", "Tokenizer", "GGUF", "Kernels", "ModelKit", "Cluster", "SwiftMPI", "SwiftNUMA", "CostModel", "Tuning",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF"]),

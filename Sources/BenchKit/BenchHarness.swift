@@ -130,6 +130,8 @@ public struct BenchSetup: Codable {
     public var cores: Int
     /// "single process" or the topology (heads, workers, file).
     public var topology: String
+    /// The kernels' instruction-set path and activation mode (absent in files written before it was recorded).
+    public var kernels: String? = KernelPath.summary
 }
 
 /// One measured context (the JSON's `rows`).

@@ -315,6 +315,7 @@ static void sy_mm_task(void *p, int ith, int nth) {
 void sy_matmul(sy_pool *pool, int type, int64_t rows, int64_t cols, size_t row_bytes,
                const sy_mm_job *jobs, int n_jobs) {
     if (n_jobs <= 0 || rows <= 0) return;
+    if (sy_qmatmul(pool, type, rows, cols, row_bytes, jobs, n_jobs)) return;
     /* Large contiguous chunks keep each thread streaming sequentially through the weights (the hardware
        prefetcher follows one long stream far better than many short ones); about 4 chunks per thread
        over all jobs still balances the load. */

@@ -28,6 +28,8 @@ struct sy_pool {
     /* One caller at a time: the pool has one task slot, so a second caller (another thread sharing the
        model) would overwrite the first's task mid-run. Uncontended, this costs a lock per region. */
     pthread_mutex_t run_mu;
+    /* Exact mode for the kernels run on this pool (quantized weights times float activations). */
+    atomic_int exact;
 };
 
 typedef struct { sy_pool *pool; int ith; } sy_worker_arg;
@@ -93,6 +95,8 @@ void sy_pool_free(sy_pool *pool) {
 }
 
 int sy_pool_size(const sy_pool *pool) { return pool ? pool->n : 1; }
+void sy_pool_set_exact(sy_pool *pool, int exact) { if (pool) atomic_store(&pool->exact, exact != 0); }
+int sy_pool_exact(sy_pool *pool) { return pool ? atomic_load_explicit(&pool->exact, memory_order_relaxed) : 0; }
 long sy_pool_runs(sy_pool *pool) { return pool ? atomic_load_explicit(&pool->runs, memory_order_relaxed) : 0; }
 
 void sy_pool_run(sy_pool *pool, sy_task_fn fn, void *ctx) {

@@ -17,6 +17,8 @@ public struct ModelSource: @unchecked Sendable {
     public var threads: Int?
     /// Expert-parallel topology file (run under mpiexec), nil for one process.
     public var topology: String?
+    /// Quantized weights multiply float activations (`--exact`) instead of Q8_0-quantized ones.
+    public var exact = false
     /// Where ranks log their NUMA placement.
     public var log: (String) -> Void
     /// Called on rank 0 (or the single process) once it knows it is the coordinator, before the weights
@@ -48,7 +50,7 @@ extension Engine {
         guard let topoPath = source.topology else {
             source.coordinatorStarting()
             let f = try source.open()
-            let model = try Step35Model(file: f, threads: threads)
+            let model = try Step35Model(file: f, threads: threads, exact: source.exact)
             readIn(f, model: model, role: .all, label: "reading the weights in", log: source.log)
             return try Engine(file: f, model: model, config: config, session: nil)
         }
@@ -70,7 +72,7 @@ extension Engine {
             }
             let f = try source.open()
             file = f
-            let m = try Step35Model(file: f, threads: source.threads ?? (isHead ? topo.headThreads : topo.workerThreads))
+            let m = try Step35Model(file: f, threads: source.threads ?? (isHead ? topo.headThreads : topo.workerThreads), exact: source.exact)
             model = m
             let role: WeightRole = isHead ? .head : .worker(comm.rank - topo.heads)
             readIn(f, model: m, role: role, label: "rank \(comm.rank) (\(isHead ? "head" : "worker \(comm.rank - topo.heads)")): reading its weights in",

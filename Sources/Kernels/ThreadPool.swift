@@ -7,10 +7,15 @@ public final class ThreadPool: @unchecked Sendable {
     /// Number of threads, the caller included.
     public let threads: Int
 
-    /// Starts `threads` - 1 workers.
-    public init(threads: Int) {
+    /// Whether quantized weights multiply float activations (`--exact`) instead of Q8_0-quantized ones.
+    public let exact: Bool
+
+    /// Starts `threads` - 1 workers; `exact` picks the float-activation path for the pool's matmuls.
+    public init(threads: Int, exact: Bool = false) {
         self.threads = max(1, threads)
+        self.exact = exact
         raw = sy_pool_create(Int32(self.threads))
+        sy_pool_set_exact(raw, exact ? 1 : 0)
     }
 
     deinit { sy_pool_free(raw) }

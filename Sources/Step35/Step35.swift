@@ -154,14 +154,14 @@ public final class Step35Model: Sendable {
     }
 
     init(config: Step35Config, tokenEmbedding: WeightMatrix, outputNorm: [Float], output: WeightMatrix,
-         blocks: [Step35Block], mtp: [Step35MTPBlock], threads: Int) {
+         blocks: [Step35Block], mtp: [Step35MTPBlock], threads: Int, exact: Bool = false) {
         self.config = config
         self.tokenEmbedding = tokenEmbedding
         self.outputNorm = outputNorm
         self.output = output
         self.blocks = blocks
         self.mtp = mtp
-        pool = ThreadPool(threads: threads)
+        pool = ThreadPool(threads: threads, exact: exact)
     }
 
     /// A KV cache reserved for positions 0..<context (llama.cpp's default context is 4096), whose passes

@@ -7,8 +7,9 @@ import GGUF
 import Kernels
 
 extension Step35Model {
-    /// Loads and validates every tensor; weights stay in the mmap (zero copy).
-    public convenience init(file f: GGUFFile, threads: Int) throws {
+    /// Loads and validates every tensor; weights stay in the mmap (zero copy). `exact`: Q8_0 and Q4_0
+    /// weights multiply float activations (the golden-tested path) rather than Q8_0-quantized ones.
+    public convenience init(file f: GGUFFile, threads: Int, exact: Bool = false) throws {
         let c = try Step35Config(gguf: f)
         let d = c.embeddingLength, v = c.vocabSize, dh = c.keyLength
 
@@ -102,6 +103,6 @@ extension Step35Model {
                 embed: try optMatrix(p + "embed_tokens.weight", [d, v]))
         }
         self.init(config: c, tokenEmbedding: embed, outputNorm: outNorm, output: try matrix("output.weight", [d, v]),
-                  blocks: blocks, mtp: mtp, threads: threads)
+                  blocks: blocks, mtp: mtp, threads: threads, exact: exact)
     }
 }

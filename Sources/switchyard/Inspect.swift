@@ -1,6 +1,7 @@
 // `switchyard inspect`: metadata, tensors, and memory per component.
 import ArgumentParser
 import Foundation
+import Kernels
 import GGUF
 import ModelKit
 import Step35
@@ -26,6 +27,7 @@ struct Inspect: ParsableCommand {
             }
             let f = try options.file()
             print("file: \(options.displayName)")
+            print(KernelPath.summary)
             print("GGUF v\(f.version), \(f.metadata.count) metadata keys, \(f.tensors.count) tensors, alignment \(f.alignment)")
             print("\n== metadata ==")
             for (k, v) in f.metadata { print("\(k) = \(Self.render(v))") }

@@ -17,6 +17,9 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Expert-parallel topology file (YAML, see Docs/TOPOLOGY.md); run under mpirun/mpiexec.")
     var topology: String?
 
+    @Flag(help: "Multiply Q8_0/Q4_0 weights with float activations (the golden-tested path) instead of Q8_0-quantized ones (faster).")
+    var exact = false
+
     var threads: Int { threadsOption ?? ProcessInfo.processInfo.activeProcessorCount }
     var threadsGiven: Bool { threadsOption != nil }
 
@@ -32,7 +35,9 @@ struct ModelOptions: ParsableArguments {
     /// Where the engine gets the model (`open` overrides the file, e.g. a built-in shape).
     func source(open: (() throws -> GGUFFile)? = nil) -> ModelSource {
         let o = self
-        return ModelSource(threads: threadsOption, topology: topology) { try open?() ?? o.file() }
+        var s = ModelSource(threads: threadsOption, topology: topology) { try open?() ?? o.file() }
+        s.exact = exact
+        return s
     }
 
     /// Starts the engine (nil on ranks other than 0, which served the job); setup errors as messages.

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// Runs the built `switchyard` binary (built next to the test bundle).
-func switchyard(_ args: [String]) throws -> (status: Int32, stdout: Data, stderr: String) {
+func switchyard(_ args: [String], env: [String: String] = [:]) throws -> (status: Int32, stdout: Data, stderr: String) {
     let exe = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("switchyard")
     let bin = FileManager.default.fileExists(atPath: exe.path) ? exe
         : Bundle.allBundles.map { $0.bundleURL.deletingLastPathComponent().appendingPathComponent("switchyard") }
@@ -10,6 +10,7 @@ func switchyard(_ args: [String]) throws -> (status: Int32, stdout: Data, stderr
     let p = Process()
     p.executableURL = bin
     p.arguments = args
+    if !env.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 } }
     let out = Pipe(), err = Pipe()
     p.standardOutput = out
     p.standardError = err
@@ -29,6 +30,18 @@ struct GoldenMeta: Decodable {
 }
 
 @Suite(.serialized) struct CLITests {
+    /// If this fails, a user cannot see or lower the kernels' instruction-set path: `inspect` must name the
+    /// path, and SWITCHYARD_ISA=scalar must force the scalar path (saying it was forced when the CPU has more).
+    @Test func kernelPathIsShownAndCanBeLowered() throws {
+        let plain = try switchyard(["inspect"])
+        let line = String(decoding: plain.stdout, as: UTF8.self).split(separator: "\n").first { $0.hasPrefix("kernels: ") }
+        #expect(plain.status == 0 && line != nil, "\(plain.stderr)")
+        let forced = try switchyard(["inspect"], env: ["SWITCHYARD_ISA": "scalar"])
+        let text = String(decoding: forced.stdout, as: UTF8.self)
+        #expect(text.contains("kernels: scalar"), "\(text.prefix(300))")
+        if line != "kernels: scalar" { #expect(text.contains("(forced; CPU has")) }
+    }
+
     /// If this fails, `switchyard logits` writes something other than raw [n_tokens][n_vocab] float32
     /// logits matching llama.cpp.
     @Test func logitsCommandMatchesGolden() throws {
@@ -36,7 +49,7 @@ struct GoldenMeta: Decodable {
         let out = NSTemporaryDirectory() + "logits-\(UUID().uuidString).f32"
         defer { try? FileManager.default.removeItem(atPath: out) }
         let r = try switchyard(["logits", "--model", "\(fixtures)/tiny-b-kmix.gguf", "--tokens",
-                                meta.prompt.map(String.init).joined(separator: ","), "--out", out])
+                                meta.prompt.map(String.init).joined(separator: ","), "--out", out, "--exact"])
         #expect(r.status == 0, "\(r.stderr)")
         let got = try Data(contentsOf: URL(fileURLWithPath: out))
         let want = try Data(contentsOf: URL(fileURLWithPath: "\(fixtures)/tiny-b-kmix.logits.f32"))

@@ -38,7 +38,8 @@ func maxRelErr(_ a: [Float], _ b: [Float]) -> Float {
 }
 
 @Suite struct MatmulTests {
-    static let pool = ThreadPool(threads: 2)
+    /// The float-activation path (QuantizedDotTests covers the quantized one).
+    static let pool = ThreadPool(threads: 2, exact: true)
 
     /// If this fails, the fast matrix product for that weight type (fused AVX2 decode or the K-quant
     /// block path) disagrees with the plain reference at some batch size.
@@ -76,15 +77,18 @@ func maxRelErr(_ a: [Float], _ b: [Float]) -> Float {
         #expect(one == many)
     }
 
-    /// If this fails, grouped (per-expert) products write to the wrong rows or read the wrong expert.
-    @Test func groupedMatchesSeparate() {
+    /// If this fails, grouped (per-expert) products write to the wrong rows or read the wrong expert (on
+    /// the exact path, and on the quantized-activation path, which quantizes every job's tokens up front).
+    @Test(arguments: [true, false])
+    func groupedMatchesSeparate(exact: Bool) {
         let ws = (0..<3).map { randomWeights(.q4_0, rows: 40, cols: 64, seed: UInt64($0)) }
         var r = Rand(3)
         let x = r.floats(6 * 64)
         let segs = [(start: 0, count: 2), (start: 2, count: 3), (start: 5, count: 1)]
-        let y = Ops.groupedMatmul(ws, x, segments: segs, pool: Self.pool)
+        let y = Ops.groupedMatmul(ws, x, segments: segs, pool: ThreadPool(threads: 2, exact: exact))
+        let serial = ThreadPool(threads: 1, exact: exact)
         for (w, s) in zip(ws, segs) {
-            let part = Ops.matmul(w, Array(x[(s.start * 64)..<((s.start + s.count) * 64)]), tokens: s.count, pool: .serial)
+            let part = Ops.matmul(w, Array(x[(s.start * 64)..<((s.start + s.count) * 64)]), tokens: s.count, pool: serial)
             #expect(Array(y[(s.start * 40)..<((s.start + s.count) * 40)]) == part)
         }
     }

@@ -16,7 +16,8 @@ import Testing
     @Test(arguments: ["embedded", "tiny-b-kmix.gguf"])
     func batchedDecodeMatchesOneByOne(_ which: String) throws {
         let file = which == "embedded" ? try GGUFFile(bytes: Step35Synthetic.gguf(shape: .tiny)) : try GGUFFile(path: Fixtures.path(which))
-        let m = try Step35Model(file: file, threads: 2)
+        // Exact: quantized activations turn float-order differences between batch shapes into rounding flips.
+        let m = try Step35Model(file: file, threads: 2, exact: true)
         let v = Int32(m.config.vocabSize)
         let prompts: [[Int32]] = [[1, 2, 3], (0..<70).map { ($0 * 7 + 3) % v }, [5]]
         let alone = prompts.map { _ in m.makeCache(context: 128) }, together = prompts.map { _ in m.makeCache(context: 128) }

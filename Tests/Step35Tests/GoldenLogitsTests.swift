@@ -13,7 +13,7 @@ import Testing
     @Test(arguments: Fixtures.goldenNames)
     func logitsMatchLlamaCpp(name: String) throws {
         let (meta, expected) = try Fixtures.golden(name)
-        let model = try Step35Model(file: GGUFFile(path: Fixtures.path(meta.model)), threads: 2)
+        let model = try Step35Model(file: GGUFFile(path: Fixtures.path(meta.model)), threads: 2, exact: true)  // golden: the exact path
         let logits = try model.forward(meta.prompt, cache: model.makeCache(), logits: .all)
         #expect(logits.count == expected.count)
         var maxDiff: Float = 0
@@ -26,7 +26,7 @@ import Testing
     @Test(arguments: Fixtures.goldenNames)
     func greedyMatchesLlamaCpp(name: String) throws {
         let (meta, _) = try Fixtures.golden(name)
-        let model = try Step35Model(file: GGUFFile(path: Fixtures.path(meta.model)), threads: 2)
+        let model = try Step35Model(file: GGUFFile(path: Fixtures.path(meta.model)), threads: 2, exact: true)  // golden: the exact path
         let cache = model.makeCache()
         var logits = try model.forward(meta.prompt, cache: cache)
         var out: [Int32] = []

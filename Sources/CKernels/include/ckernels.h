@@ -24,6 +24,10 @@ void sy_pool_free(sy_pool *pool);
 int sy_pool_size(const sy_pool *pool);
 /* Kernel calls dispatched through the pool so far. */
 long sy_pool_runs(sy_pool *pool);
+/* Exact mode of the pool's matmuls: quantized weights multiply float activations (the golden-tested
+   path) instead of Q8_0-quantized ones (the fast path, the default). */
+void sy_pool_set_exact(sy_pool *pool, int exact);
+int sy_pool_exact(sy_pool *pool);
 /* Runs fn(ctx, i, n) for i in [0, n) on the pool's threads (the caller is thread 0) and waits. */
 void sy_pool_run(sy_pool *pool, sy_task_fn fn, void *ctx);
 
@@ -42,6 +46,25 @@ typedef struct {
 /* All jobs share type and geometry (rows x cols, row_bytes apart); rows are split across threads. */
 void sy_matmul(sy_pool *pool, int type, int64_t rows, int64_t cols, size_t row_bytes,
                const sy_mm_job *jobs, int n_jobs);
+
+/* ---- kernel paths (qdot.c) ---- */
+enum { SY_ISA_SCALAR = 0, SY_ISA_AVX2 = 1, SY_ISA_AVX512 = 2 };
+/* The best path this CPU has; the path in use (the best, or lower when SWITCHYARD_ISA=scalar|avx2|avx512
+   asks for it); force a path (clamped to the CPU's best; returns the one in use); its name. */
+int sy_isa_detected(void);
+int sy_isa(void);
+int sy_set_isa(int level);
+const char *sy_isa_name(int level);
+
+/* ---- quantized activations (qdot.c) ---- */
+/* x[n] (n % 32 == 0) into n int8 and n / 32 scales (Q8_0 blocks; scales rounded through fp16). */
+void sy_quantize_q8(const float *x, int64_t n, int8_t *q, float *d);
+/* One Q8_0 or Q4_0 weight row against nt (<= 4) quantized tokens (token t at q + t*ldq, scales at
+   d + t*ldq/32) on path isa; sy_qdot_ref is the plain reference. */
+void sy_qdot_row(int isa, int type, const void *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out);
+void sy_qdot_ref(int type, const void *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out);
+/* sy_matmul's fast path for Q8_0/Q4_0 weights (unless the pool is exact): returns 0 when it does not apply. */
+int sy_qmatmul(sy_pool *pool, int type, int64_t rows, int64_t cols, size_t row_bytes, const sy_mm_job *jobs, int n_jobs);
 
 /* ---- elementwise ---- */
 /* y[r] = x[r] / rms(x[r]) * w for `rows` rows of n; w may be NULL. Sum of squares in double. */

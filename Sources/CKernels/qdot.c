@@ -1,0 +1,313 @@
+// Integer dot products with quantized activations: the fast path for Q8_0 and Q4_0 weights (llama.cpp's
+// approach, our code). Each token's activations are quantized once per matmul into Q8_0 blocks (32 int8
+// with one scale, the scale rounded through fp16 as ggml's block_q8_0 stores it); a weight block times an
+// activation block is then one integer multiply-accumulate of 32 pairs and one float FMA with the two
+// scales. Paths: a plain C reference (also the scalar path), AVX2 (`vpmaddubsw` + `vpmaddwd`), and
+// AVX-512 VNNI (`vpdpbusd`, 256-bit with VL); chosen at run time from cpuid, lowered by SWITCHYARD_ISA.
+//
+// Dimension legend: C input columns (a multiple of 32), B = C / 32 blocks per row, T tokens.
+#include "ckernels.h"
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <immintrin.h>
+#endif
+
+/* ---- ISA selection ---- */
+
+static int sy_detect(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    int level = SY_ISA_SCALAR;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) level = SY_ISA_AVX2;
+    if (level == SY_ISA_AVX2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni")) level = SY_ISA_AVX512;
+    return level;
+#else
+    return SY_ISA_SCALAR;
+#endif
+}
+
+static atomic_int sy_isa_level = -1;
+
+int sy_isa_detected(void) { return sy_detect(); }
+
+int sy_isa(void) {
+    int l = atomic_load_explicit(&sy_isa_level, memory_order_relaxed);
+    if (l >= 0) return l;
+    l = sy_detect();
+    /* A lower path can be forced for tests and comparisons; a higher one than the CPU has cannot. */
+    const char *e = getenv("SWITCHYARD_ISA");
+    if (e) {
+        int want = !strcmp(e, "scalar") ? SY_ISA_SCALAR : !strcmp(e, "avx2") ? SY_ISA_AVX2 : !strcmp(e, "avx512") ? SY_ISA_AVX512 : l;
+        if (want < l) l = want;
+    }
+    atomic_store(&sy_isa_level, l);
+    return l;
+}
+
+int sy_set_isa(int level) {
+    const int d = sy_detect();
+    atomic_store(&sy_isa_level, level < d ? level : d);
+    return sy_isa();
+}
+
+const char *sy_isa_name(int level) {
+    switch (level) {
+    case SY_ISA_AVX512: return "avx512-vnni";
+    case SY_ISA_AVX2: return "avx2";
+    default: return "scalar";
+    }
+}
+
+
+/* ---- activation quantization: n floats (n % 32 == 0) into n / 32 blocks ---- */
+
+/* A scale as ggml's block_q8_0 keeps it: rounded to fp16 (nearest even, subnormals included). */
+static inline float sy_round_fp16(float d) { return (float)(_Float16)d; }
+
+void sy_quantize_q8(const float *x, int64_t n, int8_t *q, float *d) {
+    for (int64_t b = 0; b < n / 32; b++) {
+        const float *xb = x + 32 * b;
+        float amax = 0;
+        for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(xb[i]));
+        /* Values are scaled by the exact 127 / amax (nearest, ties to even); the stored scale is rounded. */
+        const float id = amax != 0 ? 127.0f / amax : 0;
+        for (int i = 0; i < 32; i++) q[32 * b + i] = (int8_t)lrintf(xb[i] * id);
+        d[b] = sy_round_fp16(amax / 127.0f);
+    }
+}
+
+/* ---- one weight row against nt (<= 4) quantized tokens: the plain reference ---- */
+
+static inline int sy_wq(int type, const uint8_t *blk, int i) {
+    if (type == SY_Q8_0) return (int8_t)blk[2 + i];
+    return i < 16 ? (blk[2 + i] & 0xF) - 8 : (blk[2 + i - 16] >> 4) - 8;
+}
+
+static inline float sy_h2f(const uint8_t *p) {
+    uint16_t h; memcpy(&h, p, 2);
+    uint32_t s = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1F, m = h & 0x3FF, bits;
+    if (e == 0) {
+        if (m == 0) bits = s;
+        else { e = 127 - 15 + 1; while (!(m & 0x400)) { m <<= 1; e--; } m &= 0x3FF; bits = s | (e << 23) | (m << 13); }
+    } else if (e == 31) bits = s | 0x7F800000 | (m << 13);
+    else bits = s | ((e + 127 - 15) << 23) | (m << 13);
+    float f; memcpy(&f, &bits, 4); return f;
+}
+
+void sy_qdot_ref(int type, const void *wrow, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {
+    const uint8_t *w = (const uint8_t *)wrow;
+    const int bb = type == SY_Q8_0 ? 34 : 18;
+    for (int t = 0; t < nt; t++) {
+        float acc = 0;
+        for (int64_t b = 0; b < cols / 32; b++) {
+            const uint8_t *blk = w + b * bb;
+            const int8_t *qb = q + t * ldq + 32 * b;
+            int s = 0;
+            for (int i = 0; i < 32; i++) s += sy_wq(type, blk, i) * qb[i];
+            acc += sy_h2f(blk) * d[t * (ldq / 32) + b] * (float)s;
+        }
+        out[t] = acc;
+    }
+}
+
+#if defined(__x86_64__)
+/* ---- AVX2 ---- */
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+
+/* The 32 int8 weights of block blk (Q4_0 nibbles unpacked to [-8, 7] in element order). */
+static inline __m256i sy_wbytes(int type, const uint8_t *blk) {
+    if (type == SY_Q8_0) return _mm256_loadu_si256((const __m256i *)(blk + 2));
+    const __m128i raw = _mm_loadu_si128((const __m128i *)(blk + 2));
+    const __m256i both = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
+    return _mm256_sub_epi8(_mm256_and_si256(both, _mm256_set1_epi8(0x0F)), _mm256_set1_epi8(8));
+}
+
+/* sum of w[i] * x[i] as 8 int32 lanes: |w| times x with w's sign (one side must be unsigned). */
+static inline __m256i sy_dot32_avx2(__m256i w, __m256i x) {
+    const __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+    return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+}
+
+static inline float sy_hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static void sy_qdot_avx2(int type, const uint8_t *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {
+    const int bb = type == SY_Q8_0 ? 34 : 18;
+    const int64_t nb = cols / 32, ldd = ldq / 32;
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = w + b * bb;
+        const __m256i wv = sy_wbytes(type, blk);
+        uint16_t hw; memcpy(&hw, blk, 2);
+        const float dw = _cvtsh_ss(hw);
+        for (int t = 0; t < nt; t++) {
+            const __m256i xv = _mm256_loadu_si256((const __m256i *)(q + t * ldq + 32 * b));
+            const __m256 s = _mm256_cvtepi32_ps(sy_dot32_avx2(wv, xv));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * d[t * ldd + b]), s, acc[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++) out[t] = sy_hsum(acc[t]);
+}
+
+/* Activation quantization, 8 lanes at a time; same rounding as the reference (nearest, ties to even). */
+static void sy_quantize_q8_avx2(const float *x, int64_t n, int8_t *q, float *d) {
+    const __m256 signbit = _mm256_set1_ps(-0.0f);
+    for (int64_t b = 0; b < n / 32; b++) {
+        const float *xb = x + 32 * b;
+        __m256 v0 = _mm256_loadu_ps(xb), v1 = _mm256_loadu_ps(xb + 8), v2 = _mm256_loadu_ps(xb + 16), v3 = _mm256_loadu_ps(xb + 24);
+        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(signbit, v0), _mm256_andnot_ps(signbit, v1)),
+                                 _mm256_max_ps(_mm256_andnot_ps(signbit, v2), _mm256_andnot_ps(signbit, v3)));
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        const float amax = _mm_cvtss_f32(h);
+        d[b] = sy_round_fp16(amax / 127.0f);
+        const __m256 id = _mm256_set1_ps(amax != 0 ? 127.0f / amax : 0);
+        const __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, id)), i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, id));
+        const __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, id)), i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, id));
+        /* packs interleave 128-bit lanes; the permute puts the 32 bytes back in order */
+        const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+        _mm256_storeu_si256((__m256i *)(q + 32 * b), _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+    }
+}
+#pragma clang attribute pop
+
+/* ---- AVX-512 VNNI (256-bit registers with VL: the same shapes, vpdpbusd replaces two instructions) ---- */
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"))), apply_to = function)
+static void sy_qdot_vnni(int type, const uint8_t *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {
+    const int bb = type == SY_Q8_0 ? 34 : 18;
+    const int64_t nb = cols / 32, ldd = ldq / 32;
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = w + b * bb;
+        const __m256i wv = sy_wbytes(type, blk), aw = _mm256_abs_epi8(wv);
+        uint16_t hw; memcpy(&hw, blk, 2);
+        const float dw = _cvtsh_ss(hw);
+        for (int t = 0; t < nt; t++) {
+            const __m256i xv = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(q + t * ldq + 32 * b)), wv);
+            const __m256 s = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), aw, xv));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * d[t * ldd + b]), s, acc[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++) out[t] = sy_hsum(acc[t]);
+}
+#pragma clang attribute pop
+#endif
+
+/* One weight row against nt quantized tokens on the chosen path. */
+static void sy_qdot(int isa, int type, const uint8_t *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {
+#if defined(__x86_64__)
+    if (isa >= SY_ISA_AVX512) { sy_qdot_vnni(type, w, cols, q, d, ldq, nt, out); return; }
+    if (isa >= SY_ISA_AVX2) { sy_qdot_avx2(type, w, cols, q, d, ldq, nt, out); return; }
+#endif
+    (void)isa;
+    sy_qdot_ref(type, w, cols, q, d, ldq, nt, out);
+}
+
+void sy_qdot_row(int isa, int type, const void *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {
+    sy_qdot(isa, type, (const uint8_t *)w, cols, q, d, ldq, nt, out);
+}
+
+static void sy_quantize(int isa, const float *x, int64_t n, int8_t *q, float *d) {
+#if defined(__x86_64__)
+    if (isa >= SY_ISA_AVX2) { sy_quantize_q8_avx2(x, n, q, d); return; }
+#endif
+    (void)isa;
+    sy_quantize_q8(x, n, q, d);
+}
+
+/* ---- the matmul over quantized activations ---- */
+
+typedef struct {
+    int type, isa;
+    int64_t rows, cols;
+    size_t row_bytes;
+    const sy_mm_job *jobs;
+    int n_jobs;
+    const int8_t *const *q;   /* per job: n_tok rows of cols int8 */
+    const float *const *d;    /* per job: n_tok rows of cols / 32 scales */
+    int64_t chunk, chunks_per_job;
+    atomic_long next;
+} sy_qmm_ctx;
+
+static void sy_qmm_task(void *p, int ith, int nth) {
+    (void)ith; (void)nth;
+    sy_qmm_ctx *c = (sy_qmm_ctx *)p;
+    float out[4];
+    const long total = (long)c->chunks_per_job * c->n_jobs;
+    for (;;) {
+        const long item = atomic_fetch_add_explicit(&c->next, 1, memory_order_relaxed);
+        if (item >= total) break;
+        const int j = (int)(item / c->chunks_per_job);
+        const sy_mm_job *job = &c->jobs[j];
+        const int64_t r0 = (item % c->chunks_per_job) * c->chunk;
+        const int64_t r1 = r0 + c->chunk < c->rows ? r0 + c->chunk : c->rows;
+        for (int64_t t0 = 0; t0 < job->n_tok; t0 += 4) {
+            const int nt = (int)(job->n_tok - t0 < 4 ? job->n_tok - t0 : 4);
+            for (int64_t r = r0; r < r1; r++) {
+                sy_qdot(c->isa, c->type, (const uint8_t *)job->w + r * c->row_bytes, c->cols,
+                        c->q[j] + t0 * c->cols, c->d[j] + t0 * (c->cols / 32), c->cols, nt, out);
+                for (int t = 0; t < nt; t++) job->y[(t0 + t) * job->ldy + r] = out[t];
+            }
+        }
+    }
+}
+
+typedef struct { const sy_mm_job *jobs; int n_jobs; int64_t cols; int isa; int8_t *q; float *d; int64_t *off; atomic_long next; } sy_qz_ctx;
+
+/* Quantizes every job's tokens (one token row per work item). */
+static void sy_qz_task(void *p, int ith, int nth) {
+    (void)ith; (void)nth;
+    sy_qz_ctx *c = (sy_qz_ctx *)p;
+    const long total = c->off[c->n_jobs];
+    for (;;) {
+        const long item = atomic_fetch_add_explicit(&c->next, 1, memory_order_relaxed);
+        if (item >= total) break;
+        int j = 0;
+        while (c->off[j + 1] <= item) j++;
+        const int64_t t = item - c->off[j];
+        sy_quantize(c->isa, c->jobs[j].x + t * c->jobs[j].ldx, c->cols, c->q + item * c->cols, c->d + item * (c->cols / 32));
+    }
+}
+
+int sy_qmatmul(sy_pool *pool, int type, int64_t rows, int64_t cols, size_t row_bytes, const sy_mm_job *jobs, int n_jobs) {
+    if ((type != SY_Q8_0 && type != SY_Q4_0) || cols % 32 || sy_pool_exact(pool)) return 0;
+    if (n_jobs <= 0 || rows <= 0) return 1;
+    const int isa = sy_isa();
+    int64_t off[n_jobs + 1];
+    off[0] = 0;
+    for (int j = 0; j < n_jobs; j++) off[j + 1] = off[j] + jobs[j].n_tok;
+    /* Scratch reused across calls (grow only): the pool runs one caller at a time, but several pools
+       (models) may run at once, so the buffer is per thread. */
+    static _Thread_local int8_t *qbuf = NULL;
+    static _Thread_local float *dbuf = NULL;
+    static _Thread_local int64_t cap = 0;
+    const int64_t need = off[n_jobs] * cols;
+    if (need > cap) {
+        free(qbuf); free(dbuf);
+        qbuf = (int8_t *)malloc((size_t)need);
+        dbuf = (float *)malloc((size_t)(need / 32) * sizeof(float));
+        cap = need;
+    }
+    sy_qz_ctx z = {jobs, n_jobs, cols, isa, qbuf, dbuf, off, 0};
+    if (off[n_jobs] > 1) sy_pool_run(pool, sy_qz_task, &z); else sy_qz_task(&z, 0, 1);
+    const int8_t *qs[n_jobs];
+    const float *ds[n_jobs];
+    for (int j = 0; j < n_jobs; j++) { qs[j] = qbuf + off[j] * cols; ds[j] = dbuf + off[j] * (cols / 32); }
+    const int nth = sy_pool_size(pool);
+    int64_t chunk = rows * n_jobs / (4 * nth);
+    if (chunk > rows) chunk = rows;
+    if (chunk < 8) chunk = 8;
+    sy_qmm_ctx c = {type, isa, rows, cols, row_bytes, jobs, n_jobs, qs, ds, chunk, (rows + chunk - 1) / chunk, 0};
+    sy_pool_run(pool, sy_qmm_task, &c);
+    return 1;
+}

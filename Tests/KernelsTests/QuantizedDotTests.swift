@@ -1,0 +1,80 @@
+import Foundation
+import GGUF
+import Kernels
+import ModelKit
+import Testing
+
+/// The quantized-activation path of Q8_0 and Q4_0 matmuls: every instruction-set path against the plain
+/// reference, and the whole fast matmul against the exact float path within the activation rounding.
+@Suite struct QuantizedDotTests {
+    /// If this fails, an instruction-set path of the integer dot product computes something else than
+    /// the plain reference (each block's integer sum times the two scales) for Q8_0 or Q4_0 weights,
+    /// for one to four tokens. Paths the CPU lacks are skipped (and named).
+    @Test(arguments: [GGMLType.q8_0, .q4_0])
+    func everyPathMatchesTheReference(type: GGMLType) {
+        var r = Rand(11)
+        let cols = 512, w = randomWeights(type, rows: 6, cols: cols, seed: 3)
+        let x = r.floats(4 * cols, scale: 3)
+        let (q, d) = Ops.quantizeQ8(x)
+        for path in KernelPath.allCases {
+            guard KernelPath.available.contains(path) else {
+                print("skip \(path): this CPU has \(KernelPath.detected)")
+                continue
+            }
+            for row in 0..<6 {
+                for t in 1...4 {
+                    let fast = Ops.quantizedDot(w, row: row, q: q, d: d, tokens: t, path: path)
+                    let ref = Ops.quantizedDot(w, row: row, q: q, d: d, tokens: t, path: nil)
+                    #expect(maxRelErr(fast, ref) < 1e-5, "\(path) row \(row) tokens \(t): \(fast) vs \(ref)")
+                }
+            }
+        }
+    }
+
+    /// If this fails, activation quantization is off: every value must come back within half a step of
+    /// its block's scale, the scale must be the block's absolute maximum over 127 (rounded through fp16),
+    /// and a block of zeros must stay zero.
+    @Test func activationQuantizationRoundTrips() {
+        var r = Rand(5)
+        var x = r.floats(256, scale: 10)
+        for i in 64..<96 { x[i] = 0 }
+        let (q, d) = Ops.quantizeQ8(x)
+        for b in 0..<8 {
+            let amax = x[(32 * b)..<(32 * b + 32)].map(abs).max()!
+            #expect(d[b] == Float(Float16(amax / 127)))
+            for i in (32 * b)..<(32 * b + 32) {
+                #expect(abs(Float(q[i]) * d[b] - x[i]) <= d[b] * 0.5 + amax * 2e-3, "x[\(i)]")
+            }
+        }
+        #expect(d[2] == 0 && q[64..<96].allSatisfy { $0 == 0 })
+    }
+
+    /// If this fails, the fast matmul (quantized activations, the default) strays from the exact float path
+    /// by more than activation rounding explains: for each output, |fast - exact| must stay within
+    /// sum over k of |w_k| times half its block's activation step (plus the fp16 rounding of the scale).
+    @Test(arguments: [GGMLType.q8_0, .q4_0])
+    func fastMatmulIsExactUpToActivationRounding(type: GGMLType) {
+        var r = Rand(8)
+        let rows = 40, cols = 256, tokens = 3
+        let w = randomWeights(type, rows: rows, cols: cols, seed: 21)
+        let x = r.floats(tokens * cols, scale: 2)
+        let fast = Ops.matmul(w, x, tokens: tokens, pool: ThreadPool(threads: 2))
+        let exact = Ops.matmul(w, x, tokens: tokens, pool: ThreadPool(threads: 2, exact: true))
+        let dense = (0..<rows).map { w.row($0) }
+        for t in 0..<tokens {
+            let xt = Array(x[(t * cols)..<((t + 1) * cols)])
+            for o in 0..<rows {
+                var bound: Float = 1e-4
+                for b in 0..<(cols / 32) {
+                    let amax = xt[(32 * b)..<(32 * b + 32)].map(abs).max()!
+                    let step = amax / 127
+                    let wsum = dense[o][(32 * b)..<(32 * b + 32)].map(abs).reduce(0, +)
+                    bound += wsum * (step * 0.5 + amax * 1e-3)
+                }
+                let diff = abs(fast[t * rows + o] - exact[t * rows + o])
+                #expect(diff <= bound, "token \(t) row \(o): \(diff) > \(bound)")
+            }
+        }
+        #expect(fast != exact, "the fast path did not run (outputs identical to exact)")
+    }
+}

@@ -203,18 +203,14 @@ static void sy_qdot_vnni(int type, const uint8_t *w, int64_t cols, const int8_t 
 #pragma clang attribute pop
 #endif
 
-/* One weight row against nt quantized tokens on the chosen path. */
-static void sy_qdot(int isa, int type, const uint8_t *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {
+/* One weight row against nt quantized tokens on path isa. */
+void sy_qdot_row(int isa, int type, const void *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {
 #if defined(__x86_64__)
-    if (isa >= SY_ISA_AVX512) { sy_qdot_vnni(type, w, cols, q, d, ldq, nt, out); return; }
-    if (isa >= SY_ISA_AVX2) { sy_qdot_avx2(type, w, cols, q, d, ldq, nt, out); return; }
+    if (isa >= SY_ISA_AVX512) { sy_qdot_vnni(type, (const uint8_t *)w, cols, q, d, ldq, nt, out); return; }
+    if (isa >= SY_ISA_AVX2) { sy_qdot_avx2(type, (const uint8_t *)w, cols, q, d, ldq, nt, out); return; }
 #endif
     (void)isa;
     sy_qdot_ref(type, w, cols, q, d, ldq, nt, out);
-}
-
-void sy_qdot_row(int isa, int type, const void *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {
-    sy_qdot(isa, type, (const uint8_t *)w, cols, q, d, ldq, nt, out);
 }
 
 static void sy_quantize(int isa, const float *x, int64_t n, int8_t *q, float *d) {
@@ -225,42 +221,7 @@ static void sy_quantize(int isa, const float *x, int64_t n, int8_t *q, float *d)
     sy_quantize_q8(x, n, q, d);
 }
 
-/* ---- the matmul over quantized activations ---- */
-
-typedef struct {
-    int type, isa;
-    int64_t rows, cols;
-    size_t row_bytes;
-    const sy_mm_job *jobs;
-    int n_jobs;
-    const int8_t *const *q;   /* per job: n_tok rows of cols int8 */
-    const float *const *d;    /* per job: n_tok rows of cols / 32 scales */
-    int64_t chunk, chunks_per_job;
-    atomic_long next;
-} sy_qmm_ctx;
-
-static void sy_qmm_task(void *p, int ith, int nth) {
-    (void)ith; (void)nth;
-    sy_qmm_ctx *c = (sy_qmm_ctx *)p;
-    float out[4];
-    const long total = (long)c->chunks_per_job * c->n_jobs;
-    for (;;) {
-        const long item = atomic_fetch_add_explicit(&c->next, 1, memory_order_relaxed);
-        if (item >= total) break;
-        const int j = (int)(item / c->chunks_per_job);
-        const sy_mm_job *job = &c->jobs[j];
-        const int64_t r0 = (item % c->chunks_per_job) * c->chunk;
-        const int64_t r1 = r0 + c->chunk < c->rows ? r0 + c->chunk : c->rows;
-        for (int64_t t0 = 0; t0 < job->n_tok; t0 += 4) {
-            const int nt = (int)(job->n_tok - t0 < 4 ? job->n_tok - t0 : 4);
-            for (int64_t r = r0; r < r1; r++) {
-                sy_qdot(c->isa, c->type, (const uint8_t *)job->w + r * c->row_bytes, c->cols,
-                        c->q[j] + t0 * c->cols, c->d[j] + t0 * (c->cols / 32), c->cols, nt, out);
-                for (int t = 0; t < nt; t++) job->y[(t0 + t) * job->ldy + r] = out[t];
-            }
-        }
-    }
-}
+/* ---- quantizing a matmul's activations ---- */
 
 typedef struct { const sy_mm_job *jobs; int n_jobs; int64_t cols; int isa; int8_t *q; float *d; int64_t *off; atomic_long next; } sy_qz_ctx;
 
@@ -279,15 +240,14 @@ static void sy_qz_task(void *p, int ith, int nth) {
     }
 }
 
-int sy_qmatmul(sy_pool *pool, int type, int64_t rows, int64_t cols, size_t row_bytes, const sy_mm_job *jobs, int n_jobs) {
-    if ((type != SY_Q8_0 && type != SY_Q4_0) || cols % 32 || sy_pool_exact(pool)) return 0;
-    if (n_jobs <= 0 || rows <= 0) return 1;
+int sy_quantize_jobs(sy_pool *pool, int type, int64_t cols, const sy_mm_job *jobs, int n_jobs, const int8_t **qs, const float **ds) {
+    if ((type != SY_Q8_0 && type != SY_Q4_0) || cols % 32 || sy_pool_exact(pool) || n_jobs <= 0) return 0;
     const int isa = sy_isa();
     int64_t off[n_jobs + 1];
     off[0] = 0;
     for (int j = 0; j < n_jobs; j++) off[j + 1] = off[j] + jobs[j].n_tok;
     /* Scratch reused across calls (grow only): the pool runs one caller at a time, but several pools
-       (models) may run at once, so the buffer is per thread. */
+       (models) may run at once, so the buffer is per calling thread. */
     static _Thread_local int8_t *qbuf = NULL;
     static _Thread_local float *dbuf = NULL;
     static _Thread_local int64_t cap = 0;
@@ -300,14 +260,6 @@ int sy_qmatmul(sy_pool *pool, int type, int64_t rows, int64_t cols, size_t row_b
     }
     sy_qz_ctx z = {jobs, n_jobs, cols, isa, qbuf, dbuf, off, 0};
     if (off[n_jobs] > 1) sy_pool_run(pool, sy_qz_task, &z); else sy_qz_task(&z, 0, 1);
-    const int8_t *qs[n_jobs];
-    const float *ds[n_jobs];
     for (int j = 0; j < n_jobs; j++) { qs[j] = qbuf + off[j] * cols; ds[j] = dbuf + off[j] * (cols / 32); }
-    const int nth = sy_pool_size(pool);
-    int64_t chunk = rows * n_jobs / (4 * nth);
-    if (chunk > rows) chunk = rows;
-    if (chunk < 8) chunk = 8;
-    sy_qmm_ctx c = {type, isa, rows, cols, row_bytes, jobs, n_jobs, qs, ds, chunk, (rows + chunk - 1) / chunk, 0};
-    sy_pool_run(pool, sy_qmm_task, &c);
     return 1;
 }

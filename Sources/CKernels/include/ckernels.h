@@ -63,8 +63,9 @@ void sy_quantize_q8(const float *x, int64_t n, int8_t *q, float *d);
    d + t*ldq/32) on path isa; sy_qdot_ref is the plain reference. */
 void sy_qdot_row(int isa, int type, const void *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out);
 void sy_qdot_ref(int type, const void *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out);
-/* sy_matmul's fast path for Q8_0/Q4_0 weights (unless the pool is exact): returns 0 when it does not apply. */
-int sy_qmatmul(sy_pool *pool, int type, int64_t rows, int64_t cols, size_t row_bytes, const sy_mm_job *jobs, int n_jobs);
+/* sy_matmul's fast path for Q8_0/Q4_0 weights (unless the pool is exact): quantizes every job's tokens
+   into scratch and points qs[j], ds[j] at them; returns 0 (nothing done) when the path does not apply. */
+int sy_quantize_jobs(sy_pool *pool, int type, int64_t cols, const sy_mm_job *jobs, int n_jobs, const int8_t **qs, const float **ds);
 
 /* ---- elementwise ---- */
 /* y[r] = x[r] / rms(x[r]) * w for `rows` rows of n; w may be NULL. Sum of squares in double. */

@@ -342,6 +342,20 @@ def make_dequant_vectors(out):
         expected = gguf.quants.dequantize(raw, qt).astype(np.float32)
         w.add_tensor(qt.name.lower() + ".raw", raw, raw_dtype=qt)
         w.add_tensor(qt.name.lower() + ".expected", expected.reshape(4, -1))
+    # The other types of published Step 3.5 quants (after the first ones, so their random bytes stay the same):
+    # random blocks with finite fp16 scales at each layout's offsets.
+    half_offsets = {QT.Q4_1: (0, 2), QT.Q5_0: (0,), QT.Q5_1: (0, 2), QT.IQ4_NL: (0,),
+                    QT.Q2_K: (80, 82), QT.Q3_K: (108,), QT.IQ4_XS: (0,)}
+    for qt, offs in half_offsets.items():
+        bs, ts = gguf.GGML_QUANT_SIZES[qt]
+        n_blocks = 64
+        raw = rng.integers(0, 256, size=(n_blocks, ts), dtype=np.uint8)
+        for o in offs:
+            raw[:, o:o + 2] = rng.uniform(-1, 1, n_blocks).astype(np.float16).view(np.uint8).reshape(n_blocks, 2)
+        raw = raw.reshape(4, -1)
+        expected = gguf.quants.dequantize(raw, qt).astype(np.float32)
+        w.add_tensor(qt.name.lower() + ".raw", raw, raw_dtype=qt)
+        w.add_tensor(qt.name.lower() + ".expected", expected.reshape(4, -1))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -356,6 +370,7 @@ def main():
     ap.add_argument("--type", default="f32", help="with --shape: f32, f16, bf16, q8_0, q4_0 or kmix")
     ap.add_argument("--name", default=None, help="with --shape: output base name")
     ap.add_argument("--keep-twin", action="store_true", help="keep NAME.twin-f32.gguf (for check_logits.py --twin)")
+    ap.add_argument("--dequant-only", action="store_true", help="write only dequant-vectors.gguf (needs gguf and numpy, not llama.cpp)")
     for key in ("n_embd", "n_vocab", "n_layer", "n_dense", "n_nextn", "head_dim", "heads_full", "heads_swa",
                 "kv_heads", "n_ff", "n_expert", "n_used", "n_ff_exp", "n_ff_sh", "window", "seed"):
         ap.add_argument("--" + key.replace("_", "-"), type=int, default=None)
@@ -370,6 +385,8 @@ def main():
         make_model(args.name or f"{args.shape}-{args.type}", sh, args.type, args.out, args.threads, keep_twin=args.keep_twin)
         return
     make_dequant_vectors(args.out)
+    if args.dequant_only:
+        return
     for t in ("f32", "f16", "bf16", "q8_0", "q4_0"):
         make_model(f"tiny-a-{t}", SHAPES["tiny-a"], t, args.out, args.threads)
     make_model("tiny-b-kmix", SHAPES["tiny-b"], "kmix", args.out, args.threads)

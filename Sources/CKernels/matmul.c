@@ -35,9 +35,70 @@ static inline void sy_scale_min(int j, const uint8_t *q, float *sc, float *m) {
     }
 }
 
-/* Decodes one block of `type` at b into y (blockSize floats). */
+static const float sy_iq4_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+/* Q3_K's 6-bit scale i (of 16) from its 12 packed bytes, minus 32. */
+static inline float sy_q3k_scale(const uint8_t *sc, int i) {
+    const int low = i < 8 ? sc[i] & 0xF : sc[i - 8] >> 4, high = (sc[8 + i % 4] >> (2 * (i / 4))) & 3;
+    return (float)((low | high << 4) - 32);
+}
+
+/* Decodes one block of `type` at b into y (blockSize floats). Layouts: Sources/GGUF/Dequantize.swift. */
 static void sy_dequant_block(int type, const uint8_t *b, float *y) {
     switch (type) {
+    case SY_Q4_1: {
+        const float d = sy_fp16(rd16(b)), m = sy_fp16(rd16(b + 2));
+        for (int i = 0; i < 16; i++) { y[i] = d * (float)(b[4 + i] & 0xF) + m; y[i + 16] = d * (float)(b[4 + i] >> 4) + m; }
+    } break;
+    case SY_Q5_0: case SY_Q5_1: {
+        const int has_min = type == SY_Q5_1, h = has_min ? 4 : 2;
+        const float d = sy_fp16(rd16(b)), m = has_min ? sy_fp16(rd16(b + 2)) : 0, off = has_min ? 0 : -16;
+        uint32_t high; memcpy(&high, b + h, 4);
+        for (int i = 0; i < 16; i++) {
+            const int lo = (b[h + 4 + i] & 0xF) | ((high >> i) & 1) << 4, hi = (b[h + 4 + i] >> 4) | ((high >> (i + 16)) & 1) << 4;
+            y[i] = d * ((float)lo + off) + m;
+            y[i + 16] = d * ((float)hi + off) + m;
+        }
+    } break;
+    case SY_IQ4_NL: {
+        const float d = sy_fp16(rd16(b));
+        for (int i = 0; i < 16; i++) { y[i] = d * sy_iq4_levels[b[2 + i] & 0xF]; y[i + 16] = d * sy_iq4_levels[b[2 + i] >> 4]; }
+    } break;
+    case SY_IQ4_XS: {
+        const float d = sy_fp16(rd16(b));
+        const int high = rd16(b + 2);
+        for (int s = 0; s < 8; s++) {
+            const int ls = ((b[4 + s / 2] >> (4 * (s % 2))) & 0xF) | ((high >> (2 * s)) & 3) << 4;
+            const float dl = d * (float)(ls - 32);
+            for (int i = 0; i < 16; i++) {
+                y[32 * s + i] = dl * sy_iq4_levels[b[8 + 16 * s + i] & 0xF];
+                y[32 * s + i + 16] = dl * sy_iq4_levels[b[8 + 16 * s + i] >> 4];
+            }
+        }
+    } break;
+    case SY_Q2_K: {
+        const float d = sy_fp16(rd16(b + 80)), dmin = sy_fp16(rd16(b + 82));
+        int sc = 0;
+        for (int half = 0; half < 2; half++)
+            for (int shift = 0; shift < 8; shift += 2)
+                for (int run = 0; run < 2; run++, sc++) {
+                    const float dl = d * (float)(b[sc] & 0xF), ml = dmin * (float)(b[sc] >> 4);
+                    const uint8_t *q = b + 16 + 32 * half + 16 * run;
+                    for (int l = 0; l < 16; l++) *y++ = dl * (float)((q[l] >> shift) & 3) - ml;
+                }
+    } break;
+    case SY_Q3_K: {
+        const float d = sy_fp16(rd16(b + 108));
+        int sc = 0, bit = 0;
+        for (int half = 0; half < 2; half++)
+            for (int shift = 0; shift < 8; shift += 2, bit++)
+                for (int run = 0; run < 2; run++, sc++) {
+                    const float dl = d * sy_q3k_scale(b + 96, sc);
+                    const uint8_t *q = b + 32 + 32 * half + 16 * run, *hm = b + 16 * run;
+                    for (int l = 0; l < 16; l++)
+                        *y++ = dl * (float)((int)((q[l] >> shift) & 3) - (((hm[l] >> bit) & 1) ? 0 : 4));
+                }
+    } break;
     case SY_Q8_0: {
         const float d = sy_fp16(rd16(b));
         for (int i = 0; i < 32; i++) y[i] = d * (float)(int8_t)b[2 + i];
@@ -103,7 +164,7 @@ static void sy_dequant_block(int type, const uint8_t *b, float *y) {
 static int sy_block_size(int type) {
     switch (type) {
     case SY_F32: case SY_F16: case SY_BF16: return 1;
-    case SY_Q8_0: case SY_Q4_0: return 32;
+    case SY_Q8_0: case SY_Q4_0: case SY_Q4_1: case SY_Q5_0: case SY_Q5_1: case SY_IQ4_NL: return 32;
     default: return 256;
     }
 }
@@ -113,7 +174,13 @@ static int sy_block_bytes(int type) {
     case SY_F32: return 4;
     case SY_F16: case SY_BF16: return 2;
     case SY_Q8_0: return 34;
-    case SY_Q4_0: return 18;
+    case SY_Q4_0: case SY_IQ4_NL: return 18;
+    case SY_Q4_1: return 20;
+    case SY_Q5_0: return 22;
+    case SY_Q5_1: return 24;
+    case SY_Q2_K: return 84;
+    case SY_Q3_K: return 110;
+    case SY_IQ4_XS: return 136;
     case SY_Q4_K: return 144;
     case SY_Q5_K: return 176;
     case SY_Q6_K: return 210;
@@ -140,6 +207,11 @@ void sy_dequant_row(int type, const void *src, float *dst, int64_t n) {
 
 #define SY_TB 4      /* tokens sharing one decoded weight block */
 #define SY_CHUNK_MIN 8   /* fewest rows per work item */
+
+/* Types whose blocks load32 decodes straight into registers (the decode hot path). */
+static inline int sy_fused(int type) {
+    return type == SY_F32 || type == SY_F16 || type == SY_BF16 || type == SY_Q8_0 || type == SY_Q4_0;
+}
 
 #ifdef SY_AVX2
 static inline float hsum256(__m256 v) {
@@ -216,7 +288,7 @@ static void sy_row_dot(int type, const uint8_t *w, int64_t cols, const float *x,
             b3 = _mm256_fmadd_ps(v1, _mm256_loadu_ps(x3 + (o) + 8), b3);        \
         }                                                                       \
     } while (0)
-    if (sy_block_size(type) <= 32) {
+    if (sy_fused(type)) {
         /* Float types may have rows of any length: the vector loop stops at the last full 32 and a
            scalar tail (below) finishes the row. Quantized rows are whole blocks by construction. */
         const int64_t main = sy_block_size(type) == 1 ? cols / 32 * 32 : cols;
@@ -241,10 +313,12 @@ static void sy_row_dot(int type, const uint8_t *w, int64_t cols, const float *x,
             }
         }
     } else {
-        const int bb = sy_block_bytes(type);
+        /* Other types: up to 256 elements decoded into buf at a time (whole blocks; rows are whole blocks). */
+        const int bs = sy_block_size(type), bb = sy_block_bytes(type);
         for (int64_t k = 0; k < cols; k += 256) {
-            sy_dequant_block(type, w + (k / 256) * bb, buf);
-            for (int i = 0; i < 256; i += 16) SY_FMA2(_mm256_loadu_ps(buf + i), _mm256_loadu_ps(buf + i + 8), k + i);
+            const int64_t n = cols - k < 256 ? cols - k : 256;
+            sy_dequant_row(type, w + (k / bs) * bb, buf, n);
+            for (int64_t i = 0; i < n; i += 16) SY_FMA2(_mm256_loadu_ps(buf + i), _mm256_loadu_ps(buf + i + 8), k + i);
         }
     }
 #undef SY_FMA2

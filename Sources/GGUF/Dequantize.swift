@@ -20,6 +20,13 @@ public enum Dequantize {
             case .bf16: out[o] = bf16ToFloat(blk.loadUnaligned(as: UInt16.self))
             case .q8_0: q8_0(blk, &out, o)
             case .q4_0: q4_0(blk, &out, o)
+            case .q4_1: q4_1(blk, &out, o)
+            case .q5_0: q5(blk, &out, o, hasMin: false)
+            case .q5_1: q5(blk, &out, o, hasMin: true)
+            case .iq4_nl: iq4_nl(blk, &out, o)
+            case .q2_K: q2_K(blk, &out, o)
+            case .q3_K: q3_K(blk, &out, o)
+            case .iq4_xs: iq4_xs(blk, &out, o)
             case .q4_K: q4_K(blk, &out, o)
             case .q5_K: q5_K(blk, &out, o)
             case .q6_K: q6_K(blk, &out, o)
@@ -52,6 +59,108 @@ public enum Dequantize {
             let q = b[2 + i]
             y[o + i] = d * Float(Int(q & 0x0F) - 8)
             y[o + i + 16] = d * Float(Int(q >> 4) - 8)
+        }
+    }
+
+    /// Q4_1: {d, m: f16; 16 bytes of nibbles}: d * q + m (low nibbles first).
+    static func q4_1(_ b: UnsafeRawBufferPointer, _ y: inout [Float], _ o: Int) {
+        let d = f16(b, 0), m = f16(b, 2)
+        for i in 0..<16 {
+            y[o + i] = d * Float(b[4 + i] & 0x0F) + m
+            y[o + i + 16] = d * Float(b[4 + i] >> 4) + m
+        }
+    }
+
+    /// Q5_0 {d; 32 high bits; nibbles}: d * (q - 16); Q5_1 {d, m; 32 high bits; nibbles}: d * q + m.
+    /// Element i's fifth bit is bit i of the little-endian 32-bit word.
+    static func q5(_ b: UnsafeRawBufferPointer, _ y: inout [Float], _ o: Int, hasMin: Bool) {
+        let d = f16(b, 0), m: Float = hasMin ? f16(b, 2) : 0
+        let h = hasMin ? 4 : 2, qs = h + 4
+        let high = b.loadUnaligned(fromByteOffset: h, as: UInt32.self)
+        let offset: Float = hasMin ? 0 : -16
+        for i in 0..<16 {
+            let lo = UInt32(b[qs + i] & 0x0F) | ((high >> UInt32(i)) & 1) << 4
+            let hi = UInt32(b[qs + i] >> 4) | ((high >> UInt32(i + 16)) & 1) << 4
+            y[o + i] = d * (Float(lo) + offset) + m
+            y[o + i + 16] = d * (Float(hi) + offset) + m
+        }
+    }
+
+    /// The 16 non-uniform levels of IQ4_NL and IQ4_XS.
+    static let iq4Levels: [Float] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113]
+
+    /// IQ4_NL {d; 16 bytes of nibbles}: d * level[q].
+    static func iq4_nl(_ b: UnsafeRawBufferPointer, _ y: inout [Float], _ o: Int) {
+        let d = f16(b, 0)
+        for i in 0..<16 {
+            y[o + i] = d * iq4Levels[Int(b[2 + i] & 0x0F)]
+            y[o + i + 16] = d * iq4Levels[Int(b[2 + i] >> 4)]
+        }
+    }
+
+    /// IQ4_XS {d; 16 high scale bits; 4 bytes of low scale nibbles; 128 bytes of nibbles}: 8 sub-blocks of
+    /// 32, each d * (6-bit scale - 32) * level[q].
+    static func iq4_xs(_ b: UnsafeRawBufferPointer, _ y: inout [Float], _ o: Int) {
+        let d = f16(b, 0)
+        let high = Int(b.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
+        for s in 0..<8 {
+            let ls = (Int(b[4 + s / 2]) >> (4 * (s % 2))) & 0x0F | ((high >> (2 * s)) & 3) << 4
+            let dl = d * Float(ls - 32)
+            for i in 0..<16 {
+                let q = b[8 + 16 * s + i]
+                y[o + 32 * s + i] = dl * iq4Levels[Int(q & 0x0F)]
+                y[o + 32 * s + i + 16] = dl * iq4Levels[Int(q >> 4)]
+            }
+        }
+    }
+
+    /// Q2_K {16 scale bytes (low nibble scale, high nibble min); 64 bytes of 2-bit values; d, dmin}: two
+    /// halves of 128; in each, four shifts (0, 2, 4, 6) of the half's 32 bytes give 2 runs of 16 values.
+    static func q2_K(_ b: UnsafeRawBufferPointer, _ y: inout [Float], _ o: Int) {
+        let d = f16(b, 80), dmin = f16(b, 82)
+        var out = o, sc = 0
+        for half in 0..<2 {
+            for shift in stride(from: 0, to: 8, by: 2) {
+                for run in 0..<2 {
+                    let s = b[sc]
+                    sc += 1
+                    let dl = d * Float(s & 0x0F), ml = dmin * Float(s >> 4)
+                    for l in 0..<16 {
+                        y[out] = dl * Float((b[16 + 32 * half + 16 * run + l] >> UInt8(shift)) & 3) - ml
+                        out += 1
+                    }
+                }
+            }
+        }
+    }
+
+    /// Q3_K {32 bytes of high bits; 64 bytes of 2-bit values; 12 bytes of 16 six-bit scales; d}: like Q2_K's
+    /// walk; a value is its 2 bits minus 4 when its high bit (one bit per shift, across hmask) is clear,
+    /// times d * (scale - 32). Scale i: low 4 bits from byte i (i < 8) or the high nibble of byte i - 8,
+    /// high 2 bits from byte 8 + i % 4 at bit 2 * (i / 4).
+    static func q3_K(_ b: UnsafeRawBufferPointer, _ y: inout [Float], _ o: Int) {
+        let d = f16(b, 108)
+        func scale(_ i: Int) -> Float {
+            let low = i < 8 ? Int(b[96 + i]) & 0x0F : Int(b[96 + i - 8]) >> 4
+            let high = (Int(b[96 + 8 + i % 4]) >> (2 * (i / 4))) & 3
+            return Float(low | high << 4) - 32
+        }
+        var out = o, sc = 0, bit = 0
+        for half in 0..<2 {
+            for shift in stride(from: 0, to: 8, by: 2) {
+                for run in 0..<2 {
+                    let dl = d * scale(sc)
+                    sc += 1
+                    for l in 0..<16 {
+                        let k = 16 * run + l
+                        let q = Int((b[32 + 32 * half + k] >> UInt8(shift)) & 3)
+                        let h = (b[k] >> UInt8(bit)) & 1
+                        y[out] = dl * Float(q - (h == 0 ? 4 : 0))
+                        out += 1
+                    }
+                }
+                bit += 1
+            }
         }
     }
 

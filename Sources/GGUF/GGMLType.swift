@@ -39,7 +39,8 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
     case mxfp4 = 39
 
     /// The types Switchyard can load and compute with.
-    public static let supported: [GGMLType] = [.f32, .f16, .bf16, .q8_0, .q4_0, .q4_K, .q5_K, .q6_K]
+    public static let supported: [GGMLType] = [.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .iq4_nl,
+                                               .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_xs]
 
     /// Whether the engine has kernels for this type.
     public var isSupported: Bool { Self.supported.contains(self) }

@@ -9,7 +9,7 @@ import Testing
         .appendingPathComponent("Fixtures/dequant-vectors.gguf").path
 
     /// If this fails, the reference dequantizer for that type reads the block layout differently from gguf-py.
-    @Test(arguments: ["f16", "bf16", "q8_0", "q4_0", "q4_k", "q5_k", "q6_k"])
+    @Test(arguments: ["f16", "bf16", "q8_0", "q4_0", "q4_k", "q5_k", "q6_k", "q4_1", "q5_0", "q5_1", "iq4_nl", "q2_k", "q3_k", "iq4_xs"])
     func matchesGGUFPy(type: String) throws {
         let f = try GGUFFile(path: Self.path)
         let raw = try #require(f.tensor("\(type).raw"))

@@ -20,8 +20,15 @@ func randomWeights(_ type: GGMLType, rows: Int, cols: Int, seed: UInt64) -> Weig
         return WeightMatrix(type: type, rows: rows, cols: cols, bytes: Quantize.row(type, r.floats(rows * cols)))
     default:
         var b = r.bytes(type.byteCount(elements: rows * cols))
-        let scaleOffsets = type == .q6_K ? [208] : [0, 2]
-        for blk in 0..<(rows * cols / 256) {
+        // Where each layout keeps its fp16 scales (random bytes there could be inf or NaN).
+        let scaleOffsets: [Int] = switch type {
+        case .q6_K: [208]
+        case .q2_K: [80, 82]
+        case .q3_K: [108]
+        case .q5_0, .iq4_nl, .iq4_xs: [0]
+        default: [0, 2]  // Q4_1, Q5_1, Q4_K, Q5_K
+        }
+        for blk in 0..<(rows * cols / type.blockSize) {
             for o in scaleOffsets {
                 let h = Float16(Float(r.g.nextUnit()) * 0.01 + 0.001).bitPattern
                 b[blk * type.blockBytes + o] = UInt8(h & 0xFF)

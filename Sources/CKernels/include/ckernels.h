@@ -12,8 +12,8 @@ extern "C" {
 
 /* GGML type ids this library computes with. */
 enum {
-    SY_F32 = 0, SY_F16 = 1, SY_Q4_0 = 2, SY_Q8_0 = 8,
-    SY_Q4_K = 12, SY_Q5_K = 13, SY_Q6_K = 14, SY_BF16 = 30
+    SY_F32 = 0, SY_F16 = 1, SY_Q4_0 = 2, SY_Q4_1 = 3, SY_Q5_0 = 6, SY_Q5_1 = 7, SY_Q8_0 = 8,
+    SY_Q2_K = 10, SY_Q3_K = 11, SY_Q4_K = 12, SY_Q5_K = 13, SY_Q6_K = 14, SY_IQ4_NL = 20, SY_IQ4_XS = 23, SY_BF16 = 30
 };
 
 /* ---- thread pool: persistent workers, spin-then-sleep ---- */

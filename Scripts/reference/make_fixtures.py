@@ -362,6 +362,44 @@ def make_dequant_vectors(out):
     w.close()
 
 
+PRESETS = ("Q4_K_S", "Q4_K_M", "Q3_K_M", "Q2_K", "IQ4_XS")
+
+
+def make_preset_models(out, llama_bin, n_threads):
+    """tiny-b written as F16, quantized by llama.cpp's own llama-quantize with the presets published Step 3.5
+    quants use (mixes of K-quants with Q4_0/Q5_0/IQ4_NL fallbacks where rows are not whole 256-blocks);
+    llama.cpp's reference logits come from each file's F32 twin (every tensor dequantized by gguf-py)."""
+    import subprocess
+    sh = SHAPES["tiny-b"]
+    src = os.path.join(out, "tiny-b-f16-source.gguf")
+    make_model("tiny-b-f16-source", sh, "f16", out, n_threads, llama=False)
+    tokens, types, merges = make_vocab(sh["n_vocab"])
+    for preset in PRESETS:
+        name = "tiny-b-" + preset.lower()
+        path = os.path.join(out, name + ".gguf")
+        subprocess.run([os.path.join(llama_bin, "llama-quantize"), src, path, preset, str(n_threads)],
+                       check=True, capture_output=True)
+        reader = gguf.GGUFReader(path)
+        twin = {t.name: (gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32), QT.F32) for t in reader.tensors}
+        kinds = sorted({t.tensor_type.name for t in reader.tensors})
+        ref_path = os.path.join(out, name + ".twin-f32.gguf")
+        write_gguf(ref_path, sh, twin, tokens, types, merges)
+        prng = np.random.default_rng(sh["seed"] + 7)
+        prompt = [int(x) for x in prng.integers(3, sh["n_vocab"] - 4, size=20)]
+        logits, gen = llama_reference(ref_path, prompt, 32, n_threads)
+        os.remove(ref_path)
+        logits.astype("<f4").tofile(os.path.join(out, name + ".logits.f32"))
+        meta = {"model": name + ".gguf", "weights": f"llama-quantize {preset} of tiny-b F16 ({', '.join(kinds)})",
+                "reference": "llama-cpp-python 0.3.36 on the F32 twin (every tensor dequantized by gguf-py)",
+                "kv_type": "f32", "flash_attn": False, "n_vocab": sh["n_vocab"], "prompt": prompt, "greedy": gen,
+                "shape": {k: v for k, v in sh.items() if k not in ("clamp_exp", "clamp_sh")},
+                "clamp_exp": sh["clamp_exp"], "clamp_sh": sh["clamp_sh"], "alt_keys": False}
+        with open(os.path.join(out, name + ".json"), "w") as f:
+            json.dump(meta, f, indent=1)
+        print(f"{name}: {', '.join(kinds)}; greedy {gen[:8]}...", file=sys.stderr)
+    os.remove(src)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "..", "Tests", "Fixtures"))
@@ -371,11 +409,17 @@ def main():
     ap.add_argument("--name", default=None, help="with --shape: output base name")
     ap.add_argument("--keep-twin", action="store_true", help="keep NAME.twin-f32.gguf (for check_logits.py --twin)")
     ap.add_argument("--dequant-only", action="store_true", help="write only dequant-vectors.gguf (needs gguf and numpy, not llama.cpp)")
+    ap.add_argument("--presets", metavar="LLAMA_BIN", default=None,
+                    help="write only the llama-quantize preset models (tiny-b-q4_k_s ...), with llama-quantize from LLAMA_BIN "
+                         "(../shared/tools/llama-tools.sh builds it)")
     for key in ("n_embd", "n_vocab", "n_layer", "n_dense", "n_nextn", "head_dim", "heads_full", "heads_swa",
                 "kv_heads", "n_ff", "n_expert", "n_used", "n_ff_exp", "n_ff_sh", "window", "seed"):
         ap.add_argument("--" + key.replace("_", "-"), type=int, default=None)
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
+    if args.presets:
+        make_preset_models(args.out, args.presets, args.threads)
+        return
     if args.shape:
         sh = dict(SHAPES.get(args.shape, SHAPES["tiny-a"]))
         for key in list(sh):

@@ -15,7 +15,9 @@ enum Fixtures {
     }
 
     /// Names of the models that have llama.cpp golden logits.
-    static let goldenNames = ["tiny-a-f32", "tiny-a-f16", "tiny-a-bf16", "tiny-a-q8_0", "tiny-a-q4_0", "tiny-b-kmix"]
+    static let goldenNames = ["tiny-a-f32", "tiny-a-f16", "tiny-a-bf16", "tiny-a-q8_0", "tiny-a-q4_0", "tiny-b-kmix",
+                              // llama-quantize presets of tiny-b F16 (Scripts/reference/make_fixtures.py --presets)
+                              "tiny-b-q4_k_s", "tiny-b-q4_k_m", "tiny-b-q3_k_m", "tiny-b-q2_k", "tiny-b-iq4_xs"]
 
     static func golden(_ name: String) throws -> (Golden, [Float]) {
         let meta = try JSONDecoder().decode(Golden.self, from: Data(contentsOf: URL(fileURLWithPath: "\(directory)/\(name).json")))

@@ -99,11 +99,73 @@ public struct Sampler: Sendable {
         return out
     }
 
-    /// The candidate distribution after top-k, temperature, top-p and min-p: (token, probability), sorted.
+    /// Index of the largest logit (first on ties), over a contiguous array (the decode hot path: the generic
+    /// version below runs element by element through the protocol when called from another module).
+    public static func argmax(_ logits: [Float]) -> Int {
+        logits.withUnsafeBufferPointer { p in
+            var best = 0, bestV = -Float.infinity
+            for i in 0..<p.count where p[i] > bestV {
+                bestV = p[i]
+                best = i
+            }
+            return best
+        }
+    }
+
+    /// The candidate distribution after top-k, temperature, top-p and min-p: (token, probability), sorted by
+    /// logit (descending, token ascending on ties). With top-k the k best are selected first (a pass over
+    /// the vocabulary keeping the k-th largest value) so only they are sorted; same result as sorting all.
     public func distribution(_ logits: [Float]) -> [(token: Int, p: Double)] {
+        let k = params.topK > 0 && params.topK < logits.count ? params.topK : logits.count
+        var cand = k < logits.count ? Self.best(logits, k) : logits.enumerated().map { (token: $0.offset, logit: $0.element) }
+        cand.sort { $0.logit > $1.logit || ($0.logit == $1.logit && $0.token < $1.token) }
+        return truncate(cand)
+    }
+
+    /// The plain reference of `distribution`: sort every candidate, then truncate (tests compare the two).
+    public func referenceDistribution(_ logits: [Float]) -> [(token: Int, p: Double)] {
         var cand = logits.enumerated().map { (token: $0.offset, logit: $0.element) }
         cand.sort { $0.logit > $1.logit || ($0.logit == $1.logit && $0.token < $1.token) }
         if params.topK > 0 && params.topK < cand.count { cand.removeLast(cand.count - params.topK) }
+        return truncate(cand)
+    }
+
+    /// The k largest logits with their tokens (unsorted); ties at the k-th value go to the lowest tokens.
+    static func best(_ logits: [Float], _ k: Int) -> [(token: Int, logit: Float)] {
+        // A min-heap of the k largest values seen: most logits fail the first comparison with its root.
+        var heap = [Float](repeating: -.infinity, count: k)
+        logits.withUnsafeBufferPointer { p in
+            for x in p where x > heap[0] {
+                heap[0] = x
+                var i = 0
+                while true {
+                    let l = 2 * i + 1, r = l + 1
+                    var m = i
+                    if l < k && heap[l] < heap[m] { m = l }
+                    if r < k && heap[r] < heap[m] { m = r }
+                    if m == i { break }
+                    heap.swapAt(i, m)
+                    i = m
+                }
+            }
+        }
+        let kth = heap[0]
+        var equal = k - heap.filter { $0 > kth }.count
+        var out: [(token: Int, logit: Float)] = []
+        out.reserveCapacity(k)
+        for (t, x) in logits.enumerated() {
+            if x > kth {
+                out.append((t, x))
+            } else if x == kth && equal > 0 {
+                out.append((t, x))
+                equal -= 1
+            }
+        }
+        return out
+    }
+
+    /// Temperature, top-p and min-p over candidates sorted by logit.
+    private func truncate(_ cand: [(token: Int, logit: Float)]) -> [(token: Int, p: Double)] {
         let t = Double(max(params.temperature, 1e-6))
         let m = Double(cand[0].logit)
         var probs = cand.map { exp((Double($0.logit) - m) / t) }

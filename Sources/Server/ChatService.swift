@@ -70,7 +70,9 @@ public final class ChatService: Sendable {
 
     /// Sampling settings from a request body (OpenAI's names, plus llama-server's top_k and min_p).
     static func sampling(_ b: JSONValue) throws -> SamplingParams {
-        var s = SamplingParams(temperature: 1, topK: 0, topP: 1, seed: UInt64.random(in: 0...UInt64(UInt32.max)))
+        // OpenAI's defaults (temperature 1, top_p 1) with llama-server's top_k 40: the tail past the 40 best
+        // tokens carries next to no mass, and selecting 40 is a pass over the vocabulary where a full sort is not.
+        var s = SamplingParams(temperature: 1, topK: 40, topP: 1, seed: UInt64.random(in: 0...UInt64(UInt32.max)))
         if let t = try number(b, "temperature") { s.temperature = Float(t) }
         if let p = try number(b, "top_p") { s.topP = Float(p) }
         if let k = try number(b, "top_k") { s.topK = Int(k) }

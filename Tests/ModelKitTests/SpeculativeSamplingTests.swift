@@ -75,3 +75,32 @@ import Testing
         #expect(Self.chiSquare(naiveIn, expected: expected) > 56.49)
     }
 }
+
+/// The sampler's top-k selection against its plain reference.
+@Suite struct DistributionTests {
+    /// If this fails, selecting the k best tokens before sorting (instead of sorting the whole vocabulary)
+    /// changes the distribution: tokens, order and probabilities must equal the full sort's, ties included,
+    /// for several k, top-p, min-p and temperatures.
+    @Test func topKSelectionEqualsFullSort() {
+        var g = SplitMix64(seed: 77)
+        for trial in 0..<40 {
+            // Coarse logits so that ties (also at the k-th value) happen.
+            let logits = (0..<3000).map { _ in Float(Int(g.nextUnit() * 40)) / 4 - 5 }
+            let p = SamplingParams(temperature: [0.5, 1, 1.7][trial % 3], topK: [1, 7, 40, 2999, 5000][trial % 5],
+                                   topP: trial % 4 == 0 ? 0.9 : 1, minP: trial % 6 == 0 ? 0.05 : 0)
+            let s = Sampler(p)
+            let fast = s.distribution(logits), ref = s.referenceDistribution(logits)
+            #expect(fast.map(\.token) == ref.map(\.token), "trial \(trial)")
+            #expect(zip(fast, ref).allSatisfy { abs($0.p - $1.p) < 1e-12 }, "trial \(trial)")
+        }
+    }
+
+    /// If this fails, the contiguous-array argmax differs from the generic one (first maximum on ties).
+    @Test func argmaxOverArrayIsTheGenericOne() {
+        var g = SplitMix64(seed: 5)
+        for _ in 0..<20 {
+            let x = (0..<500).map { _ in Float(Int(g.nextUnit() * 20)) }
+            #expect(Sampler.argmax(x) == Sampler.argmax(x[...]))
+        }
+    }
+}

@@ -16,24 +16,11 @@ import sys
 import tempfile
 
 import numpy as np
-from llama_cpp import Llama
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_fixtures import llama_reference  # noqa: E402
 
 sy, fixtures, names = sys.argv[1], sys.argv[2], sys.argv[3:]
-
-
-def llama(path, prompt, n_gen, kv):
-    llm = Llama(model_path=path, n_ctx=256, n_batch=256, n_ubatch=256, logits_all=True, type_k=kv, type_v=kv,
-                flash_attn=False, n_threads=2, n_threads_batch=2, verbose=False)
-    llm.reset()
-    llm.eval(prompt)
-    logits = np.array(llm.scores[: len(prompt)], dtype=np.float32)
-    gen, last = [], logits[-1]
-    for _ in range(n_gen):
-        t = int(np.argmax(last))
-        gen.append(t)
-        llm.eval([t])
-        last = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32)
-    return logits, gen
 
 
 def switchyard_logits(path, prompt, exact):
@@ -54,8 +41,8 @@ print("|---|---|---|---|---|---|")
 for name in names:
     meta = json.load(open(os.path.join(fixtures, name + ".json")))
     path, prompt = os.path.join(fixtures, meta["model"]), meta["prompt"]
-    ll, g32 = llama(path, prompt, 32, 0)
-    _, g16 = llama(path, prompt, 32, 1)
+    ll, g32 = llama_reference(path, prompt, 32, 2)
+    _, g16 = llama_reference(path, prompt, 32, 2, kv_type=1)
     fast, exact = switchyard_logits(path, prompt, False), switchyard_logits(path, prompt, True)
     twin = np.fromfile(os.path.join(fixtures, name + ".logits.f32"), dtype="<f4").reshape(len(prompt), -1)
     gf = switchyard_greedy(path, prompt, 32)

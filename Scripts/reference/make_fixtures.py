@@ -265,10 +265,11 @@ def write_gguf(path, sh, tensors, tokens, types, merges, alt_keys=False):
     w.close()
 
 
-def llama_reference(path, prompt, n_gen, n_threads):
-    """llama.cpp logits at every prompt position (F32 KV, no flash attention) and a greedy continuation."""
+def llama_reference(path, prompt, n_gen, n_threads, kv_type=0):
+    """llama.cpp logits at every prompt position (F32 KV unless kv_type says, e.g. 1 for F16; no flash
+    attention) and a greedy continuation."""
     from llama_cpp import Llama
-    llm = Llama(model_path=path, n_ctx=256, n_batch=256, n_ubatch=256, logits_all=True, type_k=0, type_v=0,
+    llm = Llama(model_path=path, n_ctx=256, n_batch=256, n_ubatch=256, logits_all=True, type_k=kv_type, type_v=kv_type,
                 flash_attn=False, n_threads=n_threads, n_threads_batch=n_threads, verbose=False)
     llm.reset()
     llm.eval(prompt)
@@ -281,6 +282,17 @@ def llama_reference(path, prompt, n_gen, n_threads):
         llm.eval([t])
         last = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32)
     return logits, gen
+
+
+def save_golden(out, name, sh, prompt, logits, gen, weights, reference):
+    """Writes NAME.logits.f32 and NAME.json (prompt, greedy tokens, shape) for the golden tests."""
+    logits.astype("<f4").tofile(os.path.join(out, name + ".logits.f32"))
+    meta = {"model": name + ".gguf", "weights": weights, "reference": reference,
+            "kv_type": "f32", "flash_attn": False, "n_vocab": sh["n_vocab"], "prompt": prompt, "greedy": gen,
+            "shape": {k: v for k, v in sh.items() if k not in ("clamp_exp", "clamp_sh", "alt_keys")},
+            "clamp_exp": sh["clamp_exp"], "clamp_sh": sh["clamp_sh"], "alt_keys": sh.get("alt_keys", False)}
+    with open(os.path.join(out, name + ".json"), "w") as f:
+        json.dump(meta, f, indent=1)
 
 
 def make_model(name, sh, qtype, out, n_threads, alt_keys=False, llama=True, keep_twin=False):
@@ -306,14 +318,8 @@ def make_model(name, sh, qtype, out, n_threads, alt_keys=False, llama=True, keep
     logits, gen = llama_reference(ref_path, prompt, 32, n_threads)
     if ref_path != path and not keep_twin:
         os.remove(ref_path)
-    logits.astype("<f4").tofile(os.path.join(out, name + ".logits.f32"))
-    meta = {"model": name + ".gguf", "weights": qtype, "reference": "llama-cpp-python 0.3.36" +
-            (" on the F32 twin (same weights dequantized by gguf-py)" if qtype != "f32" else ""),
-            "kv_type": "f32", "flash_attn": False, "n_vocab": sh["n_vocab"], "prompt": prompt, "greedy": gen,
-            "shape": {k: v for k, v in sh.items() if k not in ("clamp_exp", "clamp_sh")},
-            "clamp_exp": sh["clamp_exp"], "clamp_sh": sh["clamp_sh"], "alt_keys": alt_keys}
-    with open(os.path.join(out, name + ".json"), "w") as f:
-        json.dump(meta, f, indent=1)
+    save_golden(out, name, dict(sh, alt_keys=alt_keys), prompt, logits, gen, qtype, "llama-cpp-python 0.3.36" +
+                (" on the F32 twin (same weights dequantized by gguf-py)" if qtype != "f32" else ""))
     print(f"{name}: {len(prompt)} tokens, greedy {gen[:8]}...", file=sys.stderr)
 
 
@@ -388,14 +394,8 @@ def make_preset_models(out, llama_bin, n_threads):
         prompt = [int(x) for x in prng.integers(3, sh["n_vocab"] - 4, size=20)]
         logits, gen = llama_reference(ref_path, prompt, 32, n_threads)
         os.remove(ref_path)
-        logits.astype("<f4").tofile(os.path.join(out, name + ".logits.f32"))
-        meta = {"model": name + ".gguf", "weights": f"llama-quantize {preset} of tiny-b F16 ({', '.join(kinds)})",
-                "reference": "llama-cpp-python 0.3.36 on the F32 twin (every tensor dequantized by gguf-py)",
-                "kv_type": "f32", "flash_attn": False, "n_vocab": sh["n_vocab"], "prompt": prompt, "greedy": gen,
-                "shape": {k: v for k, v in sh.items() if k not in ("clamp_exp", "clamp_sh")},
-                "clamp_exp": sh["clamp_exp"], "clamp_sh": sh["clamp_sh"], "alt_keys": False}
-        with open(os.path.join(out, name + ".json"), "w") as f:
-            json.dump(meta, f, indent=1)
+        save_golden(out, name, sh, prompt, logits, gen, f"llama-quantize {preset} of tiny-b F16 ({', '.join(kinds)})",
+                    "llama-cpp-python 0.3.36 on the F32 twin (every tensor dequantized by gguf-py)")
         print(f"{name}: {', '.join(kinds)}; greedy {gen[:8]}...", file=sys.stderr)
     os.remove(src)
 

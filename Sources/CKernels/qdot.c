@@ -88,15 +88,10 @@ static inline int sy_wq(int type, const uint8_t *blk, int i) {
     return i < 16 ? (blk[2 + i] & 0xF) - 8 : (blk[2 + i - 16] >> 4) - 8;
 }
 
+/* An fp16 scale at p (clang's _Float16 converts exactly, subnormals included). */
 static inline float sy_h2f(const uint8_t *p) {
-    uint16_t h; memcpy(&h, p, 2);
-    uint32_t s = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1F, m = h & 0x3FF, bits;
-    if (e == 0) {
-        if (m == 0) bits = s;
-        else { e = 127 - 15 + 1; while (!(m & 0x400)) { m <<= 1; e--; } m &= 0x3FF; bits = s | (e << 23) | (m << 13); }
-    } else if (e == 31) bits = s | 0x7F800000 | (m << 13);
-    else bits = s | ((e + 127 - 15) << 23) | (m << 13);
-    float f; memcpy(&f, &bits, 4); return f;
+    _Float16 h; memcpy(&h, p, 2);
+    return (float)h;
 }
 
 void sy_qdot_ref(int type, const void *wrow, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {

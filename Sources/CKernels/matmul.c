@@ -362,6 +362,7 @@ typedef struct {
     /* Quantized activations per job (n_tok rows of cols int8, cols / 32 scales each), or NULL: float path. */
     const int8_t **q;
     const float **d;
+    const int16_t **s;   /* Q8_K group sums (Q4_K weights) */
     int64_t chunk, chunks_per_job;
     atomic_long next;
 } sy_mm_ctx;
@@ -383,7 +384,9 @@ static void sy_mm_task(void *p, int ith, int nth) {
             const int nt = (int)(job->n_tok - t0 < SY_TB ? job->n_tok - t0 : SY_TB);
             for (int64_t r = r0; r < r1; r++) {
                 const uint8_t *w = (const uint8_t *)job->w + r * c->row_bytes;
-                if (c->q) sy_qdot_row(c->isa, c->type, w, c->cols, c->q[j] + t0 * c->cols, c->d[j] + t0 * (c->cols / 32), c->cols, nt, out);
+                if (c->q && c->type == SY_Q4_K)
+                    sy_qdot_k_row(c->isa, w, c->cols, c->q[j] + t0 * c->cols, c->d[j] + t0 * (c->cols / 32), c->s[j] + t0 * (c->cols / 32), c->cols, nt, out);
+                else if (c->q) sy_qdot_row(c->isa, c->type, w, c->cols, c->q[j] + t0 * c->cols, c->d[j] + t0 * (c->cols / 32), c->cols, nt, out);
                 else sy_row_dot(c->type, w, c->cols, job->x + t0 * job->ldx, job->ldx, nt, out, buf);
                 for (int t = 0; t < nt; t++) job->y[(t0 + t) * job->ldy + r] = out[t];
             }
@@ -394,10 +397,11 @@ static void sy_mm_task(void *p, int ith, int nth) {
 void sy_matmul(sy_pool *pool, int type, int64_t rows, int64_t cols, size_t row_bytes,
                const sy_mm_job *jobs, int n_jobs) {
     if (n_jobs <= 0 || rows <= 0) return;
-    /* Q8_0 and Q4_0 weights take quantized activations unless the pool is exact (qdot.c). */
+    /* Q8_0, Q4_0 and Q4_K weights take quantized activations unless the pool is exact (qdot.c, qdot_k.c). */
     const int8_t *qs[n_jobs];
     const float *ds[n_jobs];
-    const int quantized = sy_quantize_jobs(pool, type, cols, jobs, n_jobs, qs, ds);
+    const int16_t *ss[n_jobs];
+    const int quantized = sy_quantize_jobs(pool, type, cols, jobs, n_jobs, qs, ds, ss);
     /* Large contiguous chunks keep each thread streaming sequentially through the weights (the hardware
        prefetcher follows one long stream far better than many short ones); about 4 chunks per thread
        over all jobs still balances the load. */
@@ -405,7 +409,7 @@ void sy_matmul(sy_pool *pool, int type, int64_t rows, int64_t cols, size_t row_b
     int64_t chunk = rows * n_jobs / (4 * nth);
     if (chunk > rows) chunk = rows;
     if (chunk < SY_CHUNK_MIN) chunk = SY_CHUNK_MIN;
-    sy_mm_ctx c = {type, sy_isa(), rows, cols, row_bytes, jobs, n_jobs, quantized ? qs : NULL, quantized ? ds : NULL,
+    sy_mm_ctx c = {type, sy_isa(), rows, cols, row_bytes, jobs, n_jobs, quantized ? qs : NULL, quantized ? ds : NULL, quantized ? ss : NULL,
                    chunk, (rows + chunk - 1) / chunk, 0};
     sy_pool_run(pool, sy_mm_task, &c);
 }

@@ -83,10 +83,27 @@ void sy_quantize_q8(const float *x, int64_t n, int8_t *q, float *d) {
 
 /* ---- one weight row against nt (<= 4) quantized tokens: the plain reference ---- */
 
+static const int8_t sy_iq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+/* Bytes per block of the 32-blocks these kernels take, each with its fp16 scale first. */
+static inline int sy_qbb(int type) { return type == SY_Q8_0 ? 34 : type == SY_Q5_0 ? 22 : 18; }
+
+/* Weight i (of 32) of a block as a small integer: Q8_0 as is, Q4_0 nibble - 8, Q5_0 nibble with the
+   fifth bit from the 32-bit word at byte 2, minus 16, IQ4_NL the nibble's level. */
 static inline int sy_wq(int type, const uint8_t *blk, int i) {
     if (type == SY_Q8_0) return (int8_t)blk[2 + i];
-    return i < 16 ? (blk[2 + i] & 0xF) - 8 : (blk[2 + i - 16] >> 4) - 8;
+    const uint8_t *qs = blk + (type == SY_Q5_0 ? 6 : 2);
+    const int nib = i < 16 ? qs[i] & 0xF : qs[i - 16] >> 4;
+    if (type == SY_IQ4_NL) return sy_iq4nl[nib];
+    if (type == SY_Q5_0) {
+        uint32_t h; memcpy(&h, blk + 2, 4);
+        return (nib | ((h >> i) & 1) << 4) - 16;
+    }
+    return nib - 8;
 }
+
+/* The weight types whose blocks pair with Q8_0 activations here. */
+int sy_q8_0_pairs(int type) { return type == SY_Q8_0 || type == SY_Q4_0 || type == SY_Q5_0 || type == SY_IQ4_NL; }
 
 /* An fp16 scale at p (clang's _Float16 converts exactly, subnormals included). */
 static inline float sy_h2f(const uint8_t *p) {
@@ -96,7 +113,7 @@ static inline float sy_h2f(const uint8_t *p) {
 
 void sy_qdot_ref(int type, const void *wrow, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {
     const uint8_t *w = (const uint8_t *)wrow;
-    const int bb = type == SY_Q8_0 ? 34 : 18;
+    const int bb = sy_qbb(type);
     for (int t = 0; t < nt; t++) {
         float acc = 0;
         for (int64_t b = 0; b < cols / 32; b++) {
@@ -115,11 +132,28 @@ void sy_qdot_ref(int type, const void *wrow, int64_t cols, const int8_t *q, cons
 #pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
 
 /* The 32 int8 weights of block blk (Q4_0 nibbles unpacked to [-8, 7] in element order). */
+/* Byte j is 0xFF where bit j of the 32-bit word at p is set: byte j/8 of the word goes to byte j, OR a mask
+   with every bit but j%8 set, compare with all ones. */
+static inline __m256i sy_bits32(const uint8_t *p) {
+    uint32_t x; memcpy(&x, p, 4);
+    const __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)x),
+        _mm256_setr_epi64x(0x0000000000000000, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303));
+    return _mm256_cmpeq_epi8(_mm256_or_si256(v, _mm256_set1_epi64x(0x7FBFDFEFF7FBFDFE)), _mm256_set1_epi64x(-1));
+}
+
+/* The 32 weights of block blk as int8 in element order (see sy_wq). */
 static inline __m256i sy_wbytes(int type, const uint8_t *blk) {
     if (type == SY_Q8_0) return _mm256_loadu_si256((const __m256i *)(blk + 2));
-    const __m128i raw = _mm_loadu_si128((const __m128i *)(blk + 2));
-    const __m256i both = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
-    return _mm256_sub_epi8(_mm256_and_si256(both, _mm256_set1_epi8(0x0F)), _mm256_set1_epi8(8));
+    const __m128i raw = _mm_loadu_si128((const __m128i *)(blk + (type == SY_Q5_0 ? 6 : 2)));
+    const __m256i nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F));
+    switch (type) {
+    case SY_Q5_0:
+        return _mm256_sub_epi8(_mm256_or_si256(nib, _mm256_and_si256(sy_bits32(blk + 2), _mm256_set1_epi8(0x10))), _mm256_set1_epi8(16));
+    case SY_IQ4_NL:
+        return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)sy_iq4nl)), nib);
+    default:
+        return _mm256_sub_epi8(nib, _mm256_set1_epi8(8));
+    }
 }
 
 /* sum of w[i] * x[i] as 8 int32 lanes: |w| times x with w's sign (one side must be unsigned). */
@@ -158,7 +192,7 @@ static inline float sy_hsum(__m256 v) {
     } while (0)
 
 static void sy_qdot_avx2(int type, const uint8_t *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {
-    const int bb = type == SY_Q8_0 ? 34 : 18;
+    const int bb = sy_qbb(type);
     const int64_t nb = cols / 32, ldd = ldq / 32;
     if (nt == 1) { SY_QDOT1(sy_dot32_avx2); return; }
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
@@ -207,7 +241,7 @@ static inline __m256i sy_dot32_vnni(__m256i w, __m256i x) {
 }
 
 static void sy_qdot_vnni(int type, const uint8_t *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {
-    const int bb = type == SY_Q8_0 ? 34 : 18;
+    const int bb = sy_qbb(type);
     const int64_t nb = cols / 32, ldd = ldq / 32;
     if (nt == 1) { SY_QDOT1(sy_dot32_vnni); return; }
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
@@ -247,7 +281,10 @@ static void sy_quantize(int isa, const float *x, int64_t n, int8_t *q, float *d)
 
 /* ---- quantizing a matmul's activations ---- */
 
-typedef struct { const sy_mm_job *jobs; int n_jobs; int64_t cols; int isa; int8_t *q; float *d; int64_t *off; atomic_long next; } sy_qz_ctx;
+typedef struct {
+    const sy_mm_job *jobs; int n_jobs; int64_t cols; int isa, k;
+    int8_t *q; float *d; int16_t *s; int64_t *off; atomic_long next;
+} sy_qz_ctx;
 
 /* Quantizes every job's tokens (one token row per work item). */
 static void sy_qz_task(void *p, int ith, int nth) {
@@ -260,12 +297,17 @@ static void sy_qz_task(void *p, int ith, int nth) {
         int j = 0;
         while (c->off[j + 1] <= item) j++;
         const int64_t t = item - c->off[j];
-        sy_quantize(c->isa, c->jobs[j].x + t * c->jobs[j].ldx, c->cols, c->q + item * c->cols, c->d + item * (c->cols / 32));
+        const float *x = c->jobs[j].x + t * c->jobs[j].ldx;
+        if (c->k) sy_quantize_q8k(x, c->cols, c->q + item * c->cols, c->d + item * (c->cols / 32), c->s + item * (c->cols / 32));
+        else sy_quantize(c->isa, x, c->cols, c->q + item * c->cols, c->d + item * (c->cols / 32));
     }
 }
 
-int sy_quantize_jobs(sy_pool *pool, int type, int64_t cols, const sy_mm_job *jobs, int n_jobs, const int8_t **qs, const float **ds) {
-    if ((type != SY_Q8_0 && type != SY_Q4_0) || cols % 32 || sy_pool_exact(pool) || n_jobs <= 0) return 0;
+int sy_quantize_jobs(sy_pool *pool, int type, int64_t cols, const sy_mm_job *jobs, int n_jobs, const int8_t **qs, const float **ds,
+                     const int16_t **ss) {
+    /* Q8_0 activations for Q8_0/Q4_0/Q5_0/IQ4_NL weights, Q8_K (with group sums) for Q4_K. */
+    const int k = type == SY_Q4_K;
+    if ((!sy_q8_0_pairs(type) && !k) || cols % (k ? 256 : 32) || sy_pool_exact(pool) || n_jobs <= 0) return 0;
     const int isa = sy_isa();
     int64_t off[n_jobs + 1];
     off[0] = 0;
@@ -274,16 +316,22 @@ int sy_quantize_jobs(sy_pool *pool, int type, int64_t cols, const sy_mm_job *job
        (models) may run at once, so the buffer is per calling thread. */
     static _Thread_local int8_t *qbuf = NULL;
     static _Thread_local float *dbuf = NULL;
+    static _Thread_local int16_t *sbuf = NULL;
     static _Thread_local int64_t cap = 0;
     const int64_t need = off[n_jobs] * cols;
     if (need > cap) {
-        free(qbuf); free(dbuf);
+        free(qbuf); free(dbuf); free(sbuf);
         qbuf = (int8_t *)malloc((size_t)need);
         dbuf = (float *)malloc((size_t)(need / 32) * sizeof(float));
+        sbuf = (int16_t *)malloc((size_t)(need / 32) * sizeof(int16_t));
         cap = need;
     }
-    sy_qz_ctx z = {jobs, n_jobs, cols, isa, qbuf, dbuf, off, 0};
+    sy_qz_ctx z = {jobs, n_jobs, cols, isa, k, qbuf, dbuf, sbuf, off, 0};
     if (off[n_jobs] > 1) sy_pool_run(pool, sy_qz_task, &z); else sy_qz_task(&z, 0, 1);
-    for (int j = 0; j < n_jobs; j++) { qs[j] = qbuf + off[j] * cols; ds[j] = dbuf + off[j] * (cols / 32); }
+    for (int j = 0; j < n_jobs; j++) {
+        qs[j] = qbuf + off[j] * cols;
+        ds[j] = dbuf + off[j] * (cols / 32);
+        ss[j] = sbuf + off[j] * (cols / 32);
+    }
     return 1;
 }

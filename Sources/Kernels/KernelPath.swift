@@ -36,10 +36,10 @@ extension Ops {
         return (q, d)
     }
 
-    /// Row `row` of a Q8_0 or Q4_0 matrix against `tokens` quantized activation rows (at most 4) on `path`,
+    /// Row `row` of a Q8_0, Q4_0, Q5_0 or IQ4_NL matrix against `tokens` quantized activation rows (at most 4) on `path`,
     /// or on the plain reference.
     public static func quantizedDot(_ w: WeightMatrix, row: Int, q: [Int8], d: [Float], tokens: Int, path: KernelPath?) -> [Float] {
-        precondition(w.type == .q8_0 || w.type == .q4_0, "quantizedDot: Q8_0 or Q4_0 weights")
+        precondition(sy_q8_0_pairs(Int32(w.type.rawValue)) != 0, "quantizedDot: Q8_0, Q4_0, Q5_0 or IQ4_NL weights")
         precondition(tokens >= 1 && tokens <= 4 && q.count >= tokens * w.cols && d.count >= tokens * w.cols / 32)
         var out = [Float](repeating: 0, count: tokens)
         let p = w.address + row * w.rowBytes
@@ -47,6 +47,44 @@ extension Ops {
             sy_qdot_row(Int32(path.rawValue), Int32(w.type.rawValue), p, Int64(w.cols), q, d, Int64(w.cols), Int32(tokens), &out)
         } else {
             sy_qdot_ref(Int32(w.type.rawValue), p, Int64(w.cols), q, d, Int64(w.cols), Int32(tokens), &out)
+        }
+        return out
+    }
+}
+
+extension Ops {
+    /// Q8_K-quantized activations of `tokens` rows of `cols` (the layout the Q4_K path reads): per token
+    /// `cols` int8, then `cols / 32` slots of scales (the first `cols / 256` used) and of 32-group sums.
+    public static func quantizeQ8K(_ x: [Float], tokens: Int) -> (q: [Int8], d: [Float], s: [Int16]) {
+        let cols = x.count / tokens
+        precondition(cols % 256 == 0 && cols * tokens == x.count)
+        var q = [Int8](repeating: 0, count: x.count), d = [Float](repeating: 0, count: x.count / 32)
+        var s = [Int16](repeating: 0, count: x.count / 32)
+        for t in 0..<tokens {
+            x.withUnsafeBufferPointer { xp in
+                q.withUnsafeMutableBufferPointer { qp in
+                    d.withUnsafeMutableBufferPointer { dp in
+                        s.withUnsafeMutableBufferPointer { sp in
+                            sy_quantize_q8k(xp.baseAddress! + t * cols, Int64(cols), qp.baseAddress! + t * cols,
+                                            dp.baseAddress! + t * cols / 32, sp.baseAddress! + t * cols / 32)
+                        }
+                    }
+                }
+            }
+        }
+        return (q, d, s)
+    }
+
+    /// Row `row` of a Q4_K matrix against `tokens` (at most 4) Q8_K activation rows on `path`, or on the
+    /// plain reference.
+    public static func quantizedDotK(_ w: WeightMatrix, row: Int, q: [Int8], d: [Float], s: [Int16], tokens: Int, path: KernelPath?) -> [Float] {
+        precondition(w.type == .q4_K && tokens >= 1 && tokens <= 4 && q.count >= tokens * w.cols)
+        var out = [Float](repeating: 0, count: tokens)
+        let p = w.address + row * w.rowBytes
+        if let path {
+            sy_qdot_k_row(Int32(path.rawValue), p, Int64(w.cols), q, d, s, Int64(w.cols), Int32(tokens), &out)
+        } else {
+            sy_qdot_k_ref(p, Int64(w.cols), q, d, s, Int64(w.cols), Int32(tokens), &out)
         }
         return out
     }

@@ -10,7 +10,7 @@ import Testing
     /// If this fails, an instruction-set path of the integer dot product computes something else than
     /// the plain reference (each block's integer sum times the two scales) for Q8_0 or Q4_0 weights,
     /// for one to four tokens. Paths the CPU lacks are skipped (and named).
-    @Test(arguments: [GGMLType.q8_0, .q4_0])
+    @Test(arguments: [GGMLType.q8_0, .q4_0, .q5_0, .iq4_nl])
     func everyPathMatchesTheReference(type: GGMLType) {
         var r = Rand(11)
         let cols = 608, w = randomWeights(type, rows: 6, cols: cols, seed: 3)  // 19 blocks: the 4-block unroll and its tail
@@ -52,7 +52,7 @@ import Testing
     /// If this fails, the fast matmul (quantized activations, the default) strays from the exact float path
     /// by more than activation rounding explains: for each output, |fast - exact| must stay within
     /// sum over k of |w_k| times half its block's activation step (plus the fp16 rounding of the scale).
-    @Test(arguments: [GGMLType.q8_0, .q4_0])
+    @Test(arguments: [GGMLType.q8_0, .q4_0, .q5_0, .iq4_nl])
     func fastMatmulIsExactUpToActivationRounding(type: GGMLType) {
         var r = Rand(8)
         let rows = 40, cols = 256, tokens = 3
@@ -76,5 +76,46 @@ import Testing
             }
         }
         #expect(fast != exact, "the fast path did not run (outputs identical to exact)")
+    }
+
+    /// If this fails, the Q4_K path (Q8_K activations: 256-blocks with group sums for the minimums) computes
+    /// something else than its plain reference on some instruction-set path, for one to four tokens.
+    @Test func q4KPathsMatchTheReference() {
+        var r = Rand(13)
+        let cols = 768, w = randomWeights(.q4_K, rows: 5, cols: cols, seed: 4)
+        let (q, d, s) = Ops.quantizeQ8K(r.floats(4 * cols, scale: 3), tokens: 4)
+        for path in KernelPath.available {
+            for row in 0..<5 {
+                for t in 1...4 {
+                    let fast = Ops.quantizedDotK(w, row: row, q: q, d: d, s: s, tokens: t, path: path)
+                    let ref = Ops.quantizedDotK(w, row: row, q: q, d: d, s: s, tokens: t, path: nil)
+                    #expect(maxRelErr(fast, ref) < 1e-5, "\(path) row \(row) tokens \(t): \(fast) vs \(ref)")
+                }
+            }
+        }
+    }
+
+    /// If this fails, the fast Q4_K matmul strays from the exact float path by more than Q8_K activation
+    /// rounding explains (half a step of amax / 127 per 256-block, times the weights' absolute sum).
+    @Test func q4KMatmulIsExactUpToActivationRounding() {
+        var r = Rand(17)
+        let rows = 24, cols = 512, tokens = 3
+        let w = randomWeights(.q4_K, rows: rows, cols: cols, seed: 9)
+        let x = r.floats(tokens * cols, scale: 2)
+        let fast = Ops.matmul(w, x, tokens: tokens, pool: ThreadPool(threads: 2))
+        let exact = Ops.matmul(w, x, tokens: tokens, pool: ThreadPool(threads: 2, exact: true))
+        for t in 0..<tokens {
+            let xt = Array(x[(t * cols)..<((t + 1) * cols)])
+            for o in 0..<rows {
+                let wo = w.row(o)
+                var bound: Float = 1e-3 * max(1, abs(exact[t * rows + o]))
+                for b in 0..<(cols / 256) {
+                    let amax = xt[(256 * b)..<(256 * b + 256)].map(abs).max()!
+                    bound += wo[(256 * b)..<(256 * b + 256)].map(abs).reduce(0, +) * amax / 127 * 0.5
+                }
+                #expect(abs(fast[t * rows + o] - exact[t * rows + o]) <= bound, "token \(t) row \(o)")
+            }
+        }
+        #expect(fast != exact, "the Q4_K fast path did not run")
     }
 }

@@ -59,13 +59,23 @@ const char *sy_isa_name(int level);
 /* ---- quantized activations (qdot.c) ---- */
 /* x[n] (n % 32 == 0) into n int8 and n / 32 scales (Q8_0 blocks; scales rounded through fp16). */
 void sy_quantize_q8(const float *x, int64_t n, int8_t *q, float *d);
-/* One Q8_0 or Q4_0 weight row against nt (<= 4) quantized tokens (token t at q + t*ldq, scales at
+/* 1 for the weight types that pair with Q8_0 activations (Q8_0, Q4_0, Q5_0, IQ4_NL). */
+int sy_q8_0_pairs(int type);
+/* One such weight row against nt (<= 4) quantized tokens (token t at q + t*ldq, scales at
    d + t*ldq/32) on path isa; sy_qdot_ref is the plain reference. */
 void sy_qdot_row(int isa, int type, const void *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out);
 void sy_qdot_ref(int type, const void *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out);
-/* sy_matmul's fast path for Q8_0/Q4_0 weights (unless the pool is exact): quantizes every job's tokens
-   into scratch and points qs[j], ds[j] at them; returns 0 (nothing done) when the path does not apply. */
-int sy_quantize_jobs(sy_pool *pool, int type, int64_t cols, const sy_mm_job *jobs, int n_jobs, const int8_t **qs, const float **ds);
+/* Q8_K activations (qdot_k.c): x[n] (n % 256 == 0) into n int8, n / 256 scales and n / 32 group sums. */
+void sy_quantize_q8k(const float *x, int64_t n, int8_t *q, float *d, int16_t *s);
+/* One Q4_K weight row against nt (<= 4) Q8_K tokens (token t at q + t*ldq, scales at d + t*ldq/32, sums at
+   s + t*ldq/32); sy_qdot_k_ref is the plain reference. */
+void sy_qdot_k_row(int isa, const void *w, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt, float *out);
+void sy_qdot_k_ref(const void *w, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt, float *out);
+/* sy_matmul's fast path for Q8_0/Q4_0 (Q8_0 activations) and Q4_K (Q8_K activations) weights, unless the
+   pool is exact: quantizes every job's tokens into scratch and points qs[j], ds[j], ss[j] at them;
+   returns 0 (nothing done) when the path does not apply. */
+int sy_quantize_jobs(sy_pool *pool, int type, int64_t cols, const sy_mm_job *jobs, int n_jobs, const int8_t **qs, const float **ds,
+                     const int16_t **ss);
 
 /* ---- elementwise ---- */
 /* y[r] = x[r] / rms(x[r]) * w for `rows` rows of n; w may be NULL. Sum of squares in double. */

@@ -1,10 +1,12 @@
-// Q4_K weights on Q8_K-quantized activations (llama.cpp's pairing for K-quants, our code). An activation
+// Q4_K and Q6_K weights on Q8_K-quantized activations (llama.cpp's pairing for K-quants, our code). An activation
 // block is 256 int8 with one float scale (amax / 127, as the reciprocal of 127 / amax: ggml's
 // block_q8_K keeps 1 / iscale) and the sums of its eight 32-value groups (for the weights' minimums). A Q4_K
 // block is 8 groups of 32 four-bit values with 6-bit scales and minimums under two fp16 factors, so
 //   dot = d_w * d_x * sum_j sc_j * (q4 . q8)_j  -  dmin_w * d_x * sum_j m_j * sum(q8)_j.
-// Paths: the plain reference and AVX2 (`vpmaddubsw` on the unsigned nibbles, `vpmaddwd` by the scales),
-// which the AVX-512 level uses too.
+// A Q6_K block is 16 groups of 16 six-bit values (minus 32) with int8 scales under one fp16 factor:
+//   dot = d_w * d_x * sum_g sc_g * (q6 . q8)_g.
+// Paths: the plain reference and AVX2 (`vpmaddubsw` on unsigned nibbles or on |w| with x signed by w,
+// `vpmaddwd` by the scales), which the AVX-512 level uses too.
 //
 // Dimension legend: C input columns (a multiple of 256), K = C / 256 blocks per row, T tokens.
 #include "ckernels.h"
@@ -41,8 +43,11 @@ static inline float sy_f16(const uint8_t *p) {
     return (float)h;
 }
 
-void sy_qdot_k_ref(const void *wrow, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt, float *out) {
+static void sy_qdot_q6k_ref(const uint8_t *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out);
+
+void sy_qdot_k_ref(int type, const void *wrow, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt, float *out) {
     const uint8_t *w = (const uint8_t *)wrow;
+    if (type == SY_Q6_K) { sy_qdot_q6k_ref(w, cols, q, d, ldq, nt, out); return; }
     for (int t = 0; t < nt; t++) {
         const int8_t *qt = q + t * ldq;
         const float *dt = d + t * (ldq / 32);
@@ -62,6 +67,31 @@ void sy_qdot_k_ref(const void *wrow, int64_t cols, const int8_t *q, const float 
                 summ += m * st[8 * b + j];
             }
             acc += sy_f16(blk) * dt[b] * (float)sumi - sy_f16(blk + 2) * dt[b] * (float)summ;
+        }
+        out[t] = acc;
+    }
+}
+
+/* Q6_K weight e (of 256) of a block, minus 32, and its group's scale index (the layout of Dequantize.swift). */
+static inline int sy_q6k(const uint8_t *blk, int e, int *g) {
+    const int n = e / 128, r = e % 128, k = r / 32, l = r % 32;
+    const uint8_t ql = blk[64 * n + (k & 1) * 32 + l], qh = blk[128 + 32 * n + l];
+    *g = 8 * n + 2 * k + l / 16;
+    return ((k < 2 ? ql & 0xF : ql >> 4) | ((qh >> (2 * k)) & 3) << 4) - 32;
+}
+
+static void sy_qdot_q6k_ref(const uint8_t *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {
+    for (int t = 0; t < nt; t++) {
+        float acc = 0;
+        for (int64_t b = 0; b < cols / 256; b++) {
+            const uint8_t *blk = w + 210 * b;
+            int sumi = 0;
+            for (int e = 0; e < 256; e++) {
+                int g;
+                const int v = sy_q6k(blk, e, &g);
+                sumi += (int8_t)blk[192 + g] * v * q[t * ldq + 256 * b + e];
+            }
+            acc += sy_f16(blk + 208) * d[t * (ldq / 32) + b] * (float)sumi;
         }
         out[t] = acc;
     }
@@ -110,13 +140,51 @@ static void sy_qdot_k_avx2(const uint8_t *w, int64_t cols, const int8_t *q, cons
     }
     for (int t = 0; t < nt; t++) out[t] = sy_hsum_k(acc[t]) - accm[t];
 }
+
+static void sy_qdot_q6k_avx2(const uint8_t *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3), m32 = _mm256_set1_epi8(32);
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t b = 0; b < cols / 256; b++) {
+        const uint8_t *blk = w + 210 * b;
+        const int8_t *sc = (const int8_t *)(blk + 192);
+        __m256i wv[8], sv[8];   /* the block's 8 runs of 32 weights (minus 32) and their two group scales */
+        for (int n = 0; n < 2; n++) {
+            const __m256i la = _mm256_loadu_si256((const __m256i *)(blk + 64 * n));
+            const __m256i lb = _mm256_loadu_si256((const __m256i *)(blk + 64 * n + 32));
+            const __m256i h = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * n));
+            const __m256i lo[4] = {_mm256_and_si256(la, m4), _mm256_and_si256(lb, m4),
+                                   _mm256_and_si256(_mm256_srli_epi16(la, 4), m4), _mm256_and_si256(_mm256_srli_epi16(lb, 4), m4)};
+            for (int k = 0; k < 4; k++) {
+                const __m256i hi = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * k), m2), 4);
+                wv[4 * n + k] = _mm256_sub_epi8(_mm256_or_si256(lo[k], hi), m32);
+                sv[4 * n + k] = _mm256_set_m128i(_mm_set1_epi16(sc[8 * n + 2 * k + 1]), _mm_set1_epi16(sc[8 * n + 2 * k]));
+            }
+        }
+        const float dw = sy_f16(blk + 208);
+        for (int t = 0; t < nt; t++) {
+            const int8_t *x = q + t * ldq + 256 * b;
+            __m256i sumi = _mm256_setzero_si256();
+            for (int r = 0; r < 8; r++) {
+                const __m256i xv = _mm256_loadu_si256((const __m256i *)(x + 32 * r));
+                const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(wv[r], wv[r]), _mm256_sign_epi8(xv, wv[r]));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sv[r]));
+            }
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * d[t * (ldq / 32) + b]), _mm256_cvtepi32_ps(sumi), acc[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++) out[t] = sy_hsum_k(acc[t]);
+}
 #pragma clang attribute pop
 #endif
 
-void sy_qdot_k_row(int isa, const void *w, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt, float *out) {
+void sy_qdot_k_row(int isa, int type, const void *w, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt, float *out) {
 #if defined(__x86_64__)
-    if (isa >= SY_ISA_AVX2) { sy_qdot_k_avx2((const uint8_t *)w, cols, q, d, s, ldq, nt, out); return; }
+    if (isa >= SY_ISA_AVX2) {
+        if (type == SY_Q6_K) sy_qdot_q6k_avx2((const uint8_t *)w, cols, q, d, ldq, nt, out);
+        else sy_qdot_k_avx2((const uint8_t *)w, cols, q, d, s, ldq, nt, out);
+        return;
+    }
 #endif
     (void)isa;
-    sy_qdot_k_ref(w, cols, q, d, s, ldq, nt, out);
+    sy_qdot_k_ref(type, w, cols, q, d, s, ldq, nt, out);
 }

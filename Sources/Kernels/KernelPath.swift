@@ -75,16 +75,16 @@ extension Ops {
         return (q, d, s)
     }
 
-    /// Row `row` of a Q4_K matrix against `tokens` (at most 4) Q8_K activation rows on `path`, or on the
+    /// Row `row` of a Q4_K or Q6_K matrix against `tokens` (at most 4) Q8_K activation rows on `path`, or on the
     /// plain reference.
     public static func quantizedDotK(_ w: WeightMatrix, row: Int, q: [Int8], d: [Float], s: [Int16], tokens: Int, path: KernelPath?) -> [Float] {
-        precondition(w.type == .q4_K && tokens >= 1 && tokens <= 4 && q.count >= tokens * w.cols)
+        precondition((w.type == .q4_K || w.type == .q6_K) && tokens >= 1 && tokens <= 4 && q.count >= tokens * w.cols)
         var out = [Float](repeating: 0, count: tokens)
         let p = w.address + row * w.rowBytes
         if let path {
-            sy_qdot_k_row(Int32(path.rawValue), p, Int64(w.cols), q, d, s, Int64(w.cols), Int32(tokens), &out)
+            sy_qdot_k_row(Int32(path.rawValue), Int32(w.type.rawValue), p, Int64(w.cols), q, d, s, Int64(w.cols), Int32(tokens), &out)
         } else {
-            sy_qdot_k_ref(p, Int64(w.cols), q, d, s, Int64(w.cols), Int32(tokens), &out)
+            sy_qdot_k_ref(Int32(w.type.rawValue), p, Int64(w.cols), q, d, s, Int64(w.cols), Int32(tokens), &out)
         }
         return out
     }

@@ -78,11 +78,13 @@ import Testing
         #expect(fast != exact, "the fast path did not run (outputs identical to exact)")
     }
 
-    /// If this fails, the Q4_K path (Q8_K activations: 256-blocks with group sums for the minimums) computes
-    /// something else than its plain reference on some instruction-set path, for one to four tokens.
-    @Test func q4KPathsMatchTheReference() {
+    /// If this fails, the Q4_K or Q6_K path (Q8_K activations: 256-blocks with group sums for Q4_K's
+    /// minimums) computes something else than its plain reference on some instruction-set path, for one to
+    /// four tokens.
+    @Test(arguments: [GGMLType.q4_K, .q6_K])
+    func kQuantPathsMatchTheReference(type: GGMLType) {
         var r = Rand(13)
-        let cols = 768, w = randomWeights(.q4_K, rows: 5, cols: cols, seed: 4)
+        let cols = 768, w = randomWeights(type, rows: 5, cols: cols, seed: 4)
         let (q, d, s) = Ops.quantizeQ8K(r.floats(4 * cols, scale: 3), tokens: 4)
         for path in KernelPath.available {
             for row in 0..<5 {
@@ -95,12 +97,13 @@ import Testing
         }
     }
 
-    /// If this fails, the fast Q4_K matmul strays from the exact float path by more than Q8_K activation
-    /// rounding explains (half a step of amax / 127 per 256-block, times the weights' absolute sum).
-    @Test func q4KMatmulIsExactUpToActivationRounding() {
+    /// If this fails, the fast Q4_K or Q6_K matmul strays from the exact float path by more than Q8_K
+    /// activation rounding explains (half a step of amax / 127 per 256-block, times the weights' absolute sum).
+    @Test(arguments: [GGMLType.q4_K, .q6_K])
+    func kQuantMatmulIsExactUpToActivationRounding(type: GGMLType) {
         var r = Rand(17)
         let rows = 24, cols = 512, tokens = 3
-        let w = randomWeights(.q4_K, rows: rows, cols: cols, seed: 9)
+        let w = randomWeights(type, rows: rows, cols: cols, seed: 9)
         let x = r.floats(tokens * cols, scale: 2)
         let fast = Ops.matmul(w, x, tokens: tokens, pool: ThreadPool(threads: 2))
         let exact = Ops.matmul(w, x, tokens: tokens, pool: ThreadPool(threads: 2, exact: true))
@@ -116,6 +119,6 @@ import Testing
                 #expect(abs(fast[t * rows + o] - exact[t * rows + o]) <= bound, "token \(t) row \(o)")
             }
         }
-        #expect(fast != exact, "the Q4_K fast path did not run")
+        #expect(fast != exact, "the \(type) fast path did not run")
     }
 }

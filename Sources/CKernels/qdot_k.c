@@ -1,4 +1,4 @@
-// Q4_K and Q6_K weights on Q8_K-quantized activations (llama.cpp's pairing for K-quants, our code). An activation
+// Q4_K, Q5_K and Q6_K weights on Q8_K-quantized activations (llama.cpp's pairing for K-quants, our code). An activation
 // block is 256 int8 with one float scale (amax / 127, as the reciprocal of 127 / amax: ggml's
 // block_q8_K keeps 1 / iscale) and the sums of its eight 32-value groups (for the weights' minimums). A Q4_K
 // block is 8 groups of 32 four-bit values with 6-bit scales and minimums under two fp16 factors, so
@@ -48,19 +48,21 @@ static void sy_qdot_q6k_ref(const uint8_t *w, int64_t cols, const int8_t *q, con
 void sy_qdot_k_ref(int type, const void *wrow, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt, float *out) {
     const uint8_t *w = (const uint8_t *)wrow;
     if (type == SY_Q6_K) { sy_qdot_q6k_ref(w, cols, q, d, ldq, nt, out); return; }
+    /* Q5_K: Q4_K's layout with 32 bytes of fifth bits (bit j of byte l for group j) before the nibbles. */
+    const int five = type == SY_Q5_K, bb = five ? 176 : 144;
     for (int t = 0; t < nt; t++) {
         const int8_t *qt = q + t * ldq;
         const float *dt = d + t * (ldq / 32);
         const int16_t *st = s + t * (ldq / 32);
         float acc = 0;
         for (int64_t b = 0; b < cols / 256; b++) {
-            const uint8_t *blk = w + 144 * b, *qs = blk + 16;
+            const uint8_t *blk = w + bb * b, *qs = blk + (five ? 48 : 16), *qh = blk + 16;
             int sumi = 0, summ = 0;
             for (int j = 0; j < 8; j++) {
                 int sc, m, dot = 0;
                 sy_q4k_scale(blk + 4, j, &sc, &m);
                 for (int l = 0; l < 32; l++) {
-                    const int v = j % 2 ? qs[32 * (j / 2) + l] >> 4 : qs[32 * (j / 2) + l] & 0xF;
+                    const int v = (j % 2 ? qs[32 * (j / 2) + l] >> 4 : qs[32 * (j / 2) + l] & 0xF) | (five ? ((qh[l] >> j) & 1) << 4 : 0);
                     dot += v * qt[256 * b + 32 * j + l];
                 }
                 sumi += sc * dot;
@@ -106,19 +108,25 @@ static inline float sy_hsum_k(__m256 v) {
     return _mm_cvtss_f32(r);
 }
 
-static void sy_qdot_k_avx2(const uint8_t *w, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt, float *out) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
+static void sy_qdot_k_avx2(int five, const uint8_t *w, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt, float *out) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    const int bb = five ? 176 : 144;
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     float accm[4] = {0, 0, 0, 0};
     for (int64_t b = 0; b < cols / 256; b++) {
-        const uint8_t *blk = w + 144 * b, *qs = blk + 16;
+        const uint8_t *blk = w + bb * b, *qs = blk + (five ? 48 : 16);
         int sc[8], mn[8];
         for (int j = 0; j < 8; j++) sy_q4k_scale(blk + 4, j, &sc[j], &mn[j]);
         __m256i lo[4], hi[4];
+        const __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : _mm256_setzero_si256();
         for (int p = 0; p < 4; p++) {
             const __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * p));
             lo[p] = _mm256_and_si256(v, m4);
             hi[p] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+            if (five) {
+                lo[p] = _mm256_or_si256(lo[p], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * p), one), 4));
+                hi[p] = _mm256_or_si256(hi[p], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * p + 1), one), 4));
+            }
         }
         const float dw = sy_f16(blk), dm = sy_f16(blk + 2);
         for (int t = 0; t < nt; t++) {
@@ -181,7 +189,7 @@ void sy_qdot_k_row(int isa, int type, const void *w, int64_t cols, const int8_t 
 #if defined(__x86_64__)
     if (isa >= SY_ISA_AVX2) {
         if (type == SY_Q6_K) sy_qdot_q6k_avx2((const uint8_t *)w, cols, q, d, ldq, nt, out);
-        else sy_qdot_k_avx2((const uint8_t *)w, cols, q, d, s, ldq, nt, out);
+        else sy_qdot_k_avx2(type == SY_Q5_K, (const uint8_t *)w, cols, q, d, s, ldq, nt, out);
         return;
     }
 #endif

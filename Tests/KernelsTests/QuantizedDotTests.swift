@@ -81,7 +81,7 @@ import Testing
     /// If this fails, the Q4_K or Q6_K path (Q8_K activations: 256-blocks with group sums for Q4_K's
     /// minimums) computes something else than its plain reference on some instruction-set path, for one to
     /// four tokens.
-    @Test(arguments: [GGMLType.q4_K, .q6_K])
+    @Test(arguments: [GGMLType.q4_K, .q5_K, .q6_K])
     func kQuantPathsMatchTheReference(type: GGMLType) {
         var r = Rand(13)
         let cols = 768, w = randomWeights(type, rows: 5, cols: cols, seed: 4)
@@ -99,7 +99,7 @@ import Testing
 
     /// If this fails, the fast Q4_K or Q6_K matmul strays from the exact float path by more than Q8_K
     /// activation rounding explains (half a step of amax / 127 per 256-block, times the weights' absolute sum).
-    @Test(arguments: [GGMLType.q4_K, .q6_K])
+    @Test(arguments: [GGMLType.q4_K, .q5_K, .q6_K])
     func kQuantMatmulIsExactUpToActivationRounding(type: GGMLType) {
         var r = Rand(17)
         let rows = 24, cols = 512, tokens = 3

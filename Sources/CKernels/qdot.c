@@ -1,8 +1,9 @@
-// Integer dot products with quantized activations: the fast path for Q8_0 and Q4_0 weights (llama.cpp's
-// approach, our code). Each token's activations are quantized once per matmul into Q8_0 blocks (32 int8
-// with one scale, the scale rounded through fp16 as ggml's block_q8_0 stores it); a weight block times an
-// activation block is then one integer multiply-accumulate of 32 pairs and one float FMA with the two
-// scales. Paths: a plain C reference (also the scalar path), AVX2 (`vpmaddubsw` + `vpmaddwd`), and
+// Integer dot products with quantized activations: the fast path for Q8_0, Q4_0, Q5_0 and IQ4_NL weights
+// (llama.cpp's approach, our code), the ISA choice, and the per-matmul activation quantization (also the
+// Q8_K kind of qdot_k.c). Each token's activations are quantized once per matmul into Q8_0 blocks (32 int8
+// with one scale, the scale rounded through fp16 as ggml's block_q8_0 stores it); a weight block, unpacked to
+// 32 int8 in registers, times an activation block is then one integer multiply-accumulate of 32 pairs and
+// one float FMA with the two scales. Paths: a plain C reference (also the scalar path), AVX2 (`vpmaddubsw` + `vpmaddwd`), and
 // AVX-512 VNNI (`vpdpbusd`, 256-bit with VL); chosen at run time from cpuid, lowered by SWITCHYARD_ISA.
 //
 // Dimension legend: C input columns (a multiple of 32), B = C / 32 blocks per row, T tokens.

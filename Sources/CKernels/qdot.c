@@ -70,16 +70,17 @@ const char *sy_isa_name(int level) {
 /* A scale as ggml's block_q8_0 keeps it: rounded to fp16 (nearest even, subnormals included). */
 static inline float sy_round_fp16(float d) { return (float)(_Float16)d; }
 
+float sy_q8_block(const float *x, int n, int8_t *q) {
+    float amax = 0;
+    for (int i = 0; i < n; i++) amax = fmaxf(amax, fabsf(x[i]));
+    /* Values are scaled by the exact 127 / amax, nearest with ties to even (ggml's nearest_int). */
+    const float is = amax != 0 ? 127.0f / amax : 0;
+    for (int i = 0; i < n; i++) q[i] = (int8_t)lrintf(x[i] * is);
+    return amax;
+}
+
 void sy_quantize_q8(const float *x, int64_t n, int8_t *q, float *d) {
-    for (int64_t b = 0; b < n / 32; b++) {
-        const float *xb = x + 32 * b;
-        float amax = 0;
-        for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(xb[i]));
-        /* Values are scaled by the exact 127 / amax (nearest, ties to even); the stored scale is rounded. */
-        const float id = amax != 0 ? 127.0f / amax : 0;
-        for (int i = 0; i < 32; i++) q[32 * b + i] = (int8_t)lrintf(xb[i] * id);
-        d[b] = sy_round_fp16(amax / 127.0f);
-    }
+    for (int64_t b = 0; b < n / 32; b++) d[b] = sy_round_fp16(sy_q8_block(x + 32 * b, 32, q + 32 * b) / 127.0f);
 }
 
 /* ---- one weight row against nt (<= 4) quantized tokens: the plain reference ---- */

@@ -18,12 +18,8 @@
 
 void sy_quantize_q8k(const float *x, int64_t n, int8_t *q, float *d, int16_t *s) {
     for (int64_t b = 0; b < n / 256; b++) {
-        const float *xb = x + 256 * b;
-        float amax = 0;
-        for (int i = 0; i < 256; i++) amax = fmaxf(amax, fabsf(xb[i]));
-        const float is = amax != 0 ? 127.0f / amax : 0;
-        for (int i = 0; i < 256; i++) q[256 * b + i] = (int8_t)lrintf(xb[i] * is);
-        d[b] = amax != 0 ? 1.0f / is : 0;
+        const float amax = sy_q8_block(x + 256 * b, 256, q + 256 * b);
+        d[b] = amax != 0 ? 1.0f / (127.0f / amax) : 0;   /* ggml keeps 1 / iscale, not amax / 127 */
         for (int g = 0; g < 8; g++) {
             int sum = 0;
             for (int i = 0; i < 32; i++) sum += q[256 * b + 32 * g + i];

@@ -57,6 +57,8 @@ int sy_set_isa(int level);
 const char *sy_isa_name(int level);
 
 /* ---- quantized activations (qdot.c) ---- */
+/* n floats to int8 by 127 / amax (nearest, ties to even); returns amax (the Q8_0 and Q8_K quantizers' core). */
+float sy_q8_block(const float *x, int n, int8_t *q);
 /* x[n] (n % 32 == 0) into n int8 and n / 32 scales (Q8_0 blocks; scales rounded through fp16). */
 void sy_quantize_q8(const float *x, int64_t n, int8_t *q, float *d);
 /* 1 for the weight types that pair with Q8_0 activations (Q8_0, Q4_0, Q5_0, IQ4_NL). */

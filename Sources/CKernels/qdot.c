@@ -307,8 +307,8 @@ static void sy_qz_task(void *p, int ith, int nth) {
 
 int sy_quantize_jobs(sy_pool *pool, int type, int64_t cols, const sy_mm_job *jobs, int n_jobs, const int8_t **qs, const float **ds,
                      const int16_t **ss) {
-    /* Q8_0 activations for Q8_0/Q4_0/Q5_0/IQ4_NL weights, Q8_K (with group sums) for Q4_K, Q5_K and Q6_K. */
-    const int k = type == SY_Q4_K || type == SY_Q5_K || type == SY_Q6_K;
+    /* Q8_0 activations for Q8_0/Q4_0/Q5_0/IQ4_NL weights, Q8_K (with group sums) for Q4_K, Q5_K, Q6_K and IQ4_XS. */
+    const int k = type == SY_Q4_K || type == SY_Q5_K || type == SY_Q6_K || type == SY_IQ4_XS;
     if ((!sy_q8_0_pairs(type) && !k) || cols % (k ? 256 : 32) || sy_pool_exact(pool) || n_jobs <= 0) return 0;
     const int isa = sy_isa();
     int64_t off[n_jobs + 1];

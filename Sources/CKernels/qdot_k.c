@@ -1,10 +1,12 @@
-// Q4_K, Q5_K and Q6_K weights on Q8_K-quantized activations (llama.cpp's pairing for K-quants, our code). An activation
+// Q4_K, Q5_K, Q6_K and IQ4_XS weights on Q8_K-quantized activations (llama.cpp's pairing for K-quants, our code). An activation
 // block is 256 int8 with one float scale (amax / 127, as the reciprocal of 127 / amax: ggml's
 // block_q8_K keeps 1 / iscale) and the sums of its eight 32-value groups (for the weights' minimums). A Q4_K
 // block is 8 groups of 32 four-bit values with 6-bit scales and minimums under two fp16 factors, so
 //   dot = d_w * d_x * sum_j sc_j * (q4 . q8)_j  -  dmin_w * d_x * sum_j m_j * sum(q8)_j.
 // A Q6_K block is 16 groups of 16 six-bit values (minus 32) with int8 scales under one fp16 factor:
 //   dot = d_w * d_x * sum_g sc_g * (q6 . q8)_g.
+// IQ4_XS is 8 groups of 32 four-bit indices into 16 int8 levels, with 6-bit scales (minus 32) under one fp16
+// factor, the same sum as Q6_K's with one scale per group.
 // Paths: the plain reference and AVX2 (`vpmaddubsw` on unsigned nibbles or on |w| with x signed by w,
 // `vpmaddwd` by the scales), which the AVX-512 level uses too.
 //
@@ -40,10 +42,12 @@ static inline float sy_f16(const uint8_t *p) {
 }
 
 static void sy_qdot_q6k_ref(const uint8_t *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out);
+static void sy_qdot_iq4xs_ref(const uint8_t *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out);
 
 void sy_qdot_k_ref(int type, const void *wrow, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt, float *out) {
     const uint8_t *w = (const uint8_t *)wrow;
     if (type == SY_Q6_K) { sy_qdot_q6k_ref(w, cols, q, d, ldq, nt, out); return; }
+    if (type == SY_IQ4_XS) { sy_qdot_iq4xs_ref(w, cols, q, d, ldq, nt, out); return; }
     /* Q5_K: Q4_K's layout with 32 bytes of fifth bits (bit j of byte l for group j) before the nibbles. */
     const int five = type == SY_Q5_K, bb = five ? 176 : 144;
     for (int t = 0; t < nt; t++) {
@@ -76,6 +80,34 @@ static inline int sy_q6k(const uint8_t *blk, int e, int *g) {
     const uint8_t ql = blk[64 * n + (k & 1) * 32 + l], qh = blk[128 + 32 * n + l];
     *g = 8 * n + 2 * k + l / 16;
     return ((k < 2 ? ql & 0xF : ql >> 4) | ((qh >> (2 * k)) & 3) << 4) - 32;
+}
+
+static const int8_t sy_iq4_levels8[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+/* IQ4_XS sub-block s's 6-bit scale minus 32 (low nibbles at byte 4, high bit pairs in the u16 at byte 2). */
+static inline int sy_iq4xs_scale(const uint8_t *blk, int sb) {
+    const int high = blk[2] | blk[3] << 8;
+    return (((blk[4 + sb / 2] >> (4 * (sb % 2))) & 0xF) | ((high >> (2 * sb)) & 3) << 4) - 32;
+}
+
+static void sy_qdot_iq4xs_ref(const uint8_t *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {
+    for (int t = 0; t < nt; t++) {
+        float acc = 0;
+        for (int64_t b = 0; b < cols / 256; b++) {
+            const uint8_t *blk = w + 136 * b;
+            int sumi = 0;
+            for (int sb = 0; sb < 8; sb++) {
+                int dot = 0;
+                for (int i = 0; i < 32; i++) {
+                    const uint8_t byte = blk[8 + 16 * sb + i % 16];
+                    dot += sy_iq4_levels8[i < 16 ? byte & 0xF : byte >> 4] * q[t * ldq + 256 * b + 32 * sb + i];
+                }
+                sumi += sy_iq4xs_scale(blk, sb) * dot;
+            }
+            acc += sy_f16(blk) * d[t * (ldq / 32) + b] * (float)sumi;
+        }
+        out[t] = acc;
+    }
 }
 
 static void sy_qdot_q6k_ref(const uint8_t *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {
@@ -145,6 +177,34 @@ static void sy_qdot_k_avx2(int five, const uint8_t *w, int64_t cols, const int8_
     for (int t = 0; t < nt; t++) out[t] = sy_hsum_k(acc[t]) - accm[t];
 }
 
+static void sy_qdot_iq4xs_avx2(const uint8_t *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i levels = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)sy_iq4_levels8));
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t b = 0; b < cols / 256; b++) {
+        const uint8_t *blk = w + 136 * b;
+        __m256i wv[8], sv[8];   /* each sub-block's 32 levels (low nibbles, then high) and its scale */
+        for (int sb = 0; sb < 8; sb++) {
+            const __m128i raw = _mm_loadu_si128((const __m128i *)(blk + 8 + 16 * sb));
+            const __m256i nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), m4);
+            wv[sb] = _mm256_shuffle_epi8(levels, nib);
+            sv[sb] = _mm256_set1_epi16((short)sy_iq4xs_scale(blk, sb));
+        }
+        const float dw = sy_f16(blk);
+        for (int t = 0; t < nt; t++) {
+            const int8_t *x = q + t * ldq + 256 * b;
+            __m256i sumi = _mm256_setzero_si256();
+            for (int sb = 0; sb < 8; sb++) {
+                const __m256i xv = _mm256_loadu_si256((const __m256i *)(x + 32 * sb));
+                const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(wv[sb], wv[sb]), _mm256_sign_epi8(xv, wv[sb]));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sv[sb]));
+            }
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * d[t * (ldq / 32) + b]), _mm256_cvtepi32_ps(sumi), acc[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++) out[t] = sy_hsum_k(acc[t]);
+}
+
 static void sy_qdot_q6k_avx2(const uint8_t *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3), m32 = _mm256_set1_epi8(32);
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
@@ -185,6 +245,7 @@ void sy_qdot_k_row(int isa, int type, const void *w, int64_t cols, const int8_t 
 #if defined(__x86_64__)
     if (isa >= SY_ISA_AVX2) {
         if (type == SY_Q6_K) sy_qdot_q6k_avx2((const uint8_t *)w, cols, q, d, ldq, nt, out);
+        else if (type == SY_IQ4_XS) sy_qdot_iq4xs_avx2((const uint8_t *)w, cols, q, d, ldq, nt, out);
         else sy_qdot_k_avx2(type == SY_Q5_K, (const uint8_t *)w, cols, q, d, s, ldq, nt, out);
         return;
     }

@@ -78,7 +78,7 @@ extension Ops {
     /// Row `row` of a Q4_K or Q6_K matrix against `tokens` (at most 4) Q8_K activation rows on `path`, or on the
     /// plain reference.
     public static func quantizedDotK(_ w: WeightMatrix, row: Int, q: [Int8], d: [Float], s: [Int16], tokens: Int, path: KernelPath?) -> [Float] {
-        precondition([.q4_K, .q5_K, .q6_K].contains(w.type) && tokens >= 1 && tokens <= 4 && q.count >= tokens * w.cols)
+        precondition([.q4_K, .q5_K, .q6_K, .iq4_xs].contains(w.type) && tokens >= 1 && tokens <= 4 && q.count >= tokens * w.cols)
         var out = [Float](repeating: 0, count: tokens)
         let p = w.address + row * w.rowBytes
         if let path {

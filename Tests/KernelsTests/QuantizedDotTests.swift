@@ -53,7 +53,7 @@ import Testing
     /// more than activation rounding explains: per output, |fast - exact| must stay within the sum over
     /// activation blocks (32 for Q8_0 kinds, 256 for Q8_K) of the weights' absolute sum times half a step
     /// (amax / 127) plus the scale's rounding slack.
-    @Test(arguments: [GGMLType.q8_0, .q4_0, .q5_0, .iq4_nl, .q4_K, .q5_K, .q6_K])
+    @Test(arguments: [GGMLType.q8_0, .q4_0, .q5_0, .iq4_nl, .q4_K, .q5_K, .q6_K, .iq4_xs])
     func fastMatmulIsExactUpToActivationRounding(type: GGMLType) {
         var r = Rand(8)
         let rows = 24, cols = 512, tokens = 3, block = type.blockSize == 256 ? 256 : 32
@@ -80,7 +80,7 @@ import Testing
     /// If this fails, the Q4_K or Q6_K path (Q8_K activations: 256-blocks with group sums for Q4_K's
     /// minimums) computes something else than its plain reference on some instruction-set path, for one to
     /// four tokens.
-    @Test(arguments: [GGMLType.q4_K, .q5_K, .q6_K])
+    @Test(arguments: [GGMLType.q4_K, .q5_K, .q6_K, .iq4_xs])
     func kQuantPathsMatchTheReference(type: GGMLType) {
         var r = Rand(13)
         let cols = 768, w = randomWeights(type, rows: 5, cols: cols, seed: 4)

@@ -69,11 +69,11 @@ void sy_qdot_row(int isa, int type, const void *w, int64_t cols, const int8_t *q
 void sy_qdot_ref(int type, const void *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out);
 /* Q8_K activations (qdot_k.c): x[n] (n % 256 == 0) into n int8, n / 256 scales and n / 32 group sums. */
 void sy_quantize_q8k(const float *x, int64_t n, int8_t *q, float *d, int16_t *s);
-/* One Q4_K, Q5_K or Q6_K weight row against nt (<= 4) Q8_K tokens (token t at q + t*ldq, scales at d + t*ldq/32, sums at
+/* One Q4_K, Q5_K, Q6_K or IQ4_XS weight row against nt (<= 4) Q8_K tokens (token t at q + t*ldq, scales at d + t*ldq/32, sums at
    s + t*ldq/32); sy_qdot_k_ref is the plain reference. */
 void sy_qdot_k_row(int isa, int type, const void *w, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt, float *out);
 void sy_qdot_k_ref(int type, const void *w, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt, float *out);
-/* sy_matmul's fast path for Q8_0/Q4_0/Q5_0/IQ4_NL (Q8_0 activations) and Q4_K/Q5_K/Q6_K (Q8_K) weights, unless the
+/* sy_matmul's fast path for Q8_0/Q4_0/Q5_0/IQ4_NL (Q8_0 activations) and Q4_K/Q5_K/Q6_K/IQ4_XS (Q8_K) weights, unless the
    pool is exact: quantizes every job's tokens into scratch and points qs[j], ds[j], ss[j] at them;
    returns 0 (nothing done) when the path does not apply. */
 int sy_quantize_jobs(sy_pool *pool, int type, int64_t cols, const sy_mm_job *jobs, int n_jobs, const int8_t **qs, const float **ds,

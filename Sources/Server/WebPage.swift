@@ -120,6 +120,8 @@ function renderCall(m, i) {
 // Applies one chat.completion.chunk delta to message m.
 function applyDelta(m, d) {
   if (m.first === null && (d.content || d.reasoning_content || d.tool_calls)) m.first = performance.now();
+  // How many deltas were rendered as they came (the browser test reads it: a streamed reply shows in steps).
+  if (d.content || d.reasoning_content || d.tool_calls) m.node.dataset.updates = String(Number(m.node.dataset.updates || 0) + 1);
   if (d.reasoning_content) { m.thinking += d.reasoning_content; m.reasoning.textContent = m.thinking; m.details.hidden = false; }
   if (d.content) {
     if (m.details.open && m.thinking) m.details.open = false;

@@ -3,6 +3,7 @@
 // Activations stay float: a weight block is decoded to floats once and reused across up to
 // SY_TB tokens, so batch-1 decode and batched prefill share one code path.
 #include "ckernels.h"
+#include "kernels_internal.h"
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,12 +215,6 @@ static inline int sy_fused(int type) {
 }
 
 #ifdef SY_AVX2
-static inline float hsum256(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 /* Decodes 32 weights starting at element k of row w into 4 vectors (fused decoders for the
    types used on the decode hot path; K-quants go through a per-256 float buffer instead). */
@@ -322,10 +317,10 @@ static void sy_row_dot(int type, const uint8_t *w, int64_t cols, const float *x,
         }
     }
 #undef SY_FMA2
-    out[0] = hsum256(_mm256_add_ps(a0, b0));
-    if (nt > 1) out[1] = hsum256(_mm256_add_ps(a1, b1));
-    if (nt > 2) out[2] = hsum256(_mm256_add_ps(a2, b2));
-    if (nt > 3) out[3] = hsum256(_mm256_add_ps(a3, b3));
+    out[0] = sy_hsum8(_mm256_add_ps(a0, b0));
+    if (nt > 1) out[1] = sy_hsum8(_mm256_add_ps(a1, b1));
+    if (nt > 2) out[2] = sy_hsum8(_mm256_add_ps(a2, b2));
+    if (nt > 3) out[3] = sy_hsum8(_mm256_add_ps(a3, b3));
     if (sy_block_size(type) == 1 && cols % 32) {
         const int64_t k0 = cols / 32 * 32, n = cols - k0;
         sy_dequant_row(type, w + (size_t)k0 * sy_block_bytes(type), buf, n);

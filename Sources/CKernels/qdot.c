@@ -8,6 +8,7 @@
 //
 // Dimension legend: C input columns (a multiple of 32), B = C / 32 blocks per row, T tokens.
 #include "ckernels.h"
+#include "kernels_internal.h"
 #include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -107,12 +108,6 @@ static inline int sy_wq(int type, const uint8_t *blk, int i) {
 /* The weight types whose blocks pair with Q8_0 activations here. */
 int sy_q8_0_pairs(int type) { return type == SY_Q8_0 || type == SY_Q4_0 || type == SY_Q5_0 || type == SY_IQ4_NL; }
 
-/* An fp16 scale at p (clang's _Float16 converts exactly, subnormals included). */
-static inline float sy_h2f(const uint8_t *p) {
-    _Float16 h; memcpy(&h, p, 2);
-    return (float)h;
-}
-
 void sy_qdot_ref(int type, const void *wrow, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {
     const uint8_t *w = (const uint8_t *)wrow;
     const int bb = sy_qbb(type);
@@ -123,7 +118,7 @@ void sy_qdot_ref(int type, const void *wrow, int64_t cols, const int8_t *q, cons
             const int8_t *qb = q + t * ldq + 32 * b;
             int s = 0;
             for (int i = 0; i < 32; i++) s += sy_wq(type, blk, i) * qb[i];
-            acc += sy_h2f(blk) * d[t * (ldq / 32) + b] * (float)s;
+            acc += sy_f16_at(blk) * d[t * (ldq / 32) + b] * (float)s;
         }
         out[t] = acc;
     }
@@ -164,20 +159,13 @@ static inline __m256i sy_dot32_avx2(__m256i w, __m256i x) {
     return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
 }
 
-static inline float sy_hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 /* One block's product for one token, as 8 float lanes scaled by both scales, added to acc. */
 #define SY_QSTEP(DOT, b, acc)                                                                         \
     do {                                                                                              \
         const uint8_t *blk_ = w + (b) * bb;                                                           \
-        uint16_t h_; memcpy(&h_, blk_, 2);                                                            \
         const __m256 s_ = _mm256_cvtepi32_ps(DOT(sy_wbytes(type, blk_), _mm256_loadu_si256((const __m256i *)(q + 32 * (b))))); \
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(h_) * d[b]), s_, acc);                        \
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(sy_f16_at(blk_) * d[b]), s_, acc);                      \
     } while (0)
 
 /* Decode (one token): four blocks in flight with their own accumulators, so consecutive FMAs do not wait
@@ -190,26 +178,30 @@ static inline float sy_hsum(__m256 v) {
             SY_QSTEP(DOT, b, a0); SY_QSTEP(DOT, b + 1, a1); SY_QSTEP(DOT, b + 2, a2); SY_QSTEP(DOT, b + 3, a3); \
         }                                                                                             \
         for (; b < nb; b++) SY_QSTEP(DOT, b, a0);                                                     \
-        out[0] = sy_hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));                \
+        out[0] = sy_hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));                \
+    } while (0)
+
+/* Several tokens (prefill, batches): each block's weights are unpacked once and serve every token. */
+#define SY_QDOTN(DOT)                                                                                 \
+    do {                                                                                              \
+        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()}; \
+        for (int64_t b = 0; b < nb; b++) {                                                            \
+            const uint8_t *blk = w + b * bb;                                                          \
+            const __m256i wv = sy_wbytes(type, blk);                                                  \
+            const float dw = sy_f16_at(blk);                                                          \
+            for (int t = 0; t < nt; t++) {                                                            \
+                const __m256 s = _mm256_cvtepi32_ps(DOT(wv, _mm256_loadu_si256((const __m256i *)(q + t * ldq + 32 * b)))); \
+                acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * d[t * (ldq / 32) + b]), s, acc[t]);      \
+            }                                                                                         \
+        }                                                                                             \
+        for (int t = 0; t < nt; t++) out[t] = sy_hsum8(acc[t]);                                       \
     } while (0)
 
 static void sy_qdot_avx2(int type, const uint8_t *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {
     const int bb = sy_qbb(type);
-    const int64_t nb = cols / 32, ldd = ldq / 32;
-    if (nt == 1) { SY_QDOT1(sy_dot32_avx2); return; }
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *blk = w + b * bb;
-        const __m256i wv = sy_wbytes(type, blk);
-        uint16_t hw; memcpy(&hw, blk, 2);
-        const float dw = _cvtsh_ss(hw);
-        for (int t = 0; t < nt; t++) {
-            const __m256i xv = _mm256_loadu_si256((const __m256i *)(q + t * ldq + 32 * b));
-            const __m256 s = _mm256_cvtepi32_ps(sy_dot32_avx2(wv, xv));
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * d[t * ldd + b]), s, acc[t]);
-        }
-    }
-    for (int t = 0; t < nt; t++) out[t] = sy_hsum(acc[t]);
+    const int64_t nb = cols / 32;
+    if (nt == 1) SY_QDOT1(sy_dot32_avx2);
+    else SY_QDOTN(sy_dot32_avx2);
 }
 
 /* Activation quantization, 8 lanes at a time; same rounding as the reference (nearest, ties to even). */
@@ -244,21 +236,9 @@ static inline __m256i sy_dot32_vnni(__m256i w, __m256i x) {
 
 static void sy_qdot_vnni(int type, const uint8_t *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {
     const int bb = sy_qbb(type);
-    const int64_t nb = cols / 32, ldd = ldq / 32;
-    if (nt == 1) { SY_QDOT1(sy_dot32_vnni); return; }
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *blk = w + b * bb;
-        const __m256i wv = sy_wbytes(type, blk), aw = _mm256_abs_epi8(wv);
-        uint16_t hw; memcpy(&hw, blk, 2);
-        const float dw = _cvtsh_ss(hw);
-        for (int t = 0; t < nt; t++) {
-            const __m256i xv = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(q + t * ldq + 32 * b)), wv);
-            const __m256 s = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), aw, xv));
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * d[t * ldd + b]), s, acc[t]);
-        }
-    }
-    for (int t = 0; t < nt; t++) out[t] = sy_hsum(acc[t]);
+    const int64_t nb = cols / 32;
+    if (nt == 1) SY_QDOT1(sy_dot32_vnni);
+    else SY_QDOTN(sy_dot32_vnni);
 }
 #pragma clang attribute pop
 #endif

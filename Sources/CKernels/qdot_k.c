@@ -12,6 +12,7 @@
 //
 // Dimension legend: C input columns (a multiple of 256), K = C / 256 blocks per row, T tokens.
 #include "ckernels.h"
+#include "kernels_internal.h"
 #include <math.h>
 #include <string.h>
 #if defined(__x86_64__)
@@ -36,10 +37,6 @@ static inline void sy_q4k_scale(const uint8_t *p, int j, int *sc, int *m) {
     else { *sc = (p[j + 4] & 0xF) | ((p[j - 4] >> 6) << 4); *m = (p[j + 4] >> 4) | ((p[j] >> 6) << 4); }
 }
 
-static inline float sy_f16(const uint8_t *p) {
-    _Float16 h; memcpy(&h, p, 2);
-    return (float)h;
-}
 
 static void sy_qdot_q6k_ref(const uint8_t *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out);
 static void sy_qdot_iq4xs_ref(const uint8_t *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out);
@@ -68,7 +65,7 @@ void sy_qdot_k_ref(int type, const void *wrow, int64_t cols, const int8_t *q, co
                 sumi += sc * dot;
                 summ += m * st[8 * b + j];
             }
-            acc += sy_f16(blk) * dt[b] * (float)sumi - sy_f16(blk + 2) * dt[b] * (float)summ;
+            acc += sy_f16_at(blk) * dt[b] * (float)sumi - sy_f16_at(blk + 2) * dt[b] * (float)summ;
         }
         out[t] = acc;
     }
@@ -104,7 +101,7 @@ static void sy_qdot_iq4xs_ref(const uint8_t *w, int64_t cols, const int8_t *q, c
                 }
                 sumi += sy_iq4xs_scale(blk, sb) * dot;
             }
-            acc += sy_f16(blk) * d[t * (ldq / 32) + b] * (float)sumi;
+            acc += sy_f16_at(blk) * d[t * (ldq / 32) + b] * (float)sumi;
         }
         out[t] = acc;
     }
@@ -121,7 +118,7 @@ static void sy_qdot_q6k_ref(const uint8_t *w, int64_t cols, const int8_t *q, con
                 const int v = sy_q6k(blk, e, &g);
                 sumi += (int8_t)blk[192 + g] * v * q[t * ldq + 256 * b + e];
             }
-            acc += sy_f16(blk + 208) * d[t * (ldq / 32) + b] * (float)sumi;
+            acc += sy_f16_at(blk + 208) * d[t * (ldq / 32) + b] * (float)sumi;
         }
         out[t] = acc;
     }
@@ -129,11 +126,21 @@ static void sy_qdot_q6k_ref(const uint8_t *w, int64_t cols, const int8_t *q, con
 
 #if defined(__x86_64__)
 #pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
-static inline float sy_hsum_k(__m256 v) {
-    __m128 r = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm_cvtss_f32(r);
+/* The token loop of the kernels whose weights are signed int8 runs (Q6_K, IQ4_XS): for each token, block b's
+   8 runs of 32 (wv) against the token's activations, each run's int16 products times its scale lanes (sv),
+   summed in int32, then scaled by dw and the token's block scale into acc[t]. */
+static inline void sy_signed_runs(const __m256i *wv, const __m256i *sv, float dw, const int8_t *q, const float *d,
+                                  int64_t ldq, int64_t b, int nt, __m256 *acc) {
+    for (int t = 0; t < nt; t++) {
+        const int8_t *x = q + t * ldq + 256 * b;
+        __m256i sumi = _mm256_setzero_si256();
+        for (int r = 0; r < 8; r++) {
+            const __m256i xv = _mm256_loadu_si256((const __m256i *)(x + 32 * r));
+            const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(wv[r], wv[r]), _mm256_sign_epi8(xv, wv[r]));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sv[r]));
+        }
+        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * d[t * (ldq / 32) + b]), _mm256_cvtepi32_ps(sumi), acc[t]);
+    }
 }
 
 static void sy_qdot_k_avx2(int five, const uint8_t *w, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt, float *out) {
@@ -156,7 +163,7 @@ static void sy_qdot_k_avx2(int five, const uint8_t *w, int64_t cols, const int8_
                 hi[p] = _mm256_or_si256(hi[p], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * p + 1), one), 4));
             }
         }
-        const float dw = sy_f16(blk), dm = sy_f16(blk + 2);
+        const float dw = sy_f16_at(blk), dm = sy_f16_at(blk + 2);
         for (int t = 0; t < nt; t++) {
             const int8_t *x = q + t * ldq + 256 * b;
             __m256i sumi = _mm256_setzero_si256();
@@ -174,7 +181,7 @@ static void sy_qdot_k_avx2(int five, const uint8_t *w, int64_t cols, const int8_
             accm[t] += dm * dx * (float)summ;
         }
     }
-    for (int t = 0; t < nt; t++) out[t] = sy_hsum_k(acc[t]) - accm[t];
+    for (int t = 0; t < nt; t++) out[t] = sy_hsum8(acc[t]) - accm[t];
 }
 
 static void sy_qdot_iq4xs_avx2(const uint8_t *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {
@@ -190,19 +197,9 @@ static void sy_qdot_iq4xs_avx2(const uint8_t *w, int64_t cols, const int8_t *q, 
             wv[sb] = _mm256_shuffle_epi8(levels, nib);
             sv[sb] = _mm256_set1_epi16((short)sy_iq4xs_scale(blk, sb));
         }
-        const float dw = sy_f16(blk);
-        for (int t = 0; t < nt; t++) {
-            const int8_t *x = q + t * ldq + 256 * b;
-            __m256i sumi = _mm256_setzero_si256();
-            for (int sb = 0; sb < 8; sb++) {
-                const __m256i xv = _mm256_loadu_si256((const __m256i *)(x + 32 * sb));
-                const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(wv[sb], wv[sb]), _mm256_sign_epi8(xv, wv[sb]));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sv[sb]));
-            }
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * d[t * (ldq / 32) + b]), _mm256_cvtepi32_ps(sumi), acc[t]);
-        }
+        sy_signed_runs(wv, sv, sy_f16_at(blk), q, d, ldq, b, nt, acc);
     }
-    for (int t = 0; t < nt; t++) out[t] = sy_hsum_k(acc[t]);
+    for (int t = 0; t < nt; t++) out[t] = sy_hsum8(acc[t]);
 }
 
 static void sy_qdot_q6k_avx2(const uint8_t *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {
@@ -224,19 +221,9 @@ static void sy_qdot_q6k_avx2(const uint8_t *w, int64_t cols, const int8_t *q, co
                 sv[4 * n + k] = _mm256_set_m128i(_mm_set1_epi16(sc[8 * n + 2 * k + 1]), _mm_set1_epi16(sc[8 * n + 2 * k]));
             }
         }
-        const float dw = sy_f16(blk + 208);
-        for (int t = 0; t < nt; t++) {
-            const int8_t *x = q + t * ldq + 256 * b;
-            __m256i sumi = _mm256_setzero_si256();
-            for (int r = 0; r < 8; r++) {
-                const __m256i xv = _mm256_loadu_si256((const __m256i *)(x + 32 * r));
-                const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(wv[r], wv[r]), _mm256_sign_epi8(xv, wv[r]));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sv[r]));
-            }
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * d[t * (ldq / 32) + b]), _mm256_cvtepi32_ps(sumi), acc[t]);
-        }
+        sy_signed_runs(wv, sv, sy_f16_at(blk + 208), q, d, ldq, b, nt, acc);
     }
-    for (int t = 0; t < nt; t++) out[t] = sy_hsum_k(acc[t]);
+    for (int t = 0; t < nt; t++) out[t] = sy_hsum8(acc[t]);
 }
 #pragma clang attribute pop
 #endif

@@ -101,13 +101,20 @@ extension JSONValue {
                 let v = try value(depth: depth + 1)
                 // A repeated key keeps its first place and its last value, as Python's dict does.
                 if let at = kv.firstIndex(where: { $0.key == k }) { kv[at].value = v } else { kv.append((k, v)) }
-                skipSpace()
-                guard i < bytes.count else { throw fail("unexpected end in an object") }
-                if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
-                guard bytes[i] == UInt8(ascii: "}") else { throw fail("expected ',' or '}'") }
-                i += 1
+                if try another("}", in: "an object") { continue }
                 return .object(kv)
             }
+        }
+
+        /// After a member of an object or array: true past a ',' (another member follows), false past `close`
+        /// (the container ends); anything else is an error naming both.
+        mutating func another(_ close: Unicode.Scalar, in container: String) throws -> Bool {
+            skipSpace()
+            guard i < bytes.count else { throw fail("unexpected end in \(container)") }
+            if bytes[i] == UInt8(ascii: ",") { i += 1; return true }
+            guard bytes[i] == UInt8(ascii: close) else { throw fail("expected ',' or '\(close)'") }
+            i += 1
+            return false
         }
 
         mutating func array(depth: Int) throws -> JSONValue {
@@ -118,11 +125,7 @@ extension JSONValue {
             while true {
                 skipSpace()
                 a.append(try value(depth: depth + 1))
-                skipSpace()
-                guard i < bytes.count else { throw fail("unexpected end in an array") }
-                if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
-                guard bytes[i] == UInt8(ascii: "]") else { throw fail("expected ',' or ']'") }
-                i += 1
+                if try another("]", in: "an array") { continue }
                 return .array(a)
             }
         }

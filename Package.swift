@@ -2,13 +2,10 @@
 // Switchyard: an expert-parallel inference cluster for Step 3.5 Flash.
 import PackageDescription
 
-// Hot kernels live in one C target compiled for x86-64-v3 (AVX2, FMA, F16C) where the host is x86_64.
-// Everything else is portable Swift. The C code has scalar fallbacks for other ISAs.
-#if arch(x86_64)
-let kernelCFlags: [CSetting] = [.unsafeFlags(["-O3", "-march=x86-64-v3", "-fno-math-errno"])]
-#else
-let kernelCFlags: [CSetting] = [.unsafeFlags(["-O3"])]
-#endif
+// Hot kernels live in one C target built for the baseline of the architecture: the AVX2 and AVX-512
+// functions carry their own target attributes and are chosen at run time from cpuid (qdot.c), so one
+// binary runs on every x86-64 CPU. Everything else is portable Swift.
+let kernelCFlags: [CSetting] = [.unsafeFlags(["-O3", "-fno-math-errno"])]
 
 let package = Package(
     name: "Switchyard",

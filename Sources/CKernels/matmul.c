@@ -7,15 +7,13 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#if defined(__x86_64__)
 #include <immintrin.h>
-#define SY_AVX2 1
+#define SY_X86 1
 #endif
 
+/* fp16 to float in plain C (the scalar path; the AVX2 decoders use F16C). */
 static inline float sy_fp16(uint16_t h) {
-#ifdef SY_AVX2
-    return _cvtsh_ss(h);
-#else
     uint32_t s = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1F, m = h & 0x3FF, bits;
     if (e == 0) {
         if (m == 0) bits = s;
@@ -23,7 +21,6 @@ static inline float sy_fp16(uint16_t h) {
     } else if (e == 31) bits = s | 0x7F800000 | (m << 13);
     else bits = s | ((e + 127 - 15) << 23) | (m << 13);
     float f; memcpy(&f, &bits, 4); return f;
-#endif
 }
 
 static inline uint16_t rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
@@ -214,7 +211,8 @@ static inline int sy_fused(int type) {
     return type == SY_F32 || type == SY_F16 || type == SY_BF16 || type == SY_Q8_0 || type == SY_Q4_0;
 }
 
-#ifdef SY_AVX2
+#ifdef SY_X86
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
 
 /* Decodes 32 weights starting at element k of row w into 4 vectors (fused decoders for the
    types used on the decode hot path; K-quants go through a per-256 float buffer instead). */
@@ -237,7 +235,7 @@ static inline void load32(int type, const uint8_t *w, int64_t k, __m256 v[4]) {
     } break;
     case SY_Q8_0: {
         const uint8_t *b = w + (k / 32) * 34;
-        const __m256 d = _mm256_set1_ps(sy_fp16(rd16(b)));
+        const __m256 d = _mm256_set1_ps(_cvtsh_ss(rd16(b)));
         const __m128i q0 = _mm_loadu_si128((const __m128i *)(b + 2));
         const __m128i q1 = _mm_loadu_si128((const __m128i *)(b + 18));
         v[0] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q0)));
@@ -247,7 +245,7 @@ static inline void load32(int type, const uint8_t *w, int64_t k, __m256 v[4]) {
     } break;
     case SY_Q4_0: {
         const uint8_t *b = w + (k / 32) * 18;
-        const __m256 d = _mm256_set1_ps(sy_fp16(rd16(b)));
+        const __m256 d = _mm256_set1_ps(_cvtsh_ss(rd16(b)));
         const __m128i raw = _mm_loadu_si128((const __m128i *)(b + 2));
         const __m128i m = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
         const __m128i lo = _mm_sub_epi8(_mm_and_si128(raw, m), eight);
@@ -259,14 +257,12 @@ static inline void load32(int type, const uint8_t *w, int64_t k, __m256 v[4]) {
     } break;
     }
 }
-#endif
 
 /* One weight row against nt (<= SY_TB) token vectors. buf: scratch of >= 256 floats.
    Each token keeps two accumulators (even and odd 8-lane groups) so consecutive FMAs do not wait on
    each other: one chain per token would make the loop latency-bound at a quarter of the bandwidth. */
-static void sy_row_dot(int type, const uint8_t *w, int64_t cols, const float *x, int64_t ldx,
-                       int nt, float *out, float *buf) {
-#ifdef SY_AVX2
+static void sy_row_dot_avx2(int type, const uint8_t *w, int64_t cols, const float *x, int64_t ldx,
+                            int nt, float *out, float *buf) {
     /* Unused token slots read token 0 again, so the loop body has a fixed shape the compiler keeps in registers. */
     const float *x0 = x, *x1 = nt > 1 ? x + ldx : x, *x2 = nt > 2 ? x + 2 * ldx : x, *x3 = nt > 3 ? x + 3 * ldx : x;
     __m256 a0 = _mm256_setzero_ps(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0;
@@ -331,8 +327,14 @@ static void sy_row_dot(int type, const uint8_t *w, int64_t cols, const float *x,
             out[t] += s;
         }
     }
-#else
-    /* 256-element chunks: a whole number of blocks for every type (float rows may end in a partial chunk). */
+}
+#pragma clang attribute pop
+#endif
+
+/* The plain path: 256-element chunks, a whole number of blocks for every type (float rows may end in a
+   partial chunk). */
+static void sy_row_dot_ref(int type, const uint8_t *w, int64_t cols, const float *x, int64_t ldx,
+                           int nt, float *out, float *buf) {
     float acc[SY_TB] = {0};
     for (int64_t k = 0; k < cols; k += 256) {
         const int64_t n = cols - k < 256 ? cols - k : 256;
@@ -345,7 +347,15 @@ static void sy_row_dot(int type, const uint8_t *w, int64_t cols, const float *x,
         }
     }
     for (int t = 0; t < nt; t++) out[t] = acc[t];
+}
+
+static inline void sy_row_dot(int isa, int type, const uint8_t *w, int64_t cols, const float *x, int64_t ldx,
+                              int nt, float *out, float *buf) {
+#ifdef SY_X86
+    if (isa >= SY_ISA_AVX2) { sy_row_dot_avx2(type, w, cols, x, ldx, nt, out, buf); return; }
 #endif
+    (void)isa;
+    sy_row_dot_ref(type, w, cols, x, ldx, nt, out, buf);
 }
 
 typedef struct {
@@ -382,7 +392,7 @@ static void sy_mm_task(void *p, int ith, int nth) {
                 if (c->q && (c->type == SY_Q4_K || c->type == SY_Q5_K || c->type == SY_Q6_K || c->type == SY_IQ4_XS))
                     sy_qdot_k_row(c->isa, c->type, w, c->cols, c->q[j] + t0 * c->cols, c->d[j] + t0 * (c->cols / 32), c->s[j] + t0 * (c->cols / 32), c->cols, nt, out);
                 else if (c->q) sy_qdot_row(c->isa, c->type, w, c->cols, c->q[j] + t0 * c->cols, c->d[j] + t0 * (c->cols / 32), c->cols, nt, out);
-                else sy_row_dot(c->type, w, c->cols, job->x + t0 * job->ldx, job->ldx, nt, out, buf);
+                else sy_row_dot(c->isa, c->type, w, c->cols, job->x + t0 * job->ldx, job->ldx, nt, out, buf);
                 for (int t = 0; t < nt; t++) job->y[(t0 + t) * job->ldy + r] = out[t];
             }
         }
@@ -404,7 +414,7 @@ void sy_matmul(sy_pool *pool, int type, int64_t rows, int64_t cols, size_t row_b
     int64_t chunk = rows * n_jobs / (4 * nth);
     if (chunk > rows) chunk = rows;
     if (chunk < SY_CHUNK_MIN) chunk = SY_CHUNK_MIN;
-    sy_mm_ctx c = {type, sy_isa(), rows, cols, row_bytes, jobs, n_jobs, quantized ? qs : NULL, quantized ? ds : NULL, quantized ? ss : NULL,
+    sy_mm_ctx c = {type, sy_pool_isa(pool), rows, cols, row_bytes, jobs, n_jobs, quantized ? qs : NULL, quantized ? ds : NULL, quantized ? ss : NULL,
                    chunk, (rows + chunk - 1) / chunk, 0};
     sy_pool_run(pool, sy_mm_task, &c);
 }

@@ -72,14 +72,16 @@ typedef struct {
     const sy_attn_args *a;
     atomic_long next;
     int64_t chunk, n_chunks;
+    int isa;
     float *pmax, *psum, *pacc;   /* [item][group], [item][group], [item][group][D] */
 } sy_attn_ctx;
 
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__x86_64__)
 #include <immintrin.h>
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
 /* Dot product with four independent 8-wide FMA chains (head dims are multiples of 8 in practice; the
    tail is scalar). */
-static inline float sy_dot(const float *x, const float *y, int64_t n) {
+static inline float sy_dot_avx2(const float *x, const float *y, int64_t n) {
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 32 <= n; i += 32) {
@@ -99,7 +101,7 @@ static inline float sy_dot(const float *x, const float *y, int64_t n) {
 }
 
 /* acc += e * v */
-static inline void sy_axpy(float *acc, float e, const float *v, int64_t n) {
+static inline void sy_axpy_avx2(float *acc, float e, const float *v, int64_t n) {
     const __m256 ev = _mm256_set1_ps(e);
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(acc + i, _mm256_fmadd_ps(ev, _mm256_loadu_ps(v + i), _mm256_loadu_ps(acc + i)));
@@ -128,7 +130,7 @@ static inline __m256 sy_exp8(__m256 x) {
 }
 
 /* x[i] = exp(x[i] - m), returning the sum (in double for long rows). */
-static inline double sy_exp_sub_sum(float *x, int64_t n, float m) {
+static inline double sy_exp_sub_sum_avx2(float *x, int64_t n, float m) {
     const __m256 mv = _mm256_set1_ps(m);
     __m256 acc = _mm256_setzero_ps();
     double total = 0;
@@ -171,7 +173,7 @@ static void sy_scores4(const float *q, const float *const *r, const int32_t *idx
         _mm_storeu_ps(v, h);
         out[idx[i]] = v[0]; out[idx[i + 1]] = v[1]; out[idx[i + 2]] = v[2]; out[idx[i + 3]] = v[3];
     }
-    for (; i < n; i++) out[idx[i]] = sy_dot(q, r[i], D) * scale;
+    for (; i < n; i++) out[idx[i]] = sy_dot_avx2(q, r[i], D) * scale;
 }
 
 /* acc[0..D) += sum_i w[idx[i]] * r[i][0..D), 64 dims at a time in eight registers (no stores inside the
@@ -198,23 +200,43 @@ static void sy_values64(const float *w, const float *const *r, const int32_t *id
         _mm256_storeu_ps(acc + d + 48, c6); _mm256_storeu_ps(acc + d + 56, c7);
     }
 }
-#define SY_HAVE_BLOCKED 1
-#else
-static inline float sy_dot(const float *x, const float *y, int64_t n) {
+#pragma clang attribute pop
+#endif
+
+/* The plain path. */
+static inline float sy_dot_ref(const float *x, const float *y, int64_t n) {
     float d = 0;
     for (int64_t i = 0; i < n; i++) d += x[i] * y[i];
     return d;
 }
-static inline void sy_axpy(float *acc, float e, const float *v, int64_t n) {
+static inline void sy_axpy_ref(float *acc, float e, const float *v, int64_t n) {
     for (int64_t i = 0; i < n; i++) acc[i] += e * v[i];
 }
-#define SY_HAVE_BLOCKED 0
-static inline double sy_exp_sub_sum(float *x, int64_t n, float m) {
+static inline double sy_exp_sub_sum_ref(float *x, int64_t n, float m) {
     double total = 0;
     for (int64_t i = 0; i < n; i++) { x[i] = x[i] == -INFINITY ? 0 : expf(x[i] - m); total += x[i]; }
     return total;
 }
+
+/* The path's version of each (isa: SY_ISA_*, chosen once per call). */
+static inline float sy_dot(int isa, const float *x, const float *y, int64_t n) {
+#if defined(__x86_64__)
+    if (isa >= SY_ISA_AVX2) return sy_dot_avx2(x, y, n);
 #endif
+    return sy_dot_ref(x, y, n);
+}
+static inline void sy_axpy(int isa, float *acc, float e, const float *v, int64_t n) {
+#if defined(__x86_64__)
+    if (isa >= SY_ISA_AVX2) { sy_axpy_avx2(acc, e, v, n); return; }
+#endif
+    sy_axpy_ref(acc, e, v, n);
+}
+static inline double sy_exp_sub_sum(int isa, float *x, int64_t n, float m) {
+#if defined(__x86_64__)
+    if (isa >= SY_ISA_AVX2) return sy_exp_sub_sum_avx2(x, n, m);
+#endif
+    return sy_exp_sub_sum_ref(x, n, m);
+}
 
 /* One work item: query token t, KV head hk, keys [j0, j1), in blocks of SY_BLK rows. Per block: the
    visible rows are listed (and F16/Q8_0 rows decoded into a block scratch), then the scores of every
@@ -245,7 +267,10 @@ static void sy_attn_task(void *p, int ith, int nth) {
     const sy_attn_args *a = c->a;
     const int64_t D = a->head_dim, group = a->n_head / a->n_head_kv, chunk = c->chunk;
     const size_t hb = a->kv_type == SY_F32 ? 4 * (size_t)D : a->kv_type == SY_F16 ? 2 * (size_t)D : 34 * (size_t)(D / 32);
-    const int blocked = SY_HAVE_BLOCKED && D % 64 == 0;
+    const int isa = c->isa;
+#if defined(__x86_64__)
+    const int blocked = isa >= SY_ISA_AVX2 && D % 64 == 0;
+#endif
     float *s = malloc(sizeof(float) * (size_t)(chunk * group));   /* [group][chunk] scores, then weights */
     float *dec = malloc(sizeof(float) * (size_t)(SY_BLK * D));     /* decoded rows of one block */
     const float *rows[SY_BLK];
@@ -265,27 +290,27 @@ static void sy_attn_task(void *p, int ith, int nth) {
             const int64_t b1 = b0 + SY_BLK < n ? b0 + SY_BLK : n;
             const int64_t m = sy_visible_rows(a, a->k, a->ldk, hk, hb, p1, j0, b0, b1, rows, idx, dec);
             for (int64_t g = 0; g < group; g++) {
-#if SY_HAVE_BLOCKED
+#if defined(__x86_64__)
                 if (blocked) { sy_scores4(q + g * D, rows, idx, m, D, a->scale, s + g * chunk); continue; }
 #endif
-                for (int64_t i = 0; i < m; i++) s[g * chunk + idx[i]] = sy_dot(q + g * D, rows[i], D) * a->scale;
+                for (int64_t i = 0; i < m; i++) s[g * chunk + idx[i]] = sy_dot(isa, q + g * D, rows[i], D) * a->scale;
             }
         }
         for (int64_t g = 0; g < group; g++) {
             float mx = -INFINITY;
             for (int64_t jj = 0; jj < n; jj++) mx = s[g * chunk + jj] > mx ? s[g * chunk + jj] : mx;
             pm[g] = mx;
-            ps[g] = mx == -INFINITY ? 0 : (float)sy_exp_sub_sum(s + g * chunk, n, mx);
+            ps[g] = mx == -INFINITY ? 0 : (float)sy_exp_sub_sum(isa, s + g * chunk, n, mx);
         }
         memset(pa, 0, sizeof(float) * (size_t)(group * D));
         for (int64_t b0 = 0; b0 < n; b0 += SY_BLK) {
             const int64_t b1 = b0 + SY_BLK < n ? b0 + SY_BLK : n;
             const int64_t m = sy_visible_rows(a, a->v, a->ldv, hk, hb, p1, j0, b0, b1, rows, idx, dec);
             for (int64_t g = 0; g < group; g++) {
-#if SY_HAVE_BLOCKED
+#if defined(__x86_64__)
                 if (blocked) { sy_values64(s + g * chunk, rows, idx, m, D, pa + g * D); continue; }
 #endif
-                for (int64_t i = 0; i < m; i++) sy_axpy(pa + g * D, s[g * chunk + idx[i]], rows[i], D);
+                for (int64_t i = 0; i < m; i++) sy_axpy(isa, pa + g * D, s[g * chunk + idx[i]], rows[i], D);
             }
         }
     }
@@ -313,7 +338,7 @@ static void sy_attn_merge(void *p, int ith, int nth) {
                 if (m == -INFINITY) continue;
                 const float w = expf(m - M);
                 sum += (double)w * c->psum[it * group + g];
-                sy_axpy(o, w, c->pacc + (it * group + g) * D, D);
+                sy_axpy(c->isa, o, w, c->pacc + (it * group + g) * D, D);
             }
             const float inv = (float)(1.0 / sum);
             for (int64_t i = 0; i < D; i++) o[i] *= inv;
@@ -331,7 +356,7 @@ void sy_attention(sy_pool *pool, const sy_attn_args *a) {
     if (chunk > n_kv) chunk = n_kv;
     const int64_t n_chunks = (n_kv + chunk - 1) / chunk, group = a->n_head / a->n_head_kv;
     const size_t items = (size_t)(pairs * n_chunks);
-    sy_attn_ctx c = {a, 0, chunk, n_chunks, NULL, NULL, NULL};
+    sy_attn_ctx c = {a, 0, chunk, n_chunks, sy_pool_isa(pool), NULL, NULL, NULL};
     c.pmax = malloc(sizeof(float) * items * (size_t)group);
     c.psum = malloc(sizeof(float) * items * (size_t)group);
     c.pacc = malloc(sizeof(float) * items * (size_t)(group * a->head_dim));

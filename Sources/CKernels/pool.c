@@ -30,6 +30,8 @@ struct sy_pool {
     pthread_mutex_t run_mu;
     /* Exact mode for the kernels run on this pool (quantized weights times float activations). */
     atomic_int exact;
+    /* Kernel path for this pool's kernels, or -1: the process's (sy_isa). Tests run one pool per path. */
+    atomic_int isa;
 };
 
 typedef struct { sy_pool *pool; int ith; } sy_worker_arg;
@@ -64,6 +66,7 @@ static void *sy_worker(void *p) {
 sy_pool *sy_pool_create(int n_threads) {
     if (n_threads < 1) n_threads = 1;
     sy_pool *pool = calloc(1, sizeof(sy_pool));
+    if (pool) atomic_init(&pool->isa, -1);
     if (!pool) return NULL;
     pool->n = n_threads;
     pthread_mutex_init(&pool->mu, NULL);
@@ -97,6 +100,15 @@ void sy_pool_free(sy_pool *pool) {
 int sy_pool_size(const sy_pool *pool) { return pool ? pool->n : 1; }
 void sy_pool_set_exact(sy_pool *pool, int exact) { if (pool) atomic_store(&pool->exact, exact != 0); }
 int sy_pool_exact(sy_pool *pool) { return pool ? atomic_load_explicit(&pool->exact, memory_order_relaxed) : 0; }
+void sy_pool_set_isa(sy_pool *pool, int level) {
+    if (!pool) return;
+    const int best = sy_isa_detected();
+    atomic_store(&pool->isa, level < 0 ? -1 : level < best ? level : best);
+}
+int sy_pool_isa(sy_pool *pool) {
+    const int l = pool ? atomic_load_explicit(&pool->isa, memory_order_relaxed) : -1;
+    return l >= 0 ? l : sy_isa();
+}
 long sy_pool_runs(sy_pool *pool) { return pool ? atomic_load_explicit(&pool->runs, memory_order_relaxed) : 0; }
 
 void sy_pool_run(sy_pool *pool, sy_task_fn fn, void *ctx) {

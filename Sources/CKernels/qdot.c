@@ -290,7 +290,7 @@ int sy_quantize_jobs(sy_pool *pool, int type, int64_t cols, const sy_mm_job *job
     /* Q8_0 activations for Q8_0/Q4_0/Q5_0/IQ4_NL weights, Q8_K (with group sums) for Q4_K, Q5_K, Q6_K and IQ4_XS. */
     const int k = type == SY_Q4_K || type == SY_Q5_K || type == SY_Q6_K || type == SY_IQ4_XS;
     if ((!sy_q8_0_pairs(type) && !k) || cols % (k ? 256 : 32) || sy_pool_exact(pool) || n_jobs <= 0) return 0;
-    const int isa = sy_isa();
+    const int isa = sy_pool_isa(pool);
     int64_t off[n_jobs + 1];
     off[0] = 0;
     for (int j = 0; j < n_jobs; j++) off[j + 1] = off[j] + jobs[j].n_tok;

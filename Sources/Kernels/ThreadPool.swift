@@ -10,13 +10,18 @@ public final class ThreadPool: @unchecked Sendable {
     /// Whether quantized weights multiply float activations (`--exact`) instead of Q8_0-quantized ones.
     public let exact: Bool
 
-    /// Starts `threads` - 1 workers; `exact` picks the float-activation path for the pool's matmuls.
-    public init(threads: Int, exact: Bool = false) {
+    /// Starts `threads` - 1 workers; `exact` picks the float-activation path for the pool's matmuls, and
+    /// `path` a kernel path for this pool alone (clamped to the CPU's best; nil: the process's path).
+    public init(threads: Int, exact: Bool = false, path: KernelPath? = nil) {
         self.threads = max(1, threads)
         self.exact = exact
         raw = sy_pool_create(Int32(self.threads))
         sy_pool_set_exact(raw, exact ? 1 : 0)
+        if let path { sy_pool_set_isa(raw, Int32(path.rawValue)) }
     }
+
+    /// The kernel path this pool's kernels take.
+    public var path: KernelPath { KernelPath(rawValue: Int(sy_pool_isa(raw))) ?? .scalar }
 
     deinit { sy_pool_free(raw) }
 

@@ -28,6 +28,10 @@ long sy_pool_runs(sy_pool *pool);
    path) instead of Q8_0-quantized ones (the fast path, the default). */
 void sy_pool_set_exact(sy_pool *pool, int exact);
 int sy_pool_exact(sy_pool *pool);
+/* The kernel path of the pool's kernels (float and integer): level (clamped to the CPU's best), or -1 for
+   the process's path (sy_isa); sy_pool_isa is the one in use. */
+void sy_pool_set_isa(sy_pool *pool, int level);
+int sy_pool_isa(sy_pool *pool);
 /* Runs fn(ctx, i, n) for i in [0, n) on the pool's threads (the caller is thread 0) and waits. */
 void sy_pool_run(sy_pool *pool, sy_task_fn fn, void *ctx);
 

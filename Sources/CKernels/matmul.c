@@ -370,6 +370,7 @@ typedef struct {
     const int16_t **s;   /* Q8_K group sums (Q4_K weights) */
     int64_t chunk, chunks_per_job;
     atomic_long next;
+    int64_t tile;   /* rows per cache tile */
 } sy_mm_ctx;
 
 static void sy_mm_task(void *p, int ith, int nth) {
@@ -385,9 +386,23 @@ static void sy_mm_task(void *p, int ith, int nth) {
         const sy_mm_job *job = &c->jobs[j];
         const int64_t r0 = (item % c->chunks_per_job) * c->chunk;
         const int64_t r1 = r0 + c->chunk < c->rows ? r0 + c->chunk : c->rows;
-        for (int64_t t0 = 0; t0 < job->n_tok; t0 += SY_TB) {
+        /* Cache tiling: a tile of rows (about 64 KiB of weights, held in L2) meets every token group before
+           the next tile, so the weights come from memory once per matmul however many tokens there are
+           (a whole chunk per token group re-read them from L3 or memory T / 4 times). */
+        for (int64_t rt = r0; rt < r1; rt += c->tile) {
+          const int64_t rt1 = rt + c->tile < r1 ? rt + c->tile : r1;
+          for (int64_t t0 = 0; t0 < job->n_tok; t0 += SY_TB) {
             const int nt = (int)(job->n_tok - t0 < SY_TB ? job->n_tok - t0 : SY_TB);
-            for (int64_t r = r0; r < r1; r++) {
+            int64_t r = rt;
+            if (c->q && nt > 1 && sy_q8_0_pairs(c->type))
+                /* Four rows at a time share each token's activation loads and scale products (qdot.c). */
+                for (float o[16]; r + 4 <= rt1; r += 4) {
+                    sy_qtile(c->isa, c->type, (const uint8_t *)job->w + r * c->row_bytes, c->row_bytes, c->cols,
+                             c->q[j] + t0 * c->cols, c->d[j] + t0 * (c->cols / 32), c->cols, nt, o);
+                    for (int rr = 0; rr < 4; rr++)
+                        for (int t = 0; t < nt; t++) job->y[(t0 + t) * job->ldy + r + rr] = o[4 * rr + t];
+                }
+            for (; r < rt1; r++) {
                 const uint8_t *w = (const uint8_t *)job->w + r * c->row_bytes;
                 if (c->q && (c->type == SY_Q4_K || c->type == SY_Q5_K || c->type == SY_Q6_K || c->type == SY_IQ4_XS))
                     sy_qdot_k_row(c->isa, c->type, w, c->cols, c->q[j] + t0 * c->cols, c->d[j] + t0 * (c->cols / 32), c->s[j] + t0 * (c->cols / 32), c->cols, nt, out);
@@ -395,6 +410,7 @@ static void sy_mm_task(void *p, int ith, int nth) {
                 else sy_row_dot(c->isa, c->type, w, c->cols, job->x + t0 * job->ldx, job->ldx, nt, out, buf);
                 for (int t = 0; t < nt; t++) job->y[(t0 + t) * job->ldy + r] = out[t];
             }
+          }
         }
     }
 }
@@ -407,6 +423,8 @@ void sy_matmul(sy_pool *pool, int type, int64_t rows, int64_t cols, size_t row_b
     const float *ds[n_jobs];
     const int16_t *ss[n_jobs];
     const int quantized = sy_quantize_jobs(pool, type, cols, jobs, n_jobs, qs, ds, ss);
+    sy_mm_job rounded[n_jobs];
+    if (!quantized && sy_round_jobs(pool, type, cols, jobs, n_jobs, rounded)) jobs = rounded;
     /* Large contiguous chunks keep each thread streaming sequentially through the weights (the hardware
        prefetcher follows one long stream far better than many short ones); about 4 chunks per thread
        over all jobs still balances the load. */
@@ -414,7 +432,12 @@ void sy_matmul(sy_pool *pool, int type, int64_t rows, int64_t cols, size_t row_b
     int64_t chunk = rows * n_jobs / (4 * nth);
     if (chunk > rows) chunk = rows;
     if (chunk < SY_CHUNK_MIN) chunk = SY_CHUNK_MIN;
+    /* Chunks and cache tiles start at multiples of 4 rows, so which rows the four-row tile kernel computes
+       (and so every output bit) does not depend on the thread count. */
+    chunk = (chunk + 3) / 4 * 4;
     sy_mm_ctx c = {type, sy_pool_isa(pool), rows, cols, row_bytes, jobs, n_jobs, quantized ? qs : NULL, quantized ? ds : NULL, quantized ? ss : NULL,
-                   chunk, (rows + chunk - 1) / chunk, 0};
+                   chunk, (rows + chunk - 1) / chunk, 0, 0};
+    c.tile = (int64_t)(65536 / (row_bytes ? row_bytes : 1));
+    c.tile = c.tile < 4 ? 4 : c.tile / 4 * 4;
     sy_pool_run(pool, sy_mm_task, &c);
 }

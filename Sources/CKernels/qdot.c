@@ -181,20 +181,30 @@ static inline __m256i sy_dot32_avx2(__m256i w, __m256i x) {
         out[0] = sy_hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));                \
     } while (0)
 
-/* Several tokens (prefill, batches): each block's weights are unpacked once and serve every token. */
+/* Several tokens (prefill, batches): each block's weights are unpacked once and serve every token. The
+   shape is fixed at four tokens in four named accumulators (slots past nt repeat token 0 and are not
+   written out): a loop over an accumulator array kept them on the stack, and the store-to-load round
+   trip of every FMA then bounded the loop. */
+#define SY_QTOK(DOT, wv, dw, x, ds, b, acc)                                                           \
+    acc = _mm256_fmadd_ps(_mm256_set1_ps((dw) * (ds)[b]),                                              \
+                          _mm256_cvtepi32_ps(DOT(wv, _mm256_loadu_si256((const __m256i *)((x) + 32 * (b))))), acc)
 #define SY_QDOTN(DOT)                                                                                 \
     do {                                                                                              \
-        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()}; \
+        const int8_t *x0 = q, *x1 = nt > 1 ? q + ldq : q, *x2 = nt > 2 ? q + 2 * ldq : q, *x3 = nt > 3 ? q + 3 * ldq : q; \
+        const int64_t ldd = ldq / 32;                                                                 \
+        const float *d0 = d, *d1 = nt > 1 ? d + ldd : d, *d2 = nt > 2 ? d + 2 * ldd : d, *d3 = nt > 3 ? d + 3 * ldd : d; \
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                   \
         for (int64_t b = 0; b < nb; b++) {                                                            \
             const uint8_t *blk = w + b * bb;                                                          \
             const __m256i wv = sy_wbytes(type, blk);                                                  \
             const float dw = sy_f16_at(blk);                                                          \
-            for (int t = 0; t < nt; t++) {                                                            \
-                const __m256 s = _mm256_cvtepi32_ps(DOT(wv, _mm256_loadu_si256((const __m256i *)(q + t * ldq + 32 * b)))); \
-                acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * d[t * (ldq / 32) + b]), s, acc[t]);      \
-            }                                                                                         \
+            SY_QTOK(DOT, wv, dw, x0, d0, b, a0); SY_QTOK(DOT, wv, dw, x1, d1, b, a1);                 \
+            SY_QTOK(DOT, wv, dw, x2, d2, b, a2); SY_QTOK(DOT, wv, dw, x3, d3, b, a3);                 \
         }                                                                                             \
-        for (int t = 0; t < nt; t++) out[t] = sy_hsum8(acc[t]);                                       \
+        out[0] = sy_hsum8(a0);                                                                        \
+        if (nt > 1) out[1] = sy_hsum8(a1);                                                            \
+        if (nt > 2) out[2] = sy_hsum8(a2);                                                            \
+        if (nt > 3) out[3] = sy_hsum8(a3);                                                            \
     } while (0)
 
 static void sy_qdot_avx2(int type, const uint8_t *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {
@@ -202,6 +212,83 @@ static void sy_qdot_avx2(int type, const uint8_t *w, int64_t cols, const int8_t 
     const int64_t nb = cols / 32;
     if (nt == 1) SY_QDOT1(sy_dot32_avx2);
     else SY_QDOTN(sy_dot32_avx2);
+}
+
+/* ---- four rows by up to four tokens (prefill, batches) ----
+   The four rows' blocks are unpacked and transposed in registers so that each 64-bit lane of register j
+   holds bytes 8j..8j+7 of one row: a token's 8-byte run j, broadcast to all four lanes, then meets all four
+   rows in one multiply, and the int32 lanes come out two per row. The block's scale product is then one
+   vector (the four rows' scales, each twice, times the token's) and one FMA per token instead of one per
+   (row, token): the float side of the loop drops by four (llama.cpp's tinyBLAS keeps a tile of rows and
+   tokens too; the lane layout is ours). Lanes 2r and 2r + 1 of accumulator t sum to out[4r + t]. */
+
+/* Rows A, B, C, D (32 int8 each, in element order) to R[j] = [A_j B_j | C_j D_j] (8-byte runs j). */
+#define SY_T4(A, B, C, D, R)                                                                          \
+    do {                                                                                              \
+        const __m256i t0_ = _mm256_unpacklo_epi64(A, B), t1_ = _mm256_unpackhi_epi64(A, B);           \
+        const __m256i t2_ = _mm256_unpacklo_epi64(C, D), t3_ = _mm256_unpackhi_epi64(C, D);           \
+        R[0] = _mm256_permute2x128_si256(t0_, t2_, 0x20); R[1] = _mm256_permute2x128_si256(t1_, t3_, 0x20); \
+        R[2] = _mm256_permute2x128_si256(t0_, t2_, 0x31); R[3] = _mm256_permute2x128_si256(t1_, t3_, 0x31); \
+    } while (0)
+
+static inline __m256i sy_run8(const int8_t *x, int j) {
+    int64_t v; memcpy(&v, x + 8 * j, 8);
+    return _mm256_set1_epi64x(v);
+}
+
+/* Token x's block against the transposed rows R (|R| in U) as 8 int32 lanes, two per row. Weights of at most
+   16 in magnitude (Q4_0, Q5_0) let the four runs' int16 pair sums add up before one widening (4 x 2 x 16 x 127
+   < 2^15); Q8_0 and IQ4_NL widen each run. */
+static inline __m256i sy_tile_dot_avx2(int small, const __m256i *U, const __m256i *R, const int8_t *x) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    const __m256i p0 = _mm256_maddubs_epi16(U[0], _mm256_sign_epi8(sy_run8(x, 0), R[0]));
+    const __m256i p1 = _mm256_maddubs_epi16(U[1], _mm256_sign_epi8(sy_run8(x, 1), R[1]));
+    const __m256i p2 = _mm256_maddubs_epi16(U[2], _mm256_sign_epi8(sy_run8(x, 2), R[2]));
+    const __m256i p3 = _mm256_maddubs_epi16(U[3], _mm256_sign_epi8(sy_run8(x, 3), R[3]));
+    if (small) return _mm256_madd_epi16(_mm256_add_epi16(_mm256_add_epi16(p0, p1), _mm256_add_epi16(p2, p3)), ones);
+    return _mm256_add_epi32(_mm256_add_epi32(_mm256_madd_epi16(p0, ones), _mm256_madd_epi16(p1, ones)),
+                            _mm256_add_epi32(_mm256_madd_epi16(p2, ones), _mm256_madd_epi16(p3, ones)));
+}
+
+/* The tile loop, shared by the AVX2 and VNNI paths (TDOT: one token's block as int32 lanes). */
+#define SY_QTILE(TDOT)                                                                                \
+    do {                                                                                              \
+        const int bb = sy_qbb(type);                                                                  \
+        const int64_t nb = cols / 32, ldd = ldq / 32;                                                 \
+        const int8_t *x0 = q, *x1 = nt > 1 ? q + ldq : q, *x2 = nt > 2 ? q + 2 * ldq : q, *x3 = nt > 3 ? q + 3 * ldq : q; \
+        const float *d0 = d, *d1 = nt > 1 ? d + ldd : d, *d2 = nt > 2 ? d + 2 * ldd : d, *d3 = nt > 3 ? d + 3 * ldd : d; \
+        const __m256i dup = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);                                \
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                   \
+        for (int64_t b = 0; b < nb; b++) {                                                            \
+            const uint8_t *k0 = w + b * bb, *k1 = k0 + rb, *k2 = k1 + rb, *k3 = k2 + rb;              \
+            __m256i R[4], U[4];                                                                       \
+            const __m256i A_ = sy_wbytes(type, k0), B_ = sy_wbytes(type, k1), C_ = sy_wbytes(type, k2), D_ = sy_wbytes(type, k3); \
+            SY_T4(A_, B_, C_, D_, R);                                                                 \
+            for (int j = 0; j < 4; j++) U[j] = _mm256_sign_epi8(R[j], R[j]);                          \
+            const __m256 dw = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_cvtph_ps(_mm_setr_epi16( \
+                (short)sy_rd16(k0), (short)sy_rd16(k1), (short)sy_rd16(k2), (short)sy_rd16(k3), 0, 0, 0, 0))), dup); \
+            a0 = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(d0[b])), _mm256_cvtepi32_ps(TDOT(U, R, x0 + 32 * b)), a0); \
+            a1 = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(d1[b])), _mm256_cvtepi32_ps(TDOT(U, R, x1 + 32 * b)), a1); \
+            a2 = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(d2[b])), _mm256_cvtepi32_ps(TDOT(U, R, x2 + 32 * b)), a2); \
+            a3 = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(d3[b])), _mm256_cvtepi32_ps(TDOT(U, R, x3 + 32 * b)), a3); \
+        }                                                                                             \
+        /* hadd pairs lanes (2r, 2r + 1): h01 = [t0 r0 r1, t1 r0 r1 | t0 r2 r3, t1 r2 r3] */           \
+        float h01[8], h23[8];                                                                         \
+        _mm256_storeu_ps(h01, _mm256_hadd_ps(a0, a1));                                                \
+        _mm256_storeu_ps(h23, _mm256_hadd_ps(a2, a3));                                                \
+        for (int r = 0; r < 4; r++) {                                                                 \
+            const int l = (r / 2) * 4 + r % 2;                                                        \
+            out[4 * r + 0] = h01[l]; out[4 * r + 1] = h01[l + 2];                                     \
+            out[4 * r + 2] = h23[l]; out[4 * r + 3] = h23[l + 2];                                     \
+        }                                                                                             \
+    } while (0)
+
+static inline uint16_t sy_rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+
+#define SY_TDOT_AVX2(U, R, x) sy_tile_dot_avx2(small, U, R, x)
+static void sy_qtile_avx2(int type, const uint8_t *w, size_t rb, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {
+    const int small = type == SY_Q4_0 || type == SY_Q5_0;
+    SY_QTILE(SY_TDOT_AVX2);
 }
 
 /* Activation quantization, 8 lanes at a time; same rounding as the reference (nearest, ties to even). */
@@ -240,6 +327,18 @@ static void sy_qdot_vnni(int type, const uint8_t *w, int64_t cols, const int8_t 
     if (nt == 1) SY_QDOT1(sy_dot32_vnni);
     else SY_QDOTN(sy_dot32_vnni);
 }
+
+/* One token's block against the transposed rows: four vpdpbusd into one int32 accumulator. */
+static inline __m256i sy_tile_dot_vnni(const __m256i *U, const __m256i *R, const int8_t *x) {
+    __m256i acc = _mm256_dpbusd_epi32(_mm256_setzero_si256(), U[0], _mm256_sign_epi8(sy_run8(x, 0), R[0]));
+    acc = _mm256_dpbusd_epi32(acc, U[1], _mm256_sign_epi8(sy_run8(x, 1), R[1]));
+    acc = _mm256_dpbusd_epi32(acc, U[2], _mm256_sign_epi8(sy_run8(x, 2), R[2]));
+    return _mm256_dpbusd_epi32(acc, U[3], _mm256_sign_epi8(sy_run8(x, 3), R[3]));
+}
+
+static void sy_qtile_vnni(int type, const uint8_t *w, size_t rb, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {
+    SY_QTILE(sy_tile_dot_vnni);
+}
 #pragma clang attribute pop
 #endif
 
@@ -251,6 +350,22 @@ void sy_qdot_row(int isa, int type, const void *w, int64_t cols, const int8_t *q
 #endif
     (void)isa;
     sy_qdot_ref(type, w, cols, q, d, ldq, nt, out);
+}
+
+void sy_qtile_ref(int type, const void *w, size_t row_bytes, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {
+    float o[4];
+    for (int r = 0; r < 4; r++) {
+        sy_qdot_ref(type, (const uint8_t *)w + r * row_bytes, cols, q, d, ldq, nt, o);
+        for (int t = 0; t < nt; t++) out[4 * r + t] = o[t];
+    }
+}
+
+void sy_qtile(int isa, int type, const void *w, size_t row_bytes, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {
+#if defined(__x86_64__)
+    if (isa >= SY_ISA_AVX512) { sy_qtile_vnni(type, (const uint8_t *)w, row_bytes, cols, q, d, ldq, nt, out); return; }
+    if (isa >= SY_ISA_AVX2) { sy_qtile_avx2(type, (const uint8_t *)w, row_bytes, cols, q, d, ldq, nt, out); return; }
+#endif
+    sy_qtile_ref(type, w, row_bytes, cols, q, d, ldq, nt, out);
 }
 
 static void sy_quantize(int isa, const float *x, int64_t n, int8_t *q, float *d) {
@@ -266,7 +381,20 @@ static void sy_quantize(int isa, const float *x, int64_t n, int8_t *q, float *d)
 typedef struct {
     const sy_mm_job *jobs; int n_jobs; int64_t cols; int isa, k;
     int8_t *q; float *d; int16_t *s; int64_t *off; atomic_long next;
+    float *xr;   /* rounded float activations (sy_round_jobs), or NULL */
 } sy_qz_ctx;
+
+/* x[n] rounded as Q8_K (k = 1: 256-blocks, scale 1 / (127 / amax)) or Q8_0 (32-blocks, scale amax / 127 through
+   fp16) would round it, back in floats: y = d * q. */
+static void sy_round_row(int k, const float *x, int64_t n, float *y) {
+    int8_t t[256];
+    const int bs = k ? 256 : 32;
+    for (int64_t b = 0; b < n / bs; b++) {
+        const float amax = sy_q8_block(x + bs * b, bs, t);
+        const float d = k ? (amax != 0 ? 1.0f / (127.0f / amax) : 0) : sy_round_fp16(amax / 127.0f);
+        for (int i = 0; i < bs; i++) y[bs * b + i] = d * (float)t[i];
+    }
+}
 
 /* Quantizes every job's tokens (one token row per work item). */
 static void sy_qz_task(void *p, int ith, int nth) {
@@ -280,7 +408,8 @@ static void sy_qz_task(void *p, int ith, int nth) {
         while (c->off[j + 1] <= item) j++;
         const int64_t t = item - c->off[j];
         const float *x = c->jobs[j].x + t * c->jobs[j].ldx;
-        if (c->k) sy_quantize_q8k(x, c->cols, c->q + item * c->cols, c->d + item * (c->cols / 32), c->s + item * (c->cols / 32));
+        if (c->xr) sy_round_row(c->k, x, c->cols, c->xr + item * c->cols);
+        else if (c->k) sy_quantize_q8k(x, c->cols, c->q + item * c->cols, c->d + item * (c->cols / 32), c->s + item * (c->cols / 32));
         else sy_quantize(c->isa, x, c->cols, c->q + item * c->cols, c->d + item * (c->cols / 32));
     }
 }
@@ -308,12 +437,39 @@ int sy_quantize_jobs(sy_pool *pool, int type, int64_t cols, const sy_mm_job *job
         sbuf = (int16_t *)malloc((size_t)(need / 32) * sizeof(int16_t));
         cap = need;
     }
-    sy_qz_ctx z = {jobs, n_jobs, cols, isa, k, qbuf, dbuf, sbuf, off, 0};
+    sy_qz_ctx z = {jobs, n_jobs, cols, isa, k, qbuf, dbuf, sbuf, off, 0, NULL};
     if (off[n_jobs] > 1) sy_pool_run(pool, sy_qz_task, &z); else sy_qz_task(&z, 0, 1);
     for (int j = 0; j < n_jobs; j++) {
         qs[j] = qbuf + off[j] * cols;
         ds[j] = dbuf + off[j] * (cols / 32);
         ss[j] = sbuf + off[j] * (cols / 32);
+    }
+    return 1;
+}
+
+/* ---- activation rounding for the weight types without an integer kernel yet ----
+   Q2_K and Q3_K pair with Q8_K activations in llama.cpp, Q4_1 and Q5_1 with Q8_1 (Q8_0's rounding plus block
+   sums). Until they have integer kernels, their activations are rounded the same way and handed to the float
+   kernels as d * q: the products then differ from llama.cpp's integer sums only by float rounding (about 1e-7
+   relative), not by activation rounding (about 1e-3), which is what moves greedy tokens. */
+int sy_rounds_activations(int type) { return type == SY_Q2_K || type == SY_Q3_K || type == SY_Q4_1 || type == SY_Q5_1; }
+
+int sy_round_jobs(sy_pool *pool, int type, int64_t cols, const sy_mm_job *jobs, int n_jobs, sy_mm_job *out) {
+    const int k = type == SY_Q2_K || type == SY_Q3_K;
+    if (!sy_rounds_activations(type) || cols % (k ? 256 : 32) || sy_pool_exact(pool) || n_jobs <= 0) return 0;
+    int64_t off[n_jobs + 1];
+    off[0] = 0;
+    for (int j = 0; j < n_jobs; j++) off[j + 1] = off[j] + jobs[j].n_tok;
+    static _Thread_local float *xbuf = NULL;   /* per calling thread, grow only (see sy_quantize_jobs) */
+    static _Thread_local int64_t cap = 0;
+    const int64_t need = off[n_jobs] * cols;
+    if (need > cap) { free(xbuf); xbuf = (float *)malloc((size_t)need * sizeof(float)); cap = need; }
+    sy_qz_ctx z = {jobs, n_jobs, cols, SY_ISA_SCALAR, k, NULL, NULL, NULL, off, 0, xbuf};
+    if (off[n_jobs] > 1) sy_pool_run(pool, sy_qz_task, &z); else sy_qz_task(&z, 0, 1);
+    for (int j = 0; j < n_jobs; j++) {
+        out[j] = jobs[j];
+        out[j].x = xbuf + off[j] * cols;
+        out[j].ldx = cols;
     }
     return 1;
 }

@@ -53,6 +53,22 @@ extension Ops {
 }
 
 extension Ops {
+    /// Rows `row ..< row + 4` of a Q8_0, Q4_0, Q5_0 or IQ4_NL matrix against `tokens` (at most 4) quantized
+    /// activation rows, as the four-row tile kernel computes them on `path` (nil: the plain reference);
+    /// element `4 * r + t` is row `row + r` against token `t`.
+    public static func quantizedTile(_ w: WeightMatrix, row: Int, q: [Int8], d: [Float], tokens: Int, path: KernelPath?) -> [Float] {
+        precondition(sy_q8_0_pairs(Int32(w.type.rawValue)) != 0 && row + 4 <= w.rows, "quantizedTile: four rows of Q8_0-family weights")
+        precondition(tokens >= 1 && tokens <= 4 && q.count >= tokens * w.cols && d.count >= tokens * w.cols / 32)
+        var out = [Float](repeating: 0, count: 16)
+        let p = w.address + row * w.rowBytes
+        if let path {
+            sy_qtile(Int32(path.rawValue), Int32(w.type.rawValue), p, w.rowBytes, Int64(w.cols), q, d, Int64(w.cols), Int32(tokens), &out)
+        } else {
+            sy_qtile_ref(Int32(w.type.rawValue), p, w.rowBytes, Int64(w.cols), q, d, Int64(w.cols), Int32(tokens), &out)
+        }
+        return (0..<4).flatMap { r in out[(4 * r)..<(4 * r + tokens)] }
+    }
+
     /// Q8_K-quantized activations of `tokens` rows of `cols` (the layout the Q4_K path reads): per token
     /// `cols` int8, then `cols / 32` slots of scales (the first `cols / 256` used) and of 32-group sums.
     public static func quantizeQ8K(_ x: [Float], tokens: Int) -> (q: [Int8], d: [Float], s: [Int16]) {

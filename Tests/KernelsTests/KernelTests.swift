@@ -14,10 +14,15 @@ struct Rand {
 
 /// Random but valid encoded weights of `type` ([rows, cols]); K-quant scales kept small and finite.
 func randomWeights(_ type: GGMLType, rows: Int, cols: Int, seed: UInt64) -> WeightMatrix {
+    WeightMatrix(type: type, rows: rows, cols: cols, bytes: randomWeightBytes(type, rows: rows, cols: cols, seed: seed))
+}
+
+/// The encoded bytes behind `randomWeights`.
+func randomWeightBytes(_ type: GGMLType, rows: Int, cols: Int, seed: UInt64) -> [UInt8] {
     var r = Rand(seed)
     switch type {
     case .f32, .f16, .bf16, .q8_0, .q4_0:
-        return WeightMatrix(type: type, rows: rows, cols: cols, bytes: Quantize.row(type, r.floats(rows * cols)))
+        return Quantize.row(type, r.floats(rows * cols))
     default:
         var b = r.bytes(type.byteCount(elements: rows * cols))
         // Where each layout keeps its fp16 scales (random bytes there could be inf or NaN).
@@ -35,7 +40,7 @@ func randomWeights(_ type: GGMLType, rows: Int, cols: Int, seed: UInt64) -> Weig
                 b[blk * type.blockBytes + o + 1] = UInt8(h >> 8)
             }
         }
-        return WeightMatrix(type: type, rows: rows, cols: cols, bytes: b)
+        return b
     }
 }
 

@@ -31,6 +31,37 @@ import Testing
         }
     }
 
+    /// If this fails, the four-row tile kernel of prefill and batches (rows transposed into 8-byte runs, the
+    /// int16 sums of small weights, one scale vector per block) computes something else than four rows of
+    /// the plain reference, for one to four tokens, on some path; weights at the extremes of each type's
+    /// range (Q8_0 at -127, Q4_0 and Q5_0 at their most negative) are where an int16 sum would overflow.
+    @Test(arguments: [GGMLType.q8_0, .q4_0, .q5_0, .iq4_nl])
+    func tileMatchesTheReference(type: GGMLType) {
+        var r = Rand(29)
+        let cols = 320
+        var w = randomWeights(type, rows: 8, cols: cols, seed: 41)
+        if type != .iq4_nl {
+            // Rows 4-7: every weight at the type's most negative value (scale 0.01), activations at full scale.
+            var b = randomWeightBytes(type, rows: 4, cols: cols, seed: 41)
+            let h = Float16(0.01).bitPattern
+            let block = [UInt8(h & 0xFF), UInt8(h >> 8)] + [UInt8](repeating: type == .q8_0 ? 0x81 : 0, count: type.blockBytes - 2)
+            for _ in 0..<(4 * cols / 32) { b += block }
+            w = WeightMatrix(type: type, rows: 8, cols: cols, bytes: b)
+        }
+        var x = r.floats(4 * cols, scale: 3)
+        for i in stride(from: 0, to: x.count, by: 7) { x[i] = -3 }
+        let (q, d) = Ops.quantizeQ8(x)
+        for path in KernelPath.available {
+            for row in [0, 4] {
+                for t in 1...4 {
+                    let tile = Ops.quantizedTile(w, row: row, q: q, d: d, tokens: t, path: path)
+                    let ref = Ops.quantizedTile(w, row: row, q: q, d: d, tokens: t, path: nil)
+                    #expect(maxRelErr(tile, ref) < 1e-5, "\(type) \(path) rows \(row)+ tokens \(t)")
+                }
+            }
+        }
+    }
+
     /// If this fails, activation quantization is off: every value must come back within half a step of
     /// its block's scale, the scale must be the block's absolute maximum over 127 (rounded through fp16),
     /// and a block of zeros must stay zero.

@@ -126,4 +126,28 @@ import Testing
             }
         }
     }
+
+    /// If this fails, the weight types without an integer kernel yet (Q2_K and Q3_K, which llama.cpp pairs with
+    /// Q8_K activations; Q4_1 and Q5_1, with Q8_1) no longer see llama.cpp's activation rounding: the default
+    /// path must equal the float reference on activations rounded here in Swift (256-blocks at 127 / amax with
+    /// scale 1 / (127 / amax) for Q8_K; 32-blocks with the scale through fp16 for Q8_1), and differ from the
+    /// exact path.
+    @Test(arguments: [GGMLType.q2_K, .q3_K, .q4_1, .q5_1])
+    func unpairedTypesSeeLlamaCppRounding(type: GGMLType) {
+        var r = Rand(31)
+        let rows = 12, cols = 512, tokens = 3, block = type.blockSize == 256 ? 256 : 32
+        let w = randomWeights(type, rows: rows, cols: cols, seed: 17)
+        let x = r.floats(tokens * cols, scale: 2)
+        var rounded = x
+        for b in 0..<(x.count / block) {
+            let range = (block * b)..<(block * b + block)
+            let amax = x[range].map(abs).max()!
+            let inv: Float = amax != 0 ? 127 / amax : 0
+            let d: Float = block == 256 ? (amax != 0 ? 1 / inv : 0) : Float(Float16(amax / 127))
+            for i in range { rounded[i] = d * (x[i] * inv).rounded(.toNearestOrEven) }
+        }
+        let fast = Ops.matmul(w, x, tokens: tokens, pool: ThreadPool(threads: 2))
+        #expect(maxRelErr(fast, Reference.matmul(w, rounded, tokens: tokens)) < 1e-5, "\(type)")
+        #expect(fast != Ops.matmul(w, x, tokens: tokens, pool: ThreadPool(threads: 2, exact: true)), "\(type): no rounding happened")
+    }
 }

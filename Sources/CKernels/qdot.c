@@ -423,13 +423,20 @@ int sy_quantize_jobs(sy_pool *pool, int type, int64_t cols, const sy_mm_job *job
     int64_t off[n_jobs + 1];
     off[0] = 0;
     for (int j = 0; j < n_jobs; j++) off[j + 1] = off[j] + jobs[j].n_tok;
+    /* A fused call (expert gate and up: the second half of the jobs reads the first half's tokens) quantizes
+       each token once: those jobs alias the first half's rows, and the quantizer only sees the first half. */
+    const int half = n_jobs / 2;
+    int same = n_jobs % 2 == 0 && half > 0;
+    for (int j = 0; same && j < half; j++)
+        same = jobs[j].x == jobs[j + half].x && jobs[j].n_tok == jobs[j + half].n_tok && jobs[j].ldx == jobs[j + half].ldx;
+    const int n_q = same ? half : n_jobs;
     /* Scratch reused across calls (grow only): the pool runs one caller at a time, but several pools
        (models) may run at once, so the buffer is per calling thread. */
     static _Thread_local int8_t *qbuf = NULL;
     static _Thread_local float *dbuf = NULL;
     static _Thread_local int16_t *sbuf = NULL;
     static _Thread_local int64_t cap = 0;
-    const int64_t need = off[n_jobs] * cols;
+    const int64_t need = off[n_q] * cols;
     if (need > cap) {
         free(qbuf); free(dbuf); free(sbuf);
         qbuf = (int8_t *)malloc((size_t)need);
@@ -437,12 +444,13 @@ int sy_quantize_jobs(sy_pool *pool, int type, int64_t cols, const sy_mm_job *job
         sbuf = (int16_t *)malloc((size_t)(need / 32) * sizeof(int16_t));
         cap = need;
     }
-    sy_qz_ctx z = {jobs, n_jobs, cols, isa, k, qbuf, dbuf, sbuf, off, 0, NULL};
-    if (off[n_jobs] > 1) sy_pool_run(pool, sy_qz_task, &z); else sy_qz_task(&z, 0, 1);
+    sy_qz_ctx z = {jobs, n_q, cols, isa, k, qbuf, dbuf, sbuf, off, 0, NULL};
+    if (off[n_q] > 1) sy_pool_run(pool, sy_qz_task, &z); else sy_qz_task(&z, 0, 1);
     for (int j = 0; j < n_jobs; j++) {
-        qs[j] = qbuf + off[j] * cols;
-        ds[j] = dbuf + off[j] * (cols / 32);
-        ss[j] = sbuf + off[j] * (cols / 32);
+        const int64_t o = off[j < n_q ? j : j - half];
+        qs[j] = qbuf + o * cols;
+        ds[j] = dbuf + o * (cols / 32);
+        ss[j] = sbuf + o * (cols / 32);
     }
     return 1;
 }

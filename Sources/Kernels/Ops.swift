@@ -88,6 +88,53 @@ public enum Ops {
         return y
     }
 
+    /// Two grouped products of the same rows of `x` in one parallel region (the experts' gate and up
+    /// projections): every token's activations are quantized once for both, and the threads share one
+    /// dispatch. Falls back to two regions when the two sets differ in type or geometry.
+    public static func groupedMatmulPair(_ a: [WeightMatrix], _ b: [WeightMatrix], _ x: [Float],
+                                         segments: [(start: Int, count: Int)], pool: ThreadPool) -> ([Float], [Float]) {
+        precondition(a.count == segments.count && b.count == segments.count)
+        guard let a0 = a.first, let b0 = b.first,
+              a0.type == b0.type && a0.rows == b0.rows && a0.cols == b0.cols && a0.rowBytes == b0.rowBytes else {
+            return (groupedMatmul(a, x, segments: segments, pool: pool), groupedMatmul(b, x, segments: segments, pool: pool))
+        }
+        let total = segments.map { $0.start + $0.count }.max() ?? 0
+        var ya = [Float](repeating: 0, count: total * a0.rows), yb = ya
+        x.withUnsafeBufferPointer { xp in
+            ya.withUnsafeMutableBufferPointer { ap in
+                yb.withUnsafeMutableBufferPointer { bp in
+                    var jobs: [sy_mm_job] = []
+                    jobs.reserveCapacity(2 * segments.count)
+                    for (set, yp) in [(a, ap), (b, bp)] {
+                        for (w, s) in zip(set, segments) where s.count > 0 {
+                            precondition(w.type == a0.type && w.rows == a0.rows && w.cols == a0.cols)
+                            jobs.append(sy_mm_job(w: w.address, x: xp.baseAddress! + s.start * a0.cols,
+                                                  y: yp.baseAddress! + s.start * a0.rows,
+                                                  n_tok: Int64(s.count), ldx: Int64(a0.cols), ldy: Int64(a0.rows)))
+                        }
+                    }
+                    sy_matmul(pool.raw, Int32(a0.type.rawValue), Int64(a0.rows), Int64(a0.cols), a0.rowBytes,
+                              jobs, Int32(jobs.count))
+                }
+            }
+        }
+        withExtendedLifetime((a, b)) {}
+        return (ya, yb)
+    }
+
+    /// Rows `index[k]` of `x` ([*, d]) as rows k of the result ([index.count, d]).
+    public static func gatherRows(_ x: [Float], _ index: [Int32], width d: Int) -> [Float] {
+        var y = [Float](repeating: 0, count: index.count * d)
+        sy_gather_rows(x, index, Int64(index.count), Int64(d), &y)
+        return y
+    }
+
+    /// Row k of `x` ([index.count, d]) into row `index[k]` of `y`.
+    public static func scatterRows(_ x: [Float], _ index: [Int32], width d: Int, into y: inout [Float]) {
+        precondition(x.count >= index.count * d)
+        sy_scatter_rows(x, index, Int64(index.count), Int64(d), &y)
+    }
+
     /// RMSNorm over `rows` rows of `x.count / rows`, times `weight` (broadcast per row) when given.
     public static func rmsNorm(_ x: [Float], weight: [Float]?, rows: Int, eps: Float) -> [Float] {
         let n = x.count / rows

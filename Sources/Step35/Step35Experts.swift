@@ -43,23 +43,20 @@ extension Step35MoE {
         let d = router.cols, r = ex.count
         guard r > 0 else { return [] }
         let order = (0..<r).sorted { ex[$0] < ex[$1] || (ex[$0] == ex[$1] && $0 < $1) }
-        var xg = [Float](repeating: 0, count: r * d)  // [R, D] ordered expert by expert
         var segments: [(start: Int, count: Int)] = [], gs: [WeightMatrix] = [], us: [WeightMatrix] = [], ds: [WeightMatrix] = []
         for (k, i) in order.enumerated() {
-            for c in 0..<d { xg[k * d + c] = x[i * d + c] }
             if k == 0 || ex[order[k - 1]] != ex[i] {
                 segments.append((k, 0))
                 gs.append(gate[ex[i]]); us.append(up[ex[i]]); ds.append(down[ex[i]])
             }
             segments[segments.count - 1].count += 1
         }
-        let g = Ops.groupedMatmul(gs, xg, segments: segments, pool: pool)  // [R, F]
-        let u = Ops.groupedMatmul(us, xg, segments: segments, pool: pool)
+        let index = order.map { Int32($0) }
+        let xg = Ops.gatherRows(x, index, width: d)  // [R, D] ordered expert by expert
+        let (g, u) = Ops.groupedMatmulPair(gs, us, xg, segments: segments, pool: pool)  // [R, F] each, one region
         let yg = Ops.groupedMatmul(ds, Ops.swiglu(g, u, limit: clamp), segments: segments, pool: pool)  // [R, D]
         var y = [Float](repeating: 0, count: r * d)
-        for (k, i) in order.enumerated() {
-            for c in 0..<d { y[i * d + c] = yg[k * d + c] }
-        }
+        Ops.scatterRows(yg, index, width: d, into: &y)  // back to the callers' row order
         return y
     }
 }

@@ -89,6 +89,33 @@ func maxRelErr(_ a: [Float], _ b: [Float]) -> Float {
         #expect(one == many)
     }
 
+    /// If this fails, the fused gate-and-up product (one region, each token quantized once for both halves)
+    /// gives other bits than two grouped products, on the exact path and on the quantized one.
+    @Test(arguments: [true, false])
+    func fusedPairMatchesTwoGroupedProducts(exact: Bool) {
+        let a = (0..<3).map { randomWeights(.q8_0, rows: 44, cols: 96, seed: UInt64($0)) }
+        let b = (0..<3).map { randomWeights(.q8_0, rows: 44, cols: 96, seed: UInt64($0) + 10) }
+        var r = Rand(6)
+        let x = r.floats(7 * 96)
+        let segs = [(start: 0, count: 1), (start: 1, count: 5), (start: 6, count: 1)]
+        let pool = ThreadPool(threads: 2, exact: exact)
+        let (ya, yb) = Ops.groupedMatmulPair(a, b, x, segments: segs, pool: pool)
+        #expect(ya == Ops.groupedMatmul(a, x, segments: segs, pool: pool))
+        #expect(yb == Ops.groupedMatmul(b, x, segments: segs, pool: pool))
+    }
+
+    /// If this fails, the MoE row gather or scatter moves a row to the wrong place or truncates it.
+    @Test func gatherAndScatterRows() {
+        var r = Rand(12)
+        let d = 37, x = r.floats(5 * d)
+        let index: [Int32] = [3, 0, 4, 1, 2]
+        let g = Ops.gatherRows(x, index, width: d)
+        for (k, i) in index.enumerated() { #expect(Array(g[(k * d)..<((k + 1) * d)]) == Array(x[(Int(i) * d)..<((Int(i) + 1) * d)])) }
+        var back = [Float](repeating: 0, count: 5 * d)
+        Ops.scatterRows(g, index, width: d, into: &back)
+        #expect(back == x)
+    }
+
     /// If this fails, grouped (per-expert) products write to the wrong rows or read the wrong expert (on
     /// the exact path, and on the quantized-activation path, which quantizes every job's tokens up front).
     @Test(arguments: [true, false])

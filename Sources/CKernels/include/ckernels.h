@@ -93,6 +93,11 @@ int sy_rounds_activations(int type);
    reading them; returns 0 (nothing done) when it does not apply. */
 int sy_round_jobs(sy_pool *pool, int type, int64_t cols, const sy_mm_job *jobs, int n_jobs, sy_mm_job *out);
 
+/* ---- rows ---- */
+/* dst[k] = src[idx[k]] (gather) or dst[idx[k]] = src[k] (scatter), rows of d floats, k < n. */
+void sy_gather_rows(const float *src, const int32_t *idx, int64_t n, int64_t d, float *dst);
+void sy_scatter_rows(const float *src, const int32_t *idx, int64_t n, int64_t d, float *dst);
+
 /* ---- elementwise ---- */
 /* y[r] = x[r] / rms(x[r]) * w for `rows` rows of n; w may be NULL. Sum of squares in double. */
 void sy_rmsnorm(const float *x, const float *w, float *y, int64_t rows, int64_t n, float eps);

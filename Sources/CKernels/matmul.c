@@ -404,7 +404,7 @@ static void sy_mm_task(void *p, int ith, int nth) {
                 }
             for (; r < rt1; r++) {
                 const uint8_t *w = (const uint8_t *)job->w + r * c->row_bytes;
-                if (c->q && (c->type == SY_Q4_K || c->type == SY_Q5_K || c->type == SY_Q6_K || c->type == SY_IQ4_XS))
+                if (c->q && sy_q8_k_pairs(c->type))
                     sy_qdot_k_row(c->isa, c->type, w, c->cols, c->q[j] + t0 * c->cols, c->d[j] + t0 * (c->cols / 32), c->s[j] + t0 * (c->cols / 32), c->cols, nt, out);
                 else if (c->q) sy_qdot_row(c->isa, c->type, w, c->cols, c->q[j] + t0 * c->cols, c->d[j] + t0 * (c->cols / 32), c->cols, nt, out);
                 else sy_row_dot(c->isa, c->type, w, c->cols, job->x + t0 * job->ldx, job->ldx, nt, out, buf);

@@ -105,6 +105,11 @@ static inline int sy_wq(int type, const uint8_t *blk, int i) {
     return nib - 8;
 }
 
+/* The weight types whose rows pair with Q8_K activations (qdot_k.c). */
+int sy_q8_k_pairs(int type) {
+    return type == SY_Q2_K || type == SY_Q3_K || type == SY_Q4_K || type == SY_Q5_K || type == SY_Q6_K || type == SY_IQ4_XS;
+}
+
 /* The weight types whose blocks pair with Q8_0 activations here. */
 int sy_q8_0_pairs(int type) { return type == SY_Q8_0 || type == SY_Q4_0 || type == SY_Q5_0 || type == SY_IQ4_NL; }
 
@@ -417,7 +422,7 @@ static void sy_qz_task(void *p, int ith, int nth) {
 int sy_quantize_jobs(sy_pool *pool, int type, int64_t cols, const sy_mm_job *jobs, int n_jobs, const int8_t **qs, const float **ds,
                      const int16_t **ss) {
     /* Q8_0 activations for Q8_0/Q4_0/Q5_0/IQ4_NL weights, Q8_K (with group sums) for Q4_K, Q5_K, Q6_K and IQ4_XS. */
-    const int k = type == SY_Q4_K || type == SY_Q5_K || type == SY_Q6_K || type == SY_IQ4_XS;
+    const int k = sy_q8_k_pairs(type);
     if ((!sy_q8_0_pairs(type) && !k) || cols % (k ? 256 : 32) || sy_pool_exact(pool) || n_jobs <= 0) return 0;
     const int isa = sy_pool_isa(pool);
     int64_t off[n_jobs + 1];
@@ -456,14 +461,14 @@ int sy_quantize_jobs(sy_pool *pool, int type, int64_t cols, const sy_mm_job *job
 }
 
 /* ---- activation rounding for the weight types without an integer kernel yet ----
-   Q2_K and Q3_K pair with Q8_K activations in llama.cpp, Q4_1 and Q5_1 with Q8_1 (Q8_0's rounding plus block
-   sums). Until they have integer kernels, their activations are rounded the same way and handed to the float
+   Q4_1 and Q5_1 pair with Q8_1 activations in llama.cpp (Q8_0's rounding plus block sums). Until they have
+   integer kernels, their activations are rounded the same way and handed to the float
    kernels as d * q: the products then differ from llama.cpp's integer sums only by float rounding (about 1e-7
    relative), not by activation rounding (about 1e-3), which is what moves greedy tokens. */
-int sy_rounds_activations(int type) { return type == SY_Q2_K || type == SY_Q3_K || type == SY_Q4_1 || type == SY_Q5_1; }
+int sy_rounds_activations(int type) { return type == SY_Q4_1 || type == SY_Q5_1; }
 
 int sy_round_jobs(sy_pool *pool, int type, int64_t cols, const sy_mm_job *jobs, int n_jobs, sy_mm_job *out) {
-    const int k = type == SY_Q2_K || type == SY_Q3_K;
+    const int k = 0;   /* Q8_1's rounding (Q8_0's); Q8_K is for types with integer kernels now */
     if (!sy_rounds_activations(type) || cols % (k ? 256 : 32) || sy_pool_exact(pool) || n_jobs <= 0) return 0;
     int64_t off[n_jobs + 1];
     off[0] = 0;

@@ -6,7 +6,10 @@
 // A Q6_K block is 16 groups of 16 six-bit values (minus 32) with int8 scales under one fp16 factor:
 //   dot = d_w * d_x * sum_g sc_g * (q6 . q8)_g.
 // IQ4_XS is 8 groups of 32 four-bit indices into 16 int8 levels, with 6-bit scales (minus 32) under one fp16
-// factor, the same sum as Q6_K's with one scale per group.
+// factor, the same sum as Q6_K's with one scale per group. Q3_K is 16 groups of 16 three-bit values (two low
+// bits, a high bit that adds 4, minus 4) with 6-bit scales (minus 32), Q6_K's sum again. Q2_K is 16 groups of
+// 16 two-bit values with 4-bit scales and minimums:
+//   dot = d_w * d_x * sum_g sc_g * (q2 . q8)_g  -  dmin_w * d_x * sum_g m_g * sum(q8)_g  (16-value groups).
 // Paths: the plain reference and AVX2 (`vpmaddubsw` on unsigned nibbles or on |w| with x signed by w,
 // `vpmaddwd` by the scales), which the AVX-512 level uses too.
 //
@@ -39,12 +42,14 @@ static inline void sy_q4k_scale(const uint8_t *p, int j, int *sc, int *m) {
 
 
 static void sy_qdot_q6k_ref(const uint8_t *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out);
+static void sy_qdot_q23k_ref(int type, const uint8_t *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out);
 static void sy_qdot_iq4xs_ref(const uint8_t *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out);
 
 void sy_qdot_k_ref(int type, const void *wrow, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt, float *out) {
     const uint8_t *w = (const uint8_t *)wrow;
     if (type == SY_Q6_K) { sy_qdot_q6k_ref(w, cols, q, d, ldq, nt, out); return; }
     if (type == SY_IQ4_XS) { sy_qdot_iq4xs_ref(w, cols, q, d, ldq, nt, out); return; }
+    if (type == SY_Q2_K || type == SY_Q3_K) { sy_qdot_q23k_ref(type, w, cols, q, d, ldq, nt, out); return; }
     /* Q5_K: Q4_K's layout with 32 bytes of fifth bits (bit j of byte l for group j) before the nibbles. */
     const int five = type == SY_Q5_K, bb = five ? 176 : 144;
     for (int t = 0; t < nt; t++) {
@@ -119,6 +124,47 @@ static void sy_qdot_q6k_ref(const uint8_t *w, int64_t cols, const int8_t *q, con
                 sumi += (int8_t)blk[192 + g] * v * q[t * ldq + 256 * b + e];
             }
             acc += sy_f16_at(blk + 208) * d[t * (ldq / 32) + b] * (float)sumi;
+        }
+        out[t] = acc;
+    }
+}
+
+
+/* Q2_K and Q3_K weight e (of 256) of a block (the layouts of Dequantize.swift): the 32-run r = e / 32 takes bits
+   2 (r % 4) of qs bytes 32 (r / 4) + e % 32; Q3_K adds 4 unless bit 4 (r / 4) + r % 4 of hmask byte e % 32 is
+   clear, then subtracts 4. Both group by 16 (group e / 16). */
+static inline int sy_q2k_w(const uint8_t *blk, int e) { return (blk[16 + 32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3; }
+static inline int sy_q3k_w(const uint8_t *blk, int e) {
+    const int h = e / 128, k = (e % 128) / 32, l = e % 32;
+    return ((blk[32 + 32 * h + l] >> (2 * k)) & 3) - (((blk[l] >> (4 * h + k)) & 1) ? 0 : 4);
+}
+/* Q3_K group g's 6-bit scale minus 32 (low nibbles in bytes 96-103, high bit pairs in 104-107). */
+static inline int sy_q3k_sc(const uint8_t *blk, int g) {
+    const uint8_t *sc = blk + 96;
+    const int low = g < 8 ? sc[g] & 0xF : sc[g - 8] >> 4, high = (sc[8 + g % 4] >> (2 * (g / 4))) & 3;
+    return (low | high << 4) - 32;
+}
+
+static void sy_qdot_q23k_ref(int type, const uint8_t *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {
+    const int two = type == SY_Q2_K, bb = two ? 84 : 110;
+    for (int t = 0; t < nt; t++) {
+        float acc = 0;
+        for (int64_t b = 0; b < cols / 256; b++) {
+            const uint8_t *blk = w + bb * b;
+            const int8_t *x = q + t * ldq + 256 * b;
+            int sumi = 0, summ = 0;
+            for (int g = 0; g < 16; g++) {
+                int dot = 0, sx = 0;
+                for (int i = 16 * g; i < 16 * g + 16; i++) {
+                    dot += (two ? sy_q2k_w(blk, i) : sy_q3k_w(blk, i)) * x[i];
+                    sx += x[i];
+                }
+                if (two) { sumi += (blk[g] & 0xF) * dot; summ += (blk[g] >> 4) * sx; }
+                else sumi += sy_q3k_sc(blk, g) * dot;
+            }
+            const float dx = d[t * (ldq / 32) + b];
+            acc += two ? sy_f16_at(blk + 80) * dx * (float)sumi - sy_f16_at(blk + 82) * dx * (float)summ
+                       : sy_f16_at(blk + 108) * dx * (float)sumi;
         }
         out[t] = acc;
     }
@@ -225,6 +271,57 @@ static void sy_qdot_q6k_avx2(const uint8_t *w, int64_t cols, const int8_t *q, co
     }
     for (int t = 0; t < nt; t++) out[t] = sy_hsum8(acc[t]);
 }
+
+static void sy_qdot_q3k_avx2(const uint8_t *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {
+    const __m256i m2 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(1), four = _mm256_set1_epi8(4);
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t b = 0; b < cols / 256; b++) {
+        const uint8_t *blk = w + 110 * b;
+        const __m256i hm = _mm256_loadu_si256((const __m256i *)blk);
+        __m256i wv[8], sv[8];   /* the block's 8 runs of 32 values in [-4, 3] and their two group scales */
+        for (int r = 0; r < 8; r++) {
+            const int h = r / 4, k = r % 4;
+            const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(_mm256_loadu_si256((const __m256i *)(blk + 32 + 32 * h)), 2 * k), m2);
+            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + k), m1);
+            wv[r] = _mm256_sub_epi8(_mm256_or_si256(lo, _mm256_slli_epi16(hi, 2)), four);
+            sv[r] = _mm256_set_m128i(_mm_set1_epi16((short)sy_q3k_sc(blk, 2 * r + 1)), _mm_set1_epi16((short)sy_q3k_sc(blk, 2 * r)));
+        }
+        sy_signed_runs(wv, sv, sy_f16_at(blk + 108), q, d, ldq, b, nt, acc);
+    }
+    for (int t = 0; t < nt; t++) out[t] = sy_hsum8(acc[t]);
+}
+
+/* Q2_K: the values are unsigned (0-3), so they multiply the activations directly; the minimums are a second
+   byte vector per run (each 16-group's minimum repeated) against the same activations. */
+static void sy_qdot_q2k_avx2(const uint8_t *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {
+    const __m256i m2 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    __m256 accm[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t b = 0; b < cols / 256; b++) {
+        const uint8_t *blk = w + 84 * b;
+        __m256i wv[8], sv[8], mv[8];
+        for (int r = 0; r < 8; r++) {
+            const int h = r / 4, k = r % 4;
+            wv[r] = _mm256_and_si256(_mm256_srli_epi16(_mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * h)), 2 * k), m2);
+            sv[r] = _mm256_set_m128i(_mm_set1_epi16(blk[2 * r + 1] & 0xF), _mm_set1_epi16(blk[2 * r] & 0xF));
+            mv[r] = _mm256_set_m128i(_mm_set1_epi8((char)(blk[2 * r + 1] >> 4)), _mm_set1_epi8((char)(blk[2 * r] >> 4)));
+        }
+        const float dw = sy_f16_at(blk + 80), dm = sy_f16_at(blk + 82);
+        for (int t = 0; t < nt; t++) {
+            const int8_t *x = q + t * ldq + 256 * b;
+            __m256i sumi = _mm256_setzero_si256(), summ = _mm256_setzero_si256();
+            for (int r = 0; r < 8; r++) {
+                const __m256i xv = _mm256_loadu_si256((const __m256i *)(x + 32 * r));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(wv[r], xv), sv[r]));
+                summ = _mm256_add_epi32(summ, _mm256_madd_epi16(_mm256_maddubs_epi16(mv[r], xv), ones));
+            }
+            const float dx = d[t * (ldq / 32) + b];
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx), _mm256_cvtepi32_ps(sumi), acc[t]);
+            accm[t] = _mm256_fmadd_ps(_mm256_set1_ps(dm * dx), _mm256_cvtepi32_ps(summ), accm[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++) out[t] = sy_hsum8(acc[t]) - sy_hsum8(accm[t]);
+}
 #pragma clang attribute pop
 #endif
 
@@ -233,6 +330,8 @@ void sy_qdot_k_row(int isa, int type, const void *w, int64_t cols, const int8_t 
     if (isa >= SY_ISA_AVX2) {
         if (type == SY_Q6_K) sy_qdot_q6k_avx2((const uint8_t *)w, cols, q, d, ldq, nt, out);
         else if (type == SY_IQ4_XS) sy_qdot_iq4xs_avx2((const uint8_t *)w, cols, q, d, ldq, nt, out);
+        else if (type == SY_Q3_K) sy_qdot_q3k_avx2((const uint8_t *)w, cols, q, d, ldq, nt, out);
+        else if (type == SY_Q2_K) sy_qdot_q2k_avx2((const uint8_t *)w, cols, q, d, ldq, nt, out);
         else sy_qdot_k_avx2(type == SY_Q5_K, (const uint8_t *)w, cols, q, d, s, ldq, nt, out);
         return;
     }

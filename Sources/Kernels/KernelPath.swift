@@ -91,10 +91,10 @@ extension Ops {
         return (q, d, s)
     }
 
-    /// Row `row` of a Q4_K or Q6_K matrix against `tokens` (at most 4) Q8_K activation rows on `path`, or on the
+    /// Row `row` of a Q2_K, Q3_K, Q4_K, Q5_K, Q6_K or IQ4_XS matrix against `tokens` (at most 4) Q8_K activation rows on `path`, or on the
     /// plain reference.
     public static func quantizedDotK(_ w: WeightMatrix, row: Int, q: [Int8], d: [Float], s: [Int16], tokens: Int, path: KernelPath?) -> [Float] {
-        precondition([.q4_K, .q5_K, .q6_K, .iq4_xs].contains(w.type) && tokens >= 1 && tokens <= 4 && q.count >= tokens * w.cols)
+        precondition([.q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_xs].contains(w.type) && tokens >= 1 && tokens <= 4 && q.count >= tokens * w.cols)
         var out = [Float](repeating: 0, count: tokens)
         let p = w.address + row * w.rowBytes
         if let path {

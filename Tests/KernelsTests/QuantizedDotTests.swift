@@ -84,7 +84,7 @@ import Testing
     /// more than activation rounding explains: per output, |fast - exact| must stay within the sum over
     /// activation blocks (32 for Q8_0 kinds, 256 for Q8_K) of the weights' absolute sum times half a step
     /// (amax / 127) plus the scale's rounding slack.
-    @Test(arguments: [GGMLType.q8_0, .q4_0, .q5_0, .iq4_nl, .q4_K, .q5_K, .q6_K, .iq4_xs])
+    @Test(arguments: [GGMLType.q8_0, .q4_0, .q5_0, .iq4_nl, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_xs])
     func fastMatmulIsExactUpToActivationRounding(type: GGMLType) {
         var r = Rand(8)
         let rows = 24, cols = 512, tokens = 3, block = type.blockSize == 256 ? 256 : 32
@@ -108,10 +108,10 @@ import Testing
         #expect(fast != exact, "the \(type) fast path did not run (outputs identical to exact)")
     }
 
-    /// If this fails, the Q4_K or Q6_K path (Q8_K activations: 256-blocks with group sums for Q4_K's
-    /// minimums) computes something else than its plain reference on some instruction-set path, for one to
-    /// four tokens.
-    @Test(arguments: [GGMLType.q4_K, .q5_K, .q6_K, .iq4_xs])
+    /// If this fails, a K-quant path (Q8_K activations: 256-blocks with group sums for Q4_K's and Q5_K's
+    /// minimums; Q2_K's 16-value minimums and Q3_K's high bits in the kernel) computes something else than its
+    /// plain reference on some instruction-set path, for one to four tokens.
+    @Test(arguments: [GGMLType.q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_xs])
     func kQuantPathsMatchTheReference(type: GGMLType) {
         var r = Rand(13)
         let cols = 768, w = randomWeights(type, rows: 5, cols: cols, seed: 4)
@@ -127,12 +127,11 @@ import Testing
         }
     }
 
-    /// If this fails, the weight types without an integer kernel yet (Q2_K and Q3_K, which llama.cpp pairs with
-    /// Q8_K activations; Q4_1 and Q5_1, with Q8_1) no longer see llama.cpp's activation rounding: the default
-    /// path must equal the float reference on activations rounded here in Swift (256-blocks at 127 / amax with
-    /// scale 1 / (127 / amax) for Q8_K; 32-blocks with the scale through fp16 for Q8_1), and differ from the
-    /// exact path.
-    @Test(arguments: [GGMLType.q2_K, .q3_K, .q4_1, .q5_1])
+    /// If this fails, the weight types without an integer kernel yet (Q4_1 and Q5_1, which llama.cpp pairs with
+    /// Q8_1 activations) no longer see llama.cpp's activation rounding: the default path must equal the float
+    /// reference on activations rounded here in Swift (32-blocks at 127 / amax, the scale through fp16), and
+    /// differ from the exact path.
+    @Test(arguments: [GGMLType.q4_1, .q5_1])
     func unpairedTypesSeeLlamaCppRounding(type: GGMLType) {
         var r = Rand(31)
         let rows = 12, cols = 512, tokens = 3, block = type.blockSize == 256 ? 256 : 32

@@ -74,9 +74,11 @@ void sy_qdot_ref(int type, const void *w, int64_t cols, const int8_t *q, const f
 /* Four such rows (row_bytes apart) against nt (<= 4) tokens: out[4 * r + t]; sy_qtile_ref is the plain reference. */
 void sy_qtile(int isa, int type, const void *w, size_t row_bytes, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out);
 void sy_qtile_ref(int type, const void *w, size_t row_bytes, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out);
+/* 1 for the weight types that pair with Q8_K activations (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS). */
+int sy_q8_k_pairs(int type);
 /* Q8_K activations (qdot_k.c): x[n] (n % 256 == 0) into n int8, n / 256 scales and n / 32 group sums. */
 void sy_quantize_q8k(const float *x, int64_t n, int8_t *q, float *d, int16_t *s);
-/* One Q4_K, Q5_K, Q6_K or IQ4_XS weight row against nt (<= 4) Q8_K tokens (token t at q + t*ldq, scales at d + t*ldq/32, sums at
+/* One Q2_K, Q3_K, Q4_K, Q5_K, Q6_K or IQ4_XS weight row against nt (<= 4) Q8_K tokens (token t at q + t*ldq, scales at d + t*ldq/32, sums at
    s + t*ldq/32); sy_qdot_k_ref is the plain reference. */
 void sy_qdot_k_row(int isa, int type, const void *w, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt, float *out);
 void sy_qdot_k_ref(int type, const void *w, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt, float *out);
@@ -86,8 +88,8 @@ void sy_qdot_k_ref(int type, const void *w, int64_t cols, const int8_t *q, const
 int sy_quantize_jobs(sy_pool *pool, int type, int64_t cols, const sy_mm_job *jobs, int n_jobs, const int8_t **qs, const float **ds,
                      const int16_t **ss);
 
-/* 1 for the weight types whose activations are rounded as llama.cpp pairs them (Q8_K for Q2_K and Q3_K, Q8_1 for
-   Q4_1 and Q5_1) but multiplied by the float kernels (no integer kernel yet). */
+/* 1 for the weight types whose activations are rounded as llama.cpp pairs them (Q8_1 for Q4_1 and Q5_1) but
+   multiplied by the float kernels (no integer kernel yet). */
 int sy_rounds_activations(int type);
 /* sy_matmul's step for those types unless the pool is exact: every job's tokens rounded into scratch, out[j] = jobs[j]
    reading them; returns 0 (nothing done) when it does not apply. */

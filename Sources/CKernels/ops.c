@@ -6,14 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void sy_gather_rows(const float *src, const int32_t *idx, int64_t n, int64_t d, float *dst) {
-    for (int64_t k = 0; k < n; k++) memcpy(dst + k * d, src + (int64_t)idx[k] * d, sizeof(float) * (size_t)d);
-}
-
-void sy_scatter_rows(const float *src, const int32_t *idx, int64_t n, int64_t d, float *dst) {
-    for (int64_t k = 0; k < n; k++) memcpy(dst + (int64_t)idx[k] * d, src + k * d, sizeof(float) * (size_t)d);
-}
-
 void sy_rmsnorm(const float *x, const float *w, float *y, int64_t rows, int64_t n, float eps) {
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + r * n;

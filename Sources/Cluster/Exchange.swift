@@ -14,56 +14,19 @@ import Kernels
 import Step35
 import SwiftMPI
 
-/// Row encoding for the dispatch payload: an 8-byte header (expert, weight) and the hidden state.
+/// The dispatch payload's row codec (Kernels' `DispatchEncoding`: an 8-byte header (expert, weight) and the
+/// hidden state as f32, bf16, f16, or int8 with one f32 scale, DeepEP-style).
 enum RowCodec {
-    static func rowBytes(_ p: DispatchPayload, d: Int) -> Int {
+    static func encoding(_ p: DispatchPayload) -> DispatchEncoding {
         switch p {
-        case .f32: 8 + 4 * d
-        case .bf16, .f16: 8 + 2 * d
-        case .int8: 8 + 4 + d
+        case .f32: .f32
+        case .bf16: .bf16
+        case .f16: .f16
+        case .int8: .int8
         }
     }
 
-    static func encode(_ p: DispatchPayload, expert: Int32, weight: Float, x: ArraySlice<Float>, into out: inout [UInt8]) {
-        func put<T>(_ v: T) { withUnsafeBytes(of: v) { out.append(contentsOf: $0) } }
-        put(expert.littleEndian)
-        put(weight.bitPattern.littleEndian)
-        switch p {
-        case .f32: for v in x { put(v.bitPattern.littleEndian) }
-        case .f16: out.append(contentsOf: Quantize.row(.f16, Array(x)))
-        case .bf16: out.append(contentsOf: Quantize.row(.bf16, Array(x)))
-        case .int8:
-            // Per-token symmetric INT8 with one F32 scale (DeepEP-style reduced dispatch).
-            let amax = x.reduce(0) { max($0, abs($1)) }
-            let scale = amax / 127
-            put(scale.bitPattern.littleEndian)
-            let inv: Float = scale > 0 ? 1 / scale : 0
-            for v in x { out.append(UInt8(bitPattern: Int8(max(-127, min(127, (v * inv).rounded()))))) }
-        }
-    }
-
-    static func decode(_ p: DispatchPayload, _ b: [UInt8], at o: Int, d: Int, into x: inout [Float], row: Int)
-        -> (expert: Int32, weight: Float)
-    {
-        b.withUnsafeBytes { raw in
-            let e = Int32(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: Int32.self))
-            let w = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: o + 4, as: UInt32.self)))
-            let base = o + 8
-            for c in 0..<d {
-                let v: Float
-                switch p {
-                case .f32: v = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: base + 4 * c, as: UInt32.self)))
-                case .f16: v = Float(Float16(bitPattern: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: base + 2 * c, as: UInt16.self))))
-                case .bf16: v = Float(bitPattern: UInt32(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: base + 2 * c, as: UInt16.self))) << 16)
-                case .int8:
-                    let s = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: base, as: UInt32.self)))
-                    v = s * Float(Int8(bitPattern: raw[base + 4 + c]))
-                }
-                x[row * d + c] = v
-            }
-            return (e, w)
-        }
-    }
+    static func rowBytes(_ p: DispatchPayload, d: Int) -> Int { encoding(p).rowBytes(d) }
 }
 
 /// Per-layer exchange timings (seconds, summed over steps) for the benchmark tables.
@@ -148,13 +111,9 @@ public final class ClusterExperts: ExpertBackend, @unchecked Sendable {
             }
         }
         let t0 = DispatchTime.now()
-        var send: [UInt8] = []
-        send.reserveCapacity(t * a * rb)
-        for rows in perRank {
-            for i in rows {
-                RowCodec.encode(p, expert: experts[i], weight: weights[i], x: x[((i / a) * d)..<((i / a + 1) * d)], into: &send)
-            }
-        }
+        let sent = perRank.joined()  // (token, k) rows in send order
+        let send = Ops.encodeDispatchRows(RowCodec.encoding(p), x: x, rows: sent.map { Int32($0 / a) },
+                                          experts: sent.map { experts[$0] }, weights: sent.map { weights[$0] }, width: d)
         let rowsOut = perRank.map { Int32($0.count) }
         if holdingBaton, let w = whileWaiting { w.release() }
         _ = try comm.alltoall(rowsOut, "layer \(il) counts")
@@ -167,17 +126,8 @@ public final class ClusterExperts: ExpertBackend, @unchecked Sendable {
         if holdingBaton, let w = whileWaiting { try w.reacquire() }
         // Rows come back in the order they were sent: add each into its token.
         var out = [Float](repeating: 0, count: t * d)
-        back.withUnsafeBytes { raw in
-            let y = raw.bindMemory(to: Float.self)
-            var row = 0
-            for rows in perRank {
-                for i in rows {
-                    let tok = i / a
-                    for c in 0..<d { out[tok * d + c] += y[row * d + c] }
-                    row += 1
-                }
-            }
-        }
+        let y = back.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        Ops.addRows(y, sent.map { Int32($0 / a) }, weights: nil, width: d, into: &out)
         statsLock.withLock {
             sums.bytesSent += send.count + 4 * comm.size
             sums.bytesReceived += back.count

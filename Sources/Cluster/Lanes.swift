@@ -100,20 +100,17 @@ extension ClusterSession {
             try acquireBaton(lane)
             defer { releaseBaton() }
             let t0 = DispatchTime.now()
-            var x = [Float](repeating: 0, count: r * d)  // [R, D] in arrival order
-            var ex = [Int](repeating: 0, count: r), wt = [Float](repeating: 0, count: r)
+            let (x, e32, wt) = Ops.decodeDispatchRows(RowCodec.encoding(p), recv, count: r, width: d)  // [R, D] in arrival order
+            var ex = [Int](repeating: 0, count: r)
             for i in 0..<r {
-                let (e, g) = RowCodec.decode(p, recv, at: i * rb, d: d, into: &x, row: i)
+                let e = e32[i]
                 guard e >= 0, Int(e) < m.gate.count, topology.owners(layer: il, expert: Int(e)).contains(w) else {
                     throw ClusterError(description: "worker \(w) received a row for expert \(e) of layer \(il), which it does not hold")
                 }
                 ex[i] = Int(e)
-                wt[i] = g
             }
             y = m.expertRows(x, experts: ex, pool: pool)  // [R, D] in arrival order
-            for i in 0..<r {
-                for c in 0..<d { y[i * d + c] *= wt[i] }
-            }
+            Ops.scaleRows(&y, wt, width: d)
             addWorkerCompute(secondsSince(t0))
         }
         let bytes = y.withUnsafeBytes { Array($0) }

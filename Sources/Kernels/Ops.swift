@@ -122,19 +122,6 @@ public enum Ops {
         return (ya, yb)
     }
 
-    /// Rows `index[k]` of `x` ([*, d]) as rows k of the result ([index.count, d]).
-    public static func gatherRows(_ x: [Float], _ index: [Int32], width d: Int) -> [Float] {
-        var y = [Float](repeating: 0, count: index.count * d)
-        sy_gather_rows(x, index, Int64(index.count), Int64(d), &y)
-        return y
-    }
-
-    /// Row k of `x` ([index.count, d]) into row `index[k]` of `y`.
-    public static func scatterRows(_ x: [Float], _ index: [Int32], width d: Int, into y: inout [Float]) {
-        precondition(x.count >= index.count * d)
-        sy_scatter_rows(x, index, Int64(index.count), Int64(d), &y)
-    }
-
     /// RMSNorm over `rows` rows of `x.count / rows`, times `weight` (broadcast per row) when given.
     public static func rmsNorm(_ x: [Float], weight: [Float]?, rows: Int, eps: Float) -> [Float] {
         let n = x.count / rows

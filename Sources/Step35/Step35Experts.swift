@@ -22,16 +22,11 @@ public struct LocalExperts: ExpertBackend {
     public func routedExperts(layer m: Step35MoE, layerIndex: Int, x: [Float], tokens t: Int, experts: [Int32],
                               weights: [Float], topK a: Int, pool: ThreadPool) -> [Float] {
         let d = m.router.cols
-        var rows = [Float](repeating: 0, count: t * a * d)  // [T·A, D]: row i is token i / A
-        for i in 0..<(t * a) {
-            for c in 0..<d { rows[i * d + c] = x[(i / a) * d + c] }
-        }
+        let token = (0..<(t * a)).map { Int32($0 / a) }
+        let rows = Ops.gatherRows(x, token, width: d)  // [T·A, D]: row i is token i / A
         let y = m.expertRows(rows, experts: experts.map(Int.init), pool: pool)
         var out = [Float](repeating: 0, count: t * d)
-        for i in 0..<(t * a) {
-            let tok = i / a, w = weights[i]
-            for c in 0..<d { out[tok * d + c] += w * y[i * d + c] }
-        }
+        Ops.addRows(y, token, weights: weights, width: d, into: &out)
         return out
     }
 }

@@ -95,10 +95,21 @@ int sy_rounds_activations(int type);
    reading them; returns 0 (nothing done) when it does not apply. */
 int sy_round_jobs(sy_pool *pool, int type, int64_t cols, const sy_mm_job *jobs, int n_jobs, sy_mm_job *out);
 
-/* ---- rows ---- */
+/* ---- row moves (rows.c) ---- */
 /* dst[k] = src[idx[k]] (gather) or dst[idx[k]] = src[k] (scatter), rows of d floats, k < n. */
 void sy_gather_rows(const float *src, const int32_t *idx, int64_t n, int64_t d, float *dst);
 void sy_scatter_rows(const float *src, const int32_t *idx, int64_t n, int64_t d, float *dst);
+/* out[idx[k]] += w[k] * y[k] (w may be NULL: += y[k]); y[k] *= w[k]. */
+void sy_add_rows(const float *y, const int32_t *idx, const float *w, int64_t n, int64_t d, float *out);
+void sy_scale_rows(float *y, const float *w, int64_t n, int64_t d);
+/* Dispatch rows of the cluster exchange (the order of Cluster's DispatchPayload). */
+enum { SY_DISPATCH_F32 = 0, SY_DISPATCH_BF16 = 1, SY_DISPATCH_F16 = 2, SY_DISPATCH_INT8 = 3 };
+int64_t sy_dispatch_row_bytes(int payload, int64_t d);
+/* Row k of out: header (experts[k], weights[k]) and row src_row[k] of x in the payload. */
+void sy_encode_rows(int payload, const float *x, const int32_t *src_row, const int32_t *experts, const float *weights,
+                    int64_t n, int64_t d, uint8_t *out);
+/* The inverse: n rows of b into x (row k), experts and weights. */
+void sy_decode_rows(int payload, const uint8_t *b, int64_t n, int64_t d, float *x, int32_t *experts, float *weights);
 
 /* ---- elementwise ---- */
 /* y[r] = x[r] / rms(x[r]) * w for `rows` rows of n; w may be NULL. Sum of squares in double. */

@@ -1,0 +1,60 @@
+// Row moves of the MoE layer and the cluster's dispatch row codec, each one C call over all rows (rows.c).
+import CKernels
+
+/// How the cluster encodes a dispatched hidden state (the topology's `dispatch`).
+public enum DispatchEncoding: Int32, Sendable {
+    case f32 = 0, bf16, f16, int8
+
+    /// Bytes per dispatched row of `d` floats: the 8-byte header (expert, gate weight) and the payload.
+    public func rowBytes(_ d: Int) -> Int { Int(sy_dispatch_row_bytes(rawValue, Int64(d))) }
+}
+
+extension Ops {
+    /// Rows `index[k]` of `x` ([*, d]) as rows k of the result ([index.count, d]).
+    public static func gatherRows(_ x: [Float], _ index: [Int32], width d: Int) -> [Float] {
+        var y = [Float](repeating: 0, count: index.count * d)
+        sy_gather_rows(x, index, Int64(index.count), Int64(d), &y)
+        return y
+    }
+
+    /// Row k of `x` ([index.count, d]) into row `index[k]` of `y`.
+    public static func scatterRows(_ x: [Float], _ index: [Int32], width d: Int, into y: inout [Float]) {
+        precondition(x.count >= index.count * d)
+        sy_scatter_rows(x, index, Int64(index.count), Int64(d), &y)
+    }
+
+    /// `out[index[k]] += weights[k] · y[k]` for every row k of `y` ([index.count, d]); plain `+=` without weights.
+    public static func addRows(_ y: [Float], _ index: [Int32], weights: [Float]?, width d: Int, into out: inout [Float]) {
+        precondition(y.count >= index.count * d && (weights?.count ?? index.count) >= index.count)
+        if let weights {
+            sy_add_rows(y, index, weights, Int64(index.count), Int64(d), &out)
+        } else {
+            sy_add_rows(y, index, nil, Int64(index.count), Int64(d), &out)
+        }
+    }
+
+    /// `y[k] *= weights[k]` for every row k of `y` ([weights.count, d]).
+    public static func scaleRows(_ y: inout [Float], _ weights: [Float], width d: Int) {
+        precondition(y.count >= weights.count * d)
+        sy_scale_rows(&y, weights, Int64(weights.count), Int64(d))
+    }
+
+    /// Dispatch rows: row k carries `experts[k]`, `weights[k]` and row `rows[k]` of `x` ([*, d]) in `encoding`.
+    public static func encodeDispatchRows(_ encoding: DispatchEncoding, x: [Float], rows: [Int32], experts: [Int32],
+                                          weights: [Float], width d: Int) -> [UInt8] {
+        precondition(experts.count == rows.count && weights.count == rows.count)
+        var out = [UInt8](repeating: 0, count: rows.count * encoding.rowBytes(d))
+        sy_encode_rows(encoding.rawValue, x, rows, experts, weights, Int64(rows.count), Int64(d), &out)
+        return out
+    }
+
+    /// The first `count` dispatch rows of `bytes`: hidden states [count, d], experts and gate weights.
+    public static func decodeDispatchRows(_ encoding: DispatchEncoding, _ bytes: [UInt8], count n: Int, width d: Int)
+        -> (x: [Float], experts: [Int32], weights: [Float])
+    {
+        precondition(bytes.count >= n * encoding.rowBytes(d), "dispatch rows: \(bytes.count) bytes for \(n) rows")
+        var x = [Float](repeating: 0, count: n * d), e = [Int32](repeating: 0, count: n), w = [Float](repeating: 0, count: n)
+        sy_decode_rows(encoding.rawValue, bytes, Int64(n), Int64(d), &x, &e, &w)
+        return (x, e, w)
+    }
+}

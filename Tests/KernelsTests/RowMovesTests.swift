@@ -1,0 +1,51 @@
+import Foundation
+import GGUF
+import Kernels
+import Testing
+
+/// The MoE row moves and the cluster's dispatch row codec (rows.c) against plain Swift.
+@Suite struct RowMovesTests {
+    /// If this fails, a dispatch row is encoded or decoded differently from the plain rounding of its payload
+    /// (f16 and bf16 to nearest even, int8 with one scale amax / 127 and half-away-from-zero), its header
+    /// (expert, gate weight) is lost, or a row other than the one asked for is sent. Widths 37 and 64 cover
+    /// the F16C loop and its tail.
+    @Test(arguments: [DispatchEncoding.f32, .bf16, .f16, .int8], [37, 64])
+    func dispatchRowsRoundTrip(encoding: DispatchEncoding, d: Int) {
+        var r = Rand(UInt64(d) + UInt64(encoding.rawValue))
+        let x = r.floats(4 * d, scale: 5)
+        let rows: [Int32] = [2, 0, 3, 3, 1], experts: [Int32] = [7, 0, 287, 5, 9]
+        let weights: [Float] = [0.5, 0.25, 1, 0.125, 0.75]
+        let bytes = Ops.encodeDispatchRows(encoding, x: x, rows: rows, experts: experts, weights: weights, width: d)
+        #expect(bytes.count == rows.count * encoding.rowBytes(d))
+        let (y, e, w) = Ops.decodeDispatchRows(encoding, bytes, count: rows.count, width: d)
+        #expect(e == experts && w == weights)
+        for (k, src) in rows.enumerated() {
+            let row = Array(x[(Int(src) * d)..<((Int(src) + 1) * d)])
+            let want: [Float]
+            switch encoding {
+            case .f32: want = row
+            case .f16: want = row.map { Float(Float16($0)) }
+            case .bf16: want = Quantize.row(.bf16, row).withUnsafeBytes { Dequantize.row(.bf16, $0, count: d) }
+            case .int8:
+                let scale = row.map(abs).max()! / 127, inv = 1 / scale
+                want = row.map { scale * Float(Int8(max(-127, min(127, ($0 * inv).rounded())))) }
+            }
+            #expect(Array(y[(k * d)..<((k + 1) * d)]) == want, "\(encoding) row \(k)")
+        }
+    }
+
+    /// If this fails, the gate-weighted combine adds a row into the wrong token, drops its weight, or rounds
+    /// otherwise than `out += w * y` per element (the cluster and the in-process experts must agree bitwise).
+    @Test func addRowsIsTheWeightedSum() {
+        var r = Rand(3)
+        let d = 19, y = r.floats(5 * d)
+        let index: [Int32] = [1, 0, 1, 2, 0], w: [Float] = [0.3, 0.7, 0.1, 1, 0.9]
+        var out = r.floats(3 * d), want = out
+        for k in 0..<5 { for c in 0..<d { want[Int(index[k]) * d + c] += w[k] * y[k * d + c] } }
+        Ops.addRows(y, index, weights: w, width: d, into: &out)
+        #expect(out == want)
+        var scaled = y
+        Ops.scaleRows(&scaled, w, width: d)
+        #expect(scaled == (0..<(5 * d)).map { y[$0] * w[$0 / d] })
+    }
+}

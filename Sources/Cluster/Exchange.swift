@@ -79,9 +79,25 @@ public final class ClusterExperts: ExpertBackend, @unchecked Sendable {
         try exchange(layerIndex: il, d: m.router.cols, x: x, tokens: t, experts: experts, weights: weights, topK: a, holdingBaton: true)
     }
 
+    /// Counts and dispatch, then the combine is posted and this returns: the head computes the shared expert
+    /// while the workers compute, and `finish()` waits for the rows (handing the lane baton over meanwhile).
+    public func startRoutedExperts(layer m: Step35MoE, layerIndex il: Int, x: [Float], tokens t: Int, experts: [Int32],
+                                   weights: [Float], topK a: Int, pool: ThreadPool) throws -> RoutedExpertsInFlight {
+        let finish = try startExchange(layerIndex: il, d: m.router.cols, x: x, tokens: t, experts: experts, weights: weights,
+                                       topK: a, holdingBaton: true)
+        return RoutedExpertsInFlight(finish: finish)
+    }
+
     /// One MoE layer's counts, dispatch and combine; `holdingBaton`: hand the lane baton over while waiting.
     public func exchange(layerIndex il: Int, d: Int, x: [Float], tokens t: Int, experts: [Int32], weights: [Float],
-                  topK a: Int, holdingBaton: Bool) throws -> [Float] {
+                         topK a: Int, holdingBaton: Bool) throws -> [Float] {
+        try startExchange(layerIndex: il, d: d, x: x, tokens: t, experts: experts, weights: weights, topK: a, holdingBaton: holdingBaton)()
+    }
+
+    /// Counts and dispatch (blocking), the combine posted; the returned step waits for it and adds the rows up.
+    /// The baton is handed over for the counts and dispatch and again for the combine wait, and held between.
+    func startExchange(layerIndex il: Int, d: Int, x: [Float], tokens t: Int, experts: [Int32], weights: [Float],
+                       topK a: Int, holdingBaton: Bool) throws -> () throws -> [Float] {
         let p = topology.dispatch, rb = RowCodec.rowBytes(p, d: d)
         // Destination rank of every (token, k) row; a replicated expert is picked by token index.
         var perRank = [[Int]](repeating: [], count: comm.size)
@@ -119,23 +135,31 @@ public final class ClusterExperts: ExpertBackend, @unchecked Sendable {
         _ = try comm.alltoall(rowsOut, "layer \(il) counts")
         _ = try comm.alltoallv(send, sendCounts: rowsOut.map { $0 * Int32(rb) }, recvCounts: [Int32](repeating: 0, count: comm.size),
                                "layer \(il) dispatch")
+        let combine = try comm.startAlltoallv([], sendCounts: [Int32](repeating: 0, count: comm.size),
+                                              recvCounts: rowsOut.map { $0 * Int32(4 * d) }, "layer \(il) combine")
         let t1 = DispatchTime.now()
-        let back = try comm.alltoallv([], sendCounts: [Int32](repeating: 0, count: comm.size),
-                                      recvCounts: rowsOut.map { $0 * Int32(4 * d) }, "layer \(il) combine")
-        let t2 = DispatchTime.now()
         if holdingBaton, let w = whileWaiting { try w.reacquire() }
-        // Rows come back in the order they were sent: add each into its token.
-        var out = [Float](repeating: 0, count: t * d)
-        let y = back.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
-        Ops.addRows(y, sent.map { Int32($0 / a) }, weights: nil, width: d, into: &out)
-        statsLock.withLock {
-            sums.bytesSent += send.count + 4 * comm.size
-            sums.bytesReceived += back.count
-            sums.dispatch += Double(t1.uptimeNanoseconds - t0.uptimeNanoseconds) / 1e9
-            sums.combine += Double(t2.uptimeNanoseconds - t1.uptimeNanoseconds) / 1e9
-            sums.layers += 1
+        return { [self] in
+            // Only the wait itself counts as the head's idle time in the combine.
+            if holdingBaton, let w = whileWaiting { w.release() }
+            let w0 = DispatchTime.now()
+            let back = try combine.wait()
+            let t2 = DispatchTime.now()
+            if holdingBaton, let w = whileWaiting { try w.reacquire() }
+            // Rows come back in the order they were sent: add each into its token.
+            var out = [Float](repeating: 0, count: t * d)
+            let y = back.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            Ops.addRows(y, sent.map { Int32($0 / a) }, weights: nil, width: d, into: &out)
+            let dispatch = Double(t1.uptimeNanoseconds - t0.uptimeNanoseconds) / 1e9, wait = Double(t2.uptimeNanoseconds - w0.uptimeNanoseconds) / 1e9
+            statsLock.withLock {
+                sums.bytesSent += send.count + 4 * comm.size
+                sums.bytesReceived += back.count
+                sums.dispatch += dispatch
+                sums.combine += wait
+                sums.layers += 1
+            }
+            statsLock.withLock { observer }?(dispatch + wait)
+            return out
         }
-        statsLock.withLock { observer }?(Double(t2.uptimeNanoseconds - t0.uptimeNanoseconds) / 1e9)
-        return out
     }
 }

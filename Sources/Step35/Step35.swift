@@ -373,12 +373,15 @@ public final class Step35Model: Sendable {
     func moe(_ m: Step35MoE, _ x: [Float], t: Int, il: Int, _ ctx: PassContext) throws -> [Float] {
         let a = config.expertUsedCount, d = config.embeddingLength
         let (experts, weights) = ctx.timed(.router) { route(m, x, t: t, il: il, ctx) }
-        var out = try ctx.timed(.experts) {
-            try ctx.experts.routedExperts(layer: m, layerIndex: il, x: x, tokens: t, experts: experts, weights: weights, topK: a, pool: pool)
+        // The shared expert runs while the routed rows are away (a cluster head would otherwise sit idle in
+        // the exchange); in process the routed experts are done by the time it starts.
+        let routed = try ctx.timed(.experts) {
+            try ctx.experts.startRoutedExperts(layer: m, layerIndex: il, x: x, tokens: t, experts: experts, weights: weights, topK: a, pool: pool)
         }
+        let shared = m.shared.map { sh in ctx.timed(.shared) { mlp(sh, x, t: t) } }
+        var out = try ctx.timed(.experts) { try routed.finish() }
         ctx.hook("ffn_moe_out", il, out, [t, d])
-        if let sh = m.shared {
-            let s = ctx.timed(.shared) { mlp(sh, x, t: t) }
+        if let s = shared {
             ctx.hook("ffn_shared_out", il, s, [t, d])
             for i in 0..<(t * d) { out[i] += s[i] }
         }

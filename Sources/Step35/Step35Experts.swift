@@ -12,6 +12,29 @@ public protocol ExpertBackend: Sendable {
     /// Throws when the transport fails (a lost peer), which ends the pass for every sequence in it.
     func routedExperts(layer: Step35MoE, layerIndex: Int, x: [Float], tokens: Int, experts: [Int32], weights: [Float],
                        topK: Int, pool: ThreadPool) throws -> [Float]
+
+    /// Starts the same computation and returns how to finish it, so the caller can compute other work of the
+    /// layer (the shared expert) while a transport's rows are away. The default computes at once.
+    func startRoutedExperts(layer: Step35MoE, layerIndex: Int, x: [Float], tokens: Int, experts: [Int32], weights: [Float],
+                            topK: Int, pool: ThreadPool) throws -> RoutedExpertsInFlight
+}
+
+/// Routed experts started by `ExpertBackend.startRoutedExperts`; `finish()` returns [T, D].
+public struct RoutedExpertsInFlight {
+    private let body: () throws -> [Float]
+    /// Wraps the step that completes the computation.
+    public init(finish: @escaping () throws -> [Float]) { body = finish }
+    /// Waits for (or computes) the routed experts' output.
+    public func finish() throws -> [Float] { try body() }
+}
+
+extension ExpertBackend {
+    public func startRoutedExperts(layer: Step35MoE, layerIndex: Int, x: [Float], tokens: Int, experts: [Int32], weights: [Float],
+                                   topK: Int, pool: ThreadPool) throws -> RoutedExpertsInFlight {
+        let y = try routedExperts(layer: layer, layerIndex: layerIndex, x: x, tokens: tokens, experts: experts, weights: weights,
+                                  topK: topK, pool: pool)
+        return RoutedExpertsInFlight { y }
+    }
 }
 
 /// Runs every expert in this process, grouping tokens by expert so each expert's weights are read once.

@@ -247,9 +247,59 @@ public final class Communicator: @unchecked Sendable {
         return recv
     }
 
+    /// Starts an `MPI_Ialltoallv` of bytes and returns at once; `PendingAlltoallv.wait()` completes it. The
+    /// buffers are owned by the returned object until then, so the caller may compute meanwhile (the head's
+    /// shared expert while the workers run the routed ones). Every rank must still start its collectives on
+    /// this communicator in the same order.
+    public func startAlltoallv(_ send: [UInt8], sendCounts: [Int32], recvCounts: [Int32], _ what: String) throws -> PendingAlltoallv {
+        precondition(sendCounts.count == size && recvCounts.count == size)
+        let pending = PendingAlltoallv(comm: self, send: send, recvBytes: Int(recvCounts.reduce(0, +)), what: what)
+        try MPI.check(MPI_Ialltoallv(pending.sendBuffer, sendCounts, exclusiveScan(sendCounts), MPI_BYTE, pending.recvBuffer, recvCounts,
+                                     exclusiveScan(recvCounts), MPI_BYTE, comm, &pending.request), what)
+        return pending
+    }
+
+    /// Completes a started collective (the deadline and liveness rules of every wait).
+    func complete(_ p: PendingAlltoallv) throws { try wait(&p.request, p.what) }
+
     private func exclusiveScan(_ c: [Int32]) -> [Int32] {
         var out = [Int32](repeating: 0, count: c.count)
         for i in 1..<max(c.count, 1) { out[i] = out[i - 1] + c[i - 1] }
         return out
+    }
+}
+
+/// An `MPI_Ialltoallv` in flight (`Communicator.startAlltoallv`), with the send and receive buffers it owns.
+public final class PendingAlltoallv: @unchecked Sendable {
+    let comm: Communicator
+    let what: String
+    var request: MPI_Request = MPI_REQUEST_NULL
+    let sendBuffer: UnsafeMutableRawPointer, recvBuffer: UnsafeMutableRawPointer
+    let recvBytes: Int
+    private var done = false
+
+    init(comm: Communicator, send: [UInt8], recvBytes: Int, what: String) {
+        self.comm = comm
+        self.what = what
+        self.recvBytes = recvBytes
+        let sb = UnsafeMutableRawPointer.allocate(byteCount: max(send.count, 1), alignment: 64)
+        send.withUnsafeBytes { if let b = $0.baseAddress { sb.copyMemory(from: b, byteCount: send.count) } }
+        sendBuffer = sb
+        recvBuffer = .allocate(byteCount: max(recvBytes, 1), alignment: 64)
+    }
+
+    /// Waits for the collective and returns the received bytes.
+    public func wait() throws -> [UInt8] {
+        try comm.complete(self)
+        done = true
+        return Array(UnsafeRawBufferPointer(start: recvBuffer, count: recvBytes))
+    }
+
+    deinit {
+        // MPI may still write into buffers of a collective that never completed (its pass failed on a lost
+        // peer, and the process is on its way out): leave them rather than free memory MPI owns.
+        guard done else { return }
+        sendBuffer.deallocate()
+        recvBuffer.deallocate()
     }
 }

@@ -73,19 +73,23 @@ public enum Ops {
         var y = [Float](repeating: 0, count: total * w0.rows)
         x.withUnsafeBufferPointer { xp in
             y.withUnsafeMutableBufferPointer { yp in
-                var jobs: [sy_mm_job] = []
-                for (w, s) in zip(weights, segments) where s.count > 0 {
-                    precondition(w.type == w0.type && w.rows == w0.rows && w.cols == w0.cols)
-                    jobs.append(sy_mm_job(w: w.address, x: xp.baseAddress! + s.start * w0.cols,
-                                          y: yp.baseAddress! + s.start * w0.rows,
-                                          n_tok: Int64(s.count), ldx: Int64(w0.cols), ldy: Int64(w0.rows)))
-                }
+                let jobs = segmentJobs(weights, segments, like: w0, x: xp.baseAddress!, y: yp.baseAddress!)
                 sy_matmul(pool.raw, Int32(w0.type.rawValue), Int64(w0.rows), Int64(w0.cols), w0.rowBytes,
                           jobs, Int32(jobs.count))
             }
         }
         withExtendedLifetime(weights) {}
         return y
+    }
+
+    /// The jobs of one grouped product: segment i's rows of x (at `x`) times `weights[i]`ᵀ into the same rows at `y`.
+    private static func segmentJobs(_ weights: [WeightMatrix], _ segments: [(start: Int, count: Int)], like w0: WeightMatrix,
+                                    x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) -> [sy_mm_job] {
+        zip(weights, segments).filter { $0.1.count > 0 }.map { w, s in
+            precondition(w.type == w0.type && w.rows == w0.rows && w.cols == w0.cols)
+            return sy_mm_job(w: w.address, x: x + s.start * w0.cols, y: y + s.start * w0.rows,
+                             n_tok: Int64(s.count), ldx: Int64(w0.cols), ldy: Int64(w0.rows))
+        }
     }
 
     /// Two grouped products of the same rows of `x` in one parallel region (the experts' gate and up
@@ -103,16 +107,8 @@ public enum Ops {
         x.withUnsafeBufferPointer { xp in
             ya.withUnsafeMutableBufferPointer { ap in
                 yb.withUnsafeMutableBufferPointer { bp in
-                    var jobs: [sy_mm_job] = []
-                    jobs.reserveCapacity(2 * segments.count)
-                    for (set, yp) in [(a, ap), (b, bp)] {
-                        for (w, s) in zip(set, segments) where s.count > 0 {
-                            precondition(w.type == a0.type && w.rows == a0.rows && w.cols == a0.cols)
-                            jobs.append(sy_mm_job(w: w.address, x: xp.baseAddress! + s.start * a0.cols,
-                                                  y: yp.baseAddress! + s.start * a0.rows,
-                                                  n_tok: Int64(s.count), ldx: Int64(a0.cols), ldy: Int64(a0.rows)))
-                        }
-                    }
+                    let jobs = segmentJobs(a, segments, like: a0, x: xp.baseAddress!, y: ap.baseAddress!)
+                        + segmentJobs(b, segments, like: a0, x: xp.baseAddress!, y: bp.baseAddress!)
                     sy_matmul(pool.raw, Int32(a0.type.rawValue), Int64(a0.rows), Int64(a0.cols), a0.rowBytes,
                               jobs, Int32(jobs.count))
                 }

@@ -44,7 +44,9 @@ extension Ops {
         var out = [Float](repeating: 0, count: tokens)
         let p = w.address + row * w.rowBytes
         if let path {
-            sy_qdot_row(Int32(path.rawValue), Int32(w.type.rawValue), p, Int64(w.cols), q, d, Int64(w.cols), Int32(tokens), &out)
+            // Block sums as sy_matmul's quantizer keeps them (Q4_0's one-token kernel reads them).
+            let s = (0..<(q.count / 32)).map { b in Int16(q[(32 * b)..<(32 * b + 32)].reduce(0) { $0 + Int($1) }) }
+            sy_qdot_row(Int32(path.rawValue), Int32(w.type.rawValue), p, Int64(w.cols), q, d, s, Int64(w.cols), Int32(tokens), &out)
         } else {
             sy_qdot_ref(Int32(w.type.rawValue), p, Int64(w.cols), q, d, Int64(w.cols), Int32(tokens), &out)
         }

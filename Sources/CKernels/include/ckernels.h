@@ -63,13 +63,15 @@ const char *sy_isa_name(int level);
 /* ---- quantized activations (qdot.c) ---- */
 /* n floats to int8 by 127 / amax (nearest, ties to even); returns amax (the Q8_0 and Q8_K quantizers' core). */
 float sy_q8_block(const float *x, int n, int8_t *q);
-/* x[n] (n % 32 == 0) into n int8 and n / 32 scales (Q8_0 blocks; scales rounded through fp16). */
+/* x[n] (n % 32 == 0) into n int8 and n / 32 scales (Q8_0 blocks; scales rounded through fp16). sy_matmul's
+   quantizer also keeps each block's sum of the int8 (for Q4_0's one-token kernel). */
 void sy_quantize_q8(const float *x, int64_t n, int8_t *q, float *d);
 /* 1 for the weight types that pair with Q8_0 activations (Q8_0, Q4_0, Q5_0, IQ4_NL). */
 int sy_q8_0_pairs(int type);
-/* One such weight row against nt (<= 4) quantized tokens (token t at q + t*ldq, scales at
-   d + t*ldq/32) on path isa; sy_qdot_ref is the plain reference. */
-void sy_qdot_row(int isa, int type, const void *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out);
+/* One such weight row against nt (<= 4) quantized tokens (token t at q + t*ldq, scales at d + t*ldq/32, block
+   sums at s + t*ldq/32, or s NULL) on path isa; sy_qdot_ref is the plain reference. */
+void sy_qdot_row(int isa, int type, const void *w, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt,
+                 float *out);
 void sy_qdot_ref(int type, const void *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out);
 /* Four such rows (row_bytes apart) against nt (<= 4) tokens: out[4 * r + t]; sy_qtile_ref is the plain reference. */
 void sy_qtile(int isa, int type, const void *w, size_t row_bytes, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out);

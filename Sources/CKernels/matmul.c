@@ -405,7 +405,8 @@ static void sy_mm_task(void *p, int ith, int nth) {
             for (; r < rt1; r++) {
                 const uint8_t *w = (const uint8_t *)job->w + r * c->row_bytes;
                 if (c->q && sy_q8_k_pairs(c->type))
-                    sy_qdot_k_row(c->isa, c->type, w, c->cols, c->q[j] + t0 * c->cols, c->d[j] + t0 * (c->cols / 32), c->s[j] + t0 * (c->cols / 32), c->cols, nt, out);
+                    sy_qdot_k_row(c->isa, c->type, w, c->cols, c->q[j] + t0 * c->cols, c->d[j] + t0 * (c->cols / 32),
+                                  c->s[j] + t0 * (c->cols / 16), c->cols, nt, out);
                 else if (c->q) sy_qdot_row(c->isa, c->type, w, c->cols, c->q[j] + t0 * c->cols, c->d[j] + t0 * (c->cols / 32),
                                            c->s[j] + t0 * (c->cols / 32), c->cols, nt, out);
                 else sy_row_dot(c->isa, c->type, w, c->cols, job->x + t0 * job->ldx, job->ldx, nt, out, buf);

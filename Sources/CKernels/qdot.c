@@ -439,7 +439,7 @@ static void sy_qz_task(void *p, int ith, int nth) {
         const int64_t t = item - c->off[j];
         const float *x = c->jobs[j].x + t * c->jobs[j].ldx;
         if (c->xr) sy_round_row(c->k, x, c->cols, c->xr + item * c->cols);
-        else if (c->k) sy_quantize_q8k(x, c->cols, c->q + item * c->cols, c->d + item * (c->cols / 32), c->s + item * (c->cols / 32));
+        else if (c->k) sy_quantize_q8k(x, c->cols, c->q + item * c->cols, c->d + item * (c->cols / 32), c->s + item * (c->cols / 16));
         else {
             int8_t *q = c->q + item * c->cols;
             int16_t *sums = c->s + item * (c->cols / 32);
@@ -481,7 +481,7 @@ int sy_quantize_jobs(sy_pool *pool, int type, int64_t cols, const sy_mm_job *job
         free(qbuf); free(dbuf); free(sbuf);
         qbuf = (int8_t *)malloc((size_t)need);
         dbuf = (float *)malloc((size_t)(need / 32) * sizeof(float));
-        sbuf = (int16_t *)malloc((size_t)(need / 32) * sizeof(int16_t));
+        sbuf = (int16_t *)malloc((size_t)(need / 16) * sizeof(int16_t));   /* Q8_K: a sum per 16 values */
         cap = need;
     }
     sy_qz_ctx z = {jobs, n_q, cols, isa, k, qbuf, dbuf, sbuf, off, 0, NULL};
@@ -490,7 +490,7 @@ int sy_quantize_jobs(sy_pool *pool, int type, int64_t cols, const sy_mm_job *job
         const int64_t o = off[j < n_q ? j : j - half];
         qs[j] = qbuf + o * cols;
         ds[j] = dbuf + o * (cols / 32);
-        ss[j] = sbuf + o * (cols / 32);
+        ss[j] = sbuf + o * (cols / (k ? 16 : 32));
     }
     return 1;
 }

@@ -1,6 +1,6 @@
 // Q4_K, Q5_K, Q6_K and IQ4_XS weights on Q8_K-quantized activations (llama.cpp's pairing for K-quants, our code). An activation
 // block is 256 int8 with one float scale (amax / 127, as the reciprocal of 127 / amax: ggml's
-// block_q8_K keeps 1 / iscale) and the sums of its eight 32-value groups (for the weights' minimums). A Q4_K
+// block_q8_K keeps 1 / iscale) and the sums of its sixteen 16-value groups (for the weights' minimums). A Q4_K
 // block is 8 groups of 32 four-bit values with 6-bit scales and minimums under two fp16 factors, so
 //   dot = d_w * d_x * sum_j sc_j * (q4 . q8)_j  -  dmin_w * d_x * sum_j m_j * sum(q8)_j.
 // A Q6_K block is 16 groups of 16 six-bit values (minus 32) with int8 scales under one fp16 factor:
@@ -26,10 +26,10 @@ void sy_quantize_q8k(const float *x, int64_t n, int8_t *q, float *d, int16_t *s)
     for (int64_t b = 0; b < n / 256; b++) {
         const float amax = sy_q8_block(x + 256 * b, 256, q + 256 * b);
         d[b] = amax != 0 ? 1.0f / (127.0f / amax) : 0;   /* ggml keeps 1 / iscale, not amax / 127 */
-        for (int g = 0; g < 8; g++) {
+        for (int g = 0; g < 16; g++) {
             int sum = 0;
-            for (int i = 0; i < 32; i++) sum += q[256 * b + 32 * g + i];
-            s[8 * b + g] = (int16_t)sum;
+            for (int i = 0; i < 16; i++) sum += q[256 * b + 16 * g + i];
+            s[16 * b + g] = (int16_t)sum;
         }
     }
 }
@@ -55,7 +55,7 @@ void sy_qdot_k_ref(int type, const void *wrow, int64_t cols, const int8_t *q, co
     for (int t = 0; t < nt; t++) {
         const int8_t *qt = q + t * ldq;
         const float *dt = d + t * (ldq / 32);
-        const int16_t *st = s + t * (ldq / 32);
+        const int16_t *st = s + t * (ldq / 16);
         float acc = 0;
         for (int64_t b = 0; b < cols / 256; b++) {
             const uint8_t *blk = w + bb * b, *qs = blk + (five ? 48 : 16), *qh = blk + 16;
@@ -68,7 +68,7 @@ void sy_qdot_k_ref(int type, const void *wrow, int64_t cols, const int8_t *q, co
                     dot += v * qt[256 * b + 32 * j + l];
                 }
                 sumi += sc * dot;
-                summ += m * st[8 * b + j];
+                summ += m * (st[16 * b + 2 * j] + st[16 * b + 2 * j + 1]);
             }
             acc += sy_f16_at(blk) * dt[b] * (float)sumi - sy_f16_at(blk + 2) * dt[b] * (float)summ;
         }
@@ -220,9 +220,9 @@ static void sy_qdot_k_avx2(int five, const uint8_t *w, int64_t cols, const int8_
                                                                _mm256_madd_epi16(p1, _mm256_set1_epi16((short)sc[2 * p + 1]))));
             }
             const float dx = d[t * (ldq / 32) + b];
-            const int16_t *st = s + t * (ldq / 32) + 8 * b;
+            const int16_t *st = s + t * (ldq / 16) + 16 * b;
             int summ = 0;
-            for (int j = 0; j < 8; j++) summ += mn[j] * st[j];
+            for (int j = 0; j < 8; j++) summ += mn[j] * (st[2 * j] + st[2 * j + 1]);
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx), _mm256_cvtepi32_ps(sumi), acc[t]);
             accm[t] += dm * dx * (float)summ;
         }
@@ -291,30 +291,32 @@ static void sy_qdot_q3k_avx2(const uint8_t *w, int64_t cols, const int8_t *q, co
     for (int t = 0; t < nt; t++) out[t] = sy_hsum8(acc[t]);
 }
 
-/* Q2_K: the values are unsigned (0-3), so they multiply the activations directly; the minimums are a second
-   byte vector per run (each 16-group's minimum repeated) against the same activations. */
-static void sy_qdot_q2k_avx2(const uint8_t *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {
-    const __m256i m2 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
+/* Q2_K: the values are unsigned (0-3), so they multiply the activations directly; the minimums' term is one
+   vpmaddwd of the 16 minimums against the activations' 16-value group sums (kept by the Q8_K quantizer). */
+static void sy_qdot_q2k_avx2(const uint8_t *w, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt,
+                             float *out) {
+    const __m256i m2 = _mm256_set1_epi8(3);
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     __m256 accm[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     for (int64_t b = 0; b < cols / 256; b++) {
         const uint8_t *blk = w + 84 * b;
-        __m256i wv[8], sv[8], mv[8];
+        __m256i wv[8], sv[8];
         for (int r = 0; r < 8; r++) {
             const int h = r / 4, k = r % 4;
             wv[r] = _mm256_and_si256(_mm256_srli_epi16(_mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * h)), 2 * k), m2);
             sv[r] = _mm256_set_m128i(_mm_set1_epi16(blk[2 * r + 1] & 0xF), _mm_set1_epi16(blk[2 * r] & 0xF));
-            mv[r] = _mm256_set_m128i(_mm_set1_epi8((char)(blk[2 * r + 1] >> 4)), _mm_set1_epi8((char)(blk[2 * r] >> 4)));
         }
+        /* the 16 minimums (high nibbles of the scale bytes) as int16 */
+        const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(_mm_loadu_si128((const __m128i *)blk), 4), _mm_set1_epi8(0x0F)));
         const float dw = sy_f16_at(blk + 80), dm = sy_f16_at(blk + 82);
         for (int t = 0; t < nt; t++) {
             const int8_t *x = q + t * ldq + 256 * b;
-            __m256i sumi = _mm256_setzero_si256(), summ = _mm256_setzero_si256();
+            __m256i sumi = _mm256_setzero_si256();
             for (int r = 0; r < 8; r++) {
                 const __m256i xv = _mm256_loadu_si256((const __m256i *)(x + 32 * r));
                 sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(wv[r], xv), sv[r]));
-                summ = _mm256_add_epi32(summ, _mm256_madd_epi16(_mm256_maddubs_epi16(mv[r], xv), ones));
             }
+            const __m256i summ = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(s + t * (ldq / 16) + 16 * b)), mins);
             const float dx = d[t * (ldq / 32) + b];
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx), _mm256_cvtepi32_ps(sumi), acc[t]);
             accm[t] = _mm256_fmadd_ps(_mm256_set1_ps(dm * dx), _mm256_cvtepi32_ps(summ), accm[t]);
@@ -331,7 +333,7 @@ void sy_qdot_k_row(int isa, int type, const void *w, int64_t cols, const int8_t 
         if (type == SY_Q6_K) sy_qdot_q6k_avx2((const uint8_t *)w, cols, q, d, ldq, nt, out);
         else if (type == SY_IQ4_XS) sy_qdot_iq4xs_avx2((const uint8_t *)w, cols, q, d, ldq, nt, out);
         else if (type == SY_Q3_K) sy_qdot_q3k_avx2((const uint8_t *)w, cols, q, d, ldq, nt, out);
-        else if (type == SY_Q2_K) sy_qdot_q2k_avx2((const uint8_t *)w, cols, q, d, ldq, nt, out);
+        else if (type == SY_Q2_K) sy_qdot_q2k_avx2((const uint8_t *)w, cols, q, d, s, ldq, nt, out);
         else sy_qdot_k_avx2(type == SY_Q5_K, (const uint8_t *)w, cols, q, d, s, ldq, nt, out);
         return;
     }

@@ -71,20 +71,20 @@ extension Ops {
         return (0..<4).flatMap { r in out[(4 * r)..<(4 * r + tokens)] }
     }
 
-    /// Q8_K-quantized activations of `tokens` rows of `cols` (the layout the Q4_K path reads): per token
-    /// `cols` int8, then `cols / 32` slots of scales (the first `cols / 256` used) and of 32-group sums.
+    /// Q8_K-quantized activations of `tokens` rows of `cols` (the layout the K-quant paths read): per token
+    /// `cols` int8, `cols / 32` slots of scales (the first `cols / 256` used) and `cols / 16` sums of 16-value groups.
     public static func quantizeQ8K(_ x: [Float], tokens: Int) -> (q: [Int8], d: [Float], s: [Int16]) {
         let cols = x.count / tokens
         precondition(cols % 256 == 0 && cols * tokens == x.count)
         var q = [Int8](repeating: 0, count: x.count), d = [Float](repeating: 0, count: x.count / 32)
-        var s = [Int16](repeating: 0, count: x.count / 32)
+        var s = [Int16](repeating: 0, count: x.count / 16)
         for t in 0..<tokens {
             x.withUnsafeBufferPointer { xp in
                 q.withUnsafeMutableBufferPointer { qp in
                     d.withUnsafeMutableBufferPointer { dp in
                         s.withUnsafeMutableBufferPointer { sp in
                             sy_quantize_q8k(xp.baseAddress! + t * cols, Int64(cols), qp.baseAddress! + t * cols,
-                                            dp.baseAddress! + t * cols / 32, sp.baseAddress! + t * cols / 32)
+                                            dp.baseAddress! + t * cols / 32, sp.baseAddress! + t * cols / 16)
                         }
                     }
                 }

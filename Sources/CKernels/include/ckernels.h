@@ -78,10 +78,10 @@ void sy_qtile(int isa, int type, const void *w, size_t row_bytes, int64_t cols, 
 void sy_qtile_ref(int type, const void *w, size_t row_bytes, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out);
 /* 1 for the weight types that pair with Q8_K activations (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS). */
 int sy_q8_k_pairs(int type);
-/* Q8_K activations (qdot_k.c): x[n] (n % 256 == 0) into n int8, n / 256 scales and n / 32 group sums. */
+/* Q8_K activations (qdot_k.c): x[n] (n % 256 == 0) into n int8, n / 256 scales and n / 16 group sums (16 values each). */
 void sy_quantize_q8k(const float *x, int64_t n, int8_t *q, float *d, int16_t *s);
 /* One Q2_K, Q3_K, Q4_K, Q5_K, Q6_K or IQ4_XS weight row against nt (<= 4) Q8_K tokens (token t at q + t*ldq, scales at d + t*ldq/32, sums at
-   s + t*ldq/32); sy_qdot_k_ref is the plain reference. */
+   s + t*ldq/16); sy_qdot_k_ref is the plain reference. */
 void sy_qdot_k_row(int isa, int type, const void *w, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt, float *out);
 void sy_qdot_k_ref(int type, const void *w, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt, float *out);
 /* sy_matmul's fast path for Q8_0/Q4_0/Q5_0/IQ4_NL (Q8_0 activations) and Q4_K/Q5_K/Q6_K/IQ4_XS (Q8_K) weights, unless the

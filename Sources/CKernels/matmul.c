@@ -367,7 +367,7 @@ typedef struct {
     /* Quantized activations per job (n_tok rows of cols int8, cols / 32 scales each), or NULL: float path. */
     const int8_t **q;
     const float **d;
-    const int16_t **s;   /* Q8_K group sums (Q4_K weights) */
+    const int16_t **s;   /* block sums: per 32 values for Q8_0 (Q4_0 decode), per 16 for Q8_K (K-quant minimums) */
     int64_t chunk, chunks_per_job;
     atomic_long next;
     int64_t tile;   /* rows per cache tile */

@@ -456,7 +456,8 @@ static void sy_qz_task(void *p, int ith, int nth) {
 
 int sy_quantize_jobs(sy_pool *pool, int type, int64_t cols, const sy_mm_job *jobs, int n_jobs, const int8_t **qs, const float **ds,
                      const int16_t **ss) {
-    /* Q8_0 activations for Q8_0/Q4_0/Q5_0/IQ4_NL weights, Q8_K (with group sums) for Q4_K, Q5_K, Q6_K and IQ4_XS. */
+    /* Q8_0 activations (with block sums) for Q8_0/Q4_0/Q5_0/IQ4_NL weights, Q8_K (with 16-value group sums) for
+       Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_XS. */
     const int k = sy_q8_k_pairs(type);
     if ((!sy_q8_0_pairs(type) && !k) || cols % (k ? 256 : 32) || sy_pool_exact(pool) || n_jobs <= 0) return 0;
     const int isa = sy_pool_isa(pool);

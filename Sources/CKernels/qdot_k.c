@@ -1,4 +1,4 @@
-// Q4_K, Q5_K, Q6_K and IQ4_XS weights on Q8_K-quantized activations (llama.cpp's pairing for K-quants, our code). An activation
+// Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_XS weights on Q8_K-quantized activations (llama.cpp's pairing for K-quants, our code). An activation
 // block is 256 int8 with one float scale (amax / 127, as the reciprocal of 127 / amax: ggml's
 // block_q8_K keeps 1 / iscale) and the sums of its sixteen 16-value groups (for the weights' minimums). A Q4_K
 // block is 8 groups of 32 four-bit values with 6-bit scales and minimums under two fp16 factors, so

@@ -394,7 +394,7 @@ static void sy_mm_task(void *p, int ith, int nth) {
           for (int64_t t0 = 0; t0 < job->n_tok; t0 += SY_TB) {
             const int nt = (int)(job->n_tok - t0 < SY_TB ? job->n_tok - t0 : SY_TB);
             int64_t r = rt;
-            if (c->q && nt > 1 && sy_q8_0_pairs(c->type))
+            if (c->q && nt > 1 && sy_qtile_takes(c->type))
                 /* Four rows at a time share each token's activation loads and scale products (qdot.c). */
                 for (float o[16]; r + 4 <= rt1; r += 4) {
                     sy_qtile(c->isa, c->type, (const uint8_t *)job->w + r * c->row_bytes, c->row_bytes, c->cols,
@@ -425,8 +425,6 @@ void sy_matmul(sy_pool *pool, int type, int64_t rows, int64_t cols, size_t row_b
     const float *ds[n_jobs];
     const int16_t *ss[n_jobs];
     const int quantized = sy_quantize_jobs(pool, type, cols, jobs, n_jobs, qs, ds, ss);
-    sy_mm_job rounded[n_jobs];
-    if (!quantized && sy_round_jobs(pool, type, cols, jobs, n_jobs, rounded)) jobs = rounded;
     /* Large contiguous chunks keep each thread streaming sequentially through the weights (the hardware
        prefetcher follows one long stream far better than many short ones); about 4 chunks per thread
        over all jobs still balances the load. */

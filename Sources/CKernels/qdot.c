@@ -89,7 +89,23 @@ void sy_quantize_q8(const float *x, int64_t n, int8_t *q, float *d) {
 static const int8_t sy_iq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
 /* Bytes per block of the 32-blocks these kernels take, each with its fp16 scale first. */
-static inline int sy_qbb(int type) { return type == SY_Q8_0 ? 34 : type == SY_Q5_0 ? 22 : 18; }
+static inline int sy_qbb(int type) {
+    return type == SY_Q8_0 ? 34 : type == SY_Q5_0 ? 22 : type == SY_Q4_1 ? 20 : type == SY_Q5_1 ? 24 : 18;
+}
+
+/* Q4_1 and Q5_1: scale d and minimum m (fp16 at bytes 0 and 2), then (Q5_1) the fifth bits, then the nibbles;
+   value = d * n + m with n unsigned, so a block against Q8_0 activations (dx, q) is
+   d * dx * (n . q) + m * dx * sum(q): the integer dot of the unsigned values and the block's activation sum. */
+static inline int sy_has_min(int type) { return type == SY_Q4_1 || type == SY_Q5_1; }
+
+/* Unsigned value i (of 32) of a Q4_1 or Q5_1 block. */
+static inline int sy_wn(int type, const uint8_t *blk, int i) {
+    const uint8_t *qs = blk + (type == SY_Q5_1 ? 8 : 4);
+    const int nib = i < 16 ? qs[i] & 0xF : qs[i - 16] >> 4;
+    if (type == SY_Q4_1) return nib;
+    uint32_t h; memcpy(&h, blk + 4, 4);
+    return nib | ((h >> i) & 1) << 4;
+}
 
 /* Weight i (of 32) of a block as a small integer: Q8_0 as is, Q4_0 nibble - 8, Q5_0 nibble with the
    fifth bit from the 32-bit word at byte 2, minus 16, IQ4_NL the nibble's level. */
@@ -110,8 +126,14 @@ int sy_q8_k_pairs(int type) {
     return type == SY_Q2_K || type == SY_Q3_K || type == SY_Q4_K || type == SY_Q5_K || type == SY_Q6_K || type == SY_IQ4_XS;
 }
 
-/* The weight types whose blocks pair with Q8_0 activations here. */
-int sy_q8_0_pairs(int type) { return type == SY_Q8_0 || type == SY_Q4_0 || type == SY_Q5_0 || type == SY_IQ4_NL; }
+/* The weight types whose blocks pair with Q8_0 activations here (Q4_1 and Q5_1 take llama.cpp's Q8_1, which is
+   Q8_0's rounding with the block sums this quantizer keeps too). */
+int sy_q8_0_pairs(int type) {
+    return type == SY_Q8_0 || type == SY_Q4_0 || type == SY_Q5_0 || type == SY_IQ4_NL || sy_has_min(type);
+}
+
+/* The signed-weight kinds the four-row tile takes. */
+int sy_qtile_takes(int type) { return type == SY_Q8_0 || type == SY_Q4_0 || type == SY_Q5_0 || type == SY_IQ4_NL; }
 
 void sy_qdot_ref(int type, const void *wrow, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {
     const uint8_t *w = (const uint8_t *)wrow;
@@ -121,9 +143,16 @@ void sy_qdot_ref(int type, const void *wrow, int64_t cols, const int8_t *q, cons
         for (int64_t b = 0; b < cols / 32; b++) {
             const uint8_t *blk = w + b * bb;
             const int8_t *qb = q + t * ldq + 32 * b;
+            const float dx = d[t * (ldq / 32) + b];
             int s = 0;
+            if (sy_has_min(type)) {
+                int sx = 0;
+                for (int i = 0; i < 32; i++) { s += sy_wn(type, blk, i) * qb[i]; sx += qb[i]; }
+                acc += sy_f16_at(blk) * dx * (float)s + sy_f16_at(blk + 2) * dx * (float)sx;
+                continue;
+            }
             for (int i = 0; i < 32; i++) s += sy_wq(type, blk, i) * qb[i];
-            acc += sy_f16_at(blk) * d[t * (ldq / 32) + b] * (float)s;
+            acc += sy_f16_at(blk) * dx * (float)s;
         }
         out[t] = acc;
     }
@@ -235,10 +264,36 @@ static void sy_qdot1_q4_0_avx2(const uint8_t *w, int64_t cols, const int8_t *q, 
     out[0] = sy_hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
 }
 
+/* Q4_1 and Q5_1 against nt (<= 4) tokens with their block sums s: the unsigned values multiply the signed
+   activations as they are (vpmaddubsw), and the minimum's term is m * dx * sum per block. */
+static void sy_qdot_min_avx2(int type, const uint8_t *w, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq,
+                             int nt, float *out) {
+    const int five = type == SY_Q5_1, bb = five ? 24 : 20;
+    const int64_t nb = cols / 32, ldd = ldq / 32;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    float accm[4] = {0, 0, 0, 0};
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = w + b * bb;
+        const __m128i raw = _mm_loadu_si128((const __m128i *)(blk + (five ? 8 : 4)));
+        __m256i wv = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), m4);
+        if (five) wv = _mm256_or_si256(wv, _mm256_and_si256(sy_bits32(blk + 4), _mm256_set1_epi8(0x10)));
+        const float dw = sy_f16_at(blk), mw = sy_f16_at(blk + 2);
+        for (int t = 0; t < nt; t++) {
+            const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(wv, _mm256_loadu_si256((const __m256i *)(q + t * ldq + 32 * b))), ones);
+            const float dx = d[t * ldd + b];
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx), _mm256_cvtepi32_ps(p), acc[t]);
+            accm[t] += mw * dx * (float)s[t * ldd + b];
+        }
+    }
+    for (int t = 0; t < nt; t++) out[t] = sy_hsum8(acc[t]) + accm[t];
+}
+
 static void sy_qdot_avx2(int type, const uint8_t *w, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt, float *out) {
     const int bb = sy_qbb(type);
     const int64_t nb = cols / 32;
-    if (nt == 1 && type == SY_Q4_0 && s) sy_qdot1_q4_0_avx2(w, cols, q, d, s, out);
+    if (sy_has_min(type)) sy_qdot_min_avx2(type, w, cols, q, d, s, ldq, nt, out);
+    else if (nt == 1 && type == SY_Q4_0 && s) sy_qdot1_q4_0_avx2(w, cols, q, d, s, out);
     else if (nt == 1) SY_QDOT1(sy_dot32_avx2);
     else SY_QDOTN(sy_dot32_avx2);
 }
@@ -375,7 +430,8 @@ static void sy_qtile_vnni(int type, const uint8_t *w, size_t rb, int64_t cols, c
 void sy_qdot_row(int isa, int type, const void *w, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt,
                  float *out) {
 #if defined(__x86_64__)
-    if (isa >= SY_ISA_AVX512) { sy_qdot_vnni(type, (const uint8_t *)w, cols, q, d, ldq, nt, out); return; }
+    if (sy_has_min(type) && !s) isa = SY_ISA_SCALAR;   /* their kernels read the block sums */
+    if (isa >= SY_ISA_AVX512 && !sy_has_min(type)) { sy_qdot_vnni(type, (const uint8_t *)w, cols, q, d, ldq, nt, out); return; }
     if (isa >= SY_ISA_AVX2) { sy_qdot_avx2(type, (const uint8_t *)w, cols, q, d, s, ldq, nt, out); return; }
 #endif
     (void)isa; (void)s;
@@ -411,20 +467,7 @@ static void sy_quantize(int isa, const float *x, int64_t n, int8_t *q, float *d)
 typedef struct {
     const sy_mm_job *jobs; int n_jobs; int64_t cols; int isa, k;
     int8_t *q; float *d; int16_t *s; int64_t *off; atomic_long next;
-    float *xr;   /* rounded float activations (sy_round_jobs), or NULL */
 } sy_qz_ctx;
-
-/* x[n] rounded as Q8_K (k = 1: 256-blocks, scale 1 / (127 / amax)) or Q8_0 (32-blocks, scale amax / 127 through
-   fp16) would round it, back in floats: y = d * q. */
-static void sy_round_row(int k, const float *x, int64_t n, float *y) {
-    int8_t t[256];
-    const int bs = k ? 256 : 32;
-    for (int64_t b = 0; b < n / bs; b++) {
-        const float amax = sy_q8_block(x + bs * b, bs, t);
-        const float d = k ? (amax != 0 ? 1.0f / (127.0f / amax) : 0) : sy_round_fp16(amax / 127.0f);
-        for (int i = 0; i < bs; i++) y[bs * b + i] = d * (float)t[i];
-    }
-}
 
 /* Quantizes every job's tokens (one token row per work item). */
 static void sy_qz_task(void *p, int ith, int nth) {
@@ -438,8 +481,7 @@ static void sy_qz_task(void *p, int ith, int nth) {
         while (c->off[j + 1] <= item) j++;
         const int64_t t = item - c->off[j];
         const float *x = c->jobs[j].x + t * c->jobs[j].ldx;
-        if (c->xr) sy_round_row(c->k, x, c->cols, c->xr + item * c->cols);
-        else if (c->k) sy_quantize_q8k(x, c->cols, c->q + item * c->cols, c->d + item * (c->cols / 32), c->s + item * (c->cols / 16));
+        if (c->k) sy_quantize_q8k(x, c->cols, c->q + item * c->cols, c->d + item * (c->cols / 32), c->s + item * (c->cols / 16));
         else {
             int8_t *q = c->q + item * c->cols;
             int16_t *sums = c->s + item * (c->cols / 32);
@@ -485,40 +527,13 @@ int sy_quantize_jobs(sy_pool *pool, int type, int64_t cols, const sy_mm_job *job
         sbuf = (int16_t *)malloc((size_t)(need / 16) * sizeof(int16_t));   /* Q8_K: a sum per 16 values */
         cap = need;
     }
-    sy_qz_ctx z = {jobs, n_q, cols, isa, k, qbuf, dbuf, sbuf, off, 0, NULL};
+    sy_qz_ctx z = {jobs, n_q, cols, isa, k, qbuf, dbuf, sbuf, off, 0};
     if (off[n_q] > 1) sy_pool_run(pool, sy_qz_task, &z); else sy_qz_task(&z, 0, 1);
     for (int j = 0; j < n_jobs; j++) {
         const int64_t o = off[j < n_q ? j : j - half];
         qs[j] = qbuf + o * cols;
         ds[j] = dbuf + o * (cols / 32);
         ss[j] = sbuf + o * (cols / (k ? 16 : 32));
-    }
-    return 1;
-}
-
-/* ---- activation rounding for the weight types without an integer kernel yet ----
-   Q4_1 and Q5_1 pair with Q8_1 activations in llama.cpp (Q8_0's rounding plus block sums). Until they have
-   integer kernels, their activations are rounded the same way and handed to the float
-   kernels as d * q: the products then differ from llama.cpp's integer sums only by float rounding (about 1e-7
-   relative), not by activation rounding (about 1e-3), which is what moves greedy tokens. */
-int sy_rounds_activations(int type) { return type == SY_Q4_1 || type == SY_Q5_1; }
-
-int sy_round_jobs(sy_pool *pool, int type, int64_t cols, const sy_mm_job *jobs, int n_jobs, sy_mm_job *out) {
-    const int k = 0;   /* Q8_1's rounding (Q8_0's); Q8_K is for types with integer kernels now */
-    if (!sy_rounds_activations(type) || cols % (k ? 256 : 32) || sy_pool_exact(pool) || n_jobs <= 0) return 0;
-    int64_t off[n_jobs + 1];
-    off[0] = 0;
-    for (int j = 0; j < n_jobs; j++) off[j + 1] = off[j] + jobs[j].n_tok;
-    static _Thread_local float *xbuf = NULL;   /* per calling thread, grow only (see sy_quantize_jobs) */
-    static _Thread_local int64_t cap = 0;
-    const int64_t need = off[n_jobs] * cols;
-    if (need > cap) { free(xbuf); xbuf = (float *)malloc((size_t)need * sizeof(float)); cap = need; }
-    sy_qz_ctx z = {jobs, n_jobs, cols, SY_ISA_SCALAR, k, NULL, NULL, NULL, off, 0, xbuf};
-    if (off[n_jobs] > 1) sy_pool_run(pool, sy_qz_task, &z); else sy_qz_task(&z, 0, 1);
-    for (int j = 0; j < n_jobs; j++) {
-        out[j] = jobs[j];
-        out[j].x = xbuf + off[j] * cols;
-        out[j].ldx = cols;
     }
     return 1;
 }

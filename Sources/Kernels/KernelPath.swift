@@ -36,10 +36,10 @@ extension Ops {
         return (q, d)
     }
 
-    /// Row `row` of a Q8_0, Q4_0, Q5_0 or IQ4_NL matrix against `tokens` quantized activation rows (at most 4) on `path`,
+    /// Row `row` of a Q8_0, Q4_0, Q5_0, IQ4_NL, Q4_1 or Q5_1 matrix against `tokens` quantized activation rows (at most 4) on `path`,
     /// or on the plain reference.
     public static func quantizedDot(_ w: WeightMatrix, row: Int, q: [Int8], d: [Float], tokens: Int, path: KernelPath?) -> [Float] {
-        precondition(sy_q8_0_pairs(Int32(w.type.rawValue)) != 0, "quantizedDot: Q8_0, Q4_0, Q5_0 or IQ4_NL weights")
+        precondition(sy_q8_0_pairs(Int32(w.type.rawValue)) != 0, "quantizedDot: Q8_0, Q4_0, Q5_0, IQ4_NL, Q4_1 or Q5_1 weights")
         precondition(tokens >= 1 && tokens <= 4 && q.count >= tokens * w.cols && d.count >= tokens * w.cols / 32)
         var out = [Float](repeating: 0, count: tokens)
         let p = w.address + row * w.rowBytes
@@ -59,7 +59,7 @@ extension Ops {
     /// activation rows, as the four-row tile kernel computes them on `path` (nil: the plain reference);
     /// element `4 * r + t` is row `row + r` against token `t`.
     public static func quantizedTile(_ w: WeightMatrix, row: Int, q: [Int8], d: [Float], tokens: Int, path: KernelPath?) -> [Float] {
-        precondition(sy_q8_0_pairs(Int32(w.type.rawValue)) != 0 && row + 4 <= w.rows, "quantizedTile: four rows of Q8_0-family weights")
+        precondition(sy_qtile_takes(Int32(w.type.rawValue)) != 0 && row + 4 <= w.rows, "quantizedTile: four rows of Q8_0, Q4_0, Q5_0 or IQ4_NL weights")
         precondition(tokens >= 1 && tokens <= 4 && q.count >= tokens * w.cols && d.count >= tokens * w.cols / 32)
         var out = [Float](repeating: 0, count: 16)
         let p = w.address + row * w.rowBytes

@@ -37,7 +37,7 @@ import Testing
     /// If this fails, a path's quantized-activation matmul (activation quantizer plus integer dot) gives
     /// another answer than the scalar path's: the integer sums are exact on every path, so only the float
     /// accumulation order may differ.
-    @Test(arguments: GGMLType.supported.filter { [.q8_0, .q4_0, .q5_0, .iq4_nl, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_xs].contains($0) })
+    @Test(arguments: GGMLType.supported.filter { [.q8_0, .q4_0, .q5_0, .iq4_nl, .q4_1, .q5_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_xs].contains($0) })
     func quantizedMatmulAgreesAcrossPaths(type: GGMLType) {
         let rows = 23, cols = type.blockSize == 256 ? 768 : 608
         let w = randomWeights(type, rows: rows, cols: cols, seed: UInt64(type.rawValue) + 7)

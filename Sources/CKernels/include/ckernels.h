@@ -66,8 +66,10 @@ float sy_q8_block(const float *x, int n, int8_t *q);
 /* x[n] (n % 32 == 0) into n int8 and n / 32 scales (Q8_0 blocks; scales rounded through fp16). sy_matmul's
    quantizer also keeps each block's sum of the int8 (for Q4_0's one-token kernel). */
 void sy_quantize_q8(const float *x, int64_t n, int8_t *q, float *d);
-/* 1 for the weight types that pair with Q8_0 activations (Q8_0, Q4_0, Q5_0, IQ4_NL). */
+/* 1 for the weight types that pair with Q8_0 activations (Q8_0, Q4_0, Q5_0, IQ4_NL; Q4_1 and Q5_1 with their
+   block sums, llama.cpp's Q8_1); sy_qtile_takes: the ones the four-row tile computes. */
 int sy_q8_0_pairs(int type);
+int sy_qtile_takes(int type);
 /* One such weight row against nt (<= 4) quantized tokens (token t at q + t*ldq, scales at d + t*ldq/32, block
    sums at s + t*ldq/32, or s NULL) on path isa; sy_qdot_ref is the plain reference. */
 void sy_qdot_row(int isa, int type, const void *w, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt,
@@ -89,13 +91,6 @@ void sy_qdot_k_ref(int type, const void *w, int64_t cols, const int8_t *q, const
    returns 0 (nothing done) when the path does not apply. */
 int sy_quantize_jobs(sy_pool *pool, int type, int64_t cols, const sy_mm_job *jobs, int n_jobs, const int8_t **qs, const float **ds,
                      const int16_t **ss);
-
-/* 1 for the weight types whose activations are rounded as llama.cpp pairs them (Q8_1 for Q4_1 and Q5_1) but
-   multiplied by the float kernels (no integer kernel yet). */
-int sy_rounds_activations(int type);
-/* sy_matmul's step for those types unless the pool is exact: every job's tokens rounded into scratch, out[j] = jobs[j]
-   reading them; returns 0 (nothing done) when it does not apply. */
-int sy_round_jobs(sy_pool *pool, int type, int64_t cols, const sy_mm_job *jobs, int n_jobs, sy_mm_job *out);
 
 /* ---- row moves (rows.c) ---- */
 /* dst[k] = src[idx[k]] (gather) or dst[idx[k]] = src[k] (scatter), rows of d floats, k < n. */

@@ -77,7 +77,10 @@ try:
     workers = driver.find_elements(By.CSS_SELECTOR, "#workers tbody tr")
     check(len(workers) == expect_workers, f"workers table has {len(workers)} rows, expected {expect_workers}")
     if expect_workers:
-        rows = [int(r.find_elements(By.TAG_NAME, "td")[1].text) for r in workers]
+        # One script reads the whole column: the panel rebuilds its tables every 1.5 s, and row elements
+        # fetched one by one can go stale between the reads (seen once in CI).
+        rows = [int(x) for x in driver.execute_script(
+            "return [...document.querySelectorAll('#workers tbody tr')].map(r => r.cells[1].textContent)")]
         check(sum(rows) > 0, f"workers received rows: {rows}")
         print(f"webui: worker rows {rows}")
     hm = driver.find_element(By.ID, "heatmap")

@@ -2,6 +2,7 @@
 #ifndef SWITCHYARD_KERNELS_INTERNAL_H
 #define SWITCHYARD_KERNELS_INTERNAL_H
 
+#include <stdint.h>
 #include <string.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -13,7 +14,21 @@ __attribute__((target("avx2"))) static inline float sy_hsum8(__m256 v) {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
 }
+
+/* The 16 bytes at p as 32 four-bit values in element order: low nibbles first, then high (the 32-block
+   layout of Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL and IQ4_XS's sub-blocks). */
+__attribute__((target("avx2"))) static inline __m256i sy_nibbles32(const uint8_t *p) {
+    const __m128i raw = _mm_loadu_si128((const __m128i *)p);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F));
+}
 #endif
+
+/* The little-endian 16-bit word at p. */
+static inline uint16_t sy_rd16(const uint8_t *p) {
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
 
 /* The fp16 value stored at p (a block's scale; clang's _Float16 converts exactly, subnormals included). */
 static inline float sy_f16_at(const void *p) {

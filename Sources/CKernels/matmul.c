@@ -23,7 +23,6 @@ static inline float sy_fp16(uint16_t h) {
     float f; memcpy(&f, &bits, 4); return f;
 }
 
-static inline uint16_t rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 
 static inline void sy_scale_min(int j, const uint8_t *q, float *sc, float *m) {
     if (j < 4) { *sc = (float)(q[j] & 63); *m = (float)(q[j + 4] & 63); }
@@ -45,12 +44,12 @@ static inline float sy_q3k_scale(const uint8_t *sc, int i) {
 static void sy_dequant_block(int type, const uint8_t *b, float *y) {
     switch (type) {
     case SY_Q4_1: {
-        const float d = sy_fp16(rd16(b)), m = sy_fp16(rd16(b + 2));
+        const float d = sy_fp16(sy_rd16(b)), m = sy_fp16(sy_rd16(b + 2));
         for (int i = 0; i < 16; i++) { y[i] = d * (float)(b[4 + i] & 0xF) + m; y[i + 16] = d * (float)(b[4 + i] >> 4) + m; }
     } break;
     case SY_Q5_0: case SY_Q5_1: {
         const int has_min = type == SY_Q5_1, h = has_min ? 4 : 2;
-        const float d = sy_fp16(rd16(b)), m = has_min ? sy_fp16(rd16(b + 2)) : 0, off = has_min ? 0 : -16;
+        const float d = sy_fp16(sy_rd16(b)), m = has_min ? sy_fp16(sy_rd16(b + 2)) : 0, off = has_min ? 0 : -16;
         uint32_t high; memcpy(&high, b + h, 4);
         for (int i = 0; i < 16; i++) {
             const int lo = (b[h + 4 + i] & 0xF) | ((high >> i) & 1) << 4, hi = (b[h + 4 + i] >> 4) | ((high >> (i + 16)) & 1) << 4;
@@ -59,12 +58,12 @@ static void sy_dequant_block(int type, const uint8_t *b, float *y) {
         }
     } break;
     case SY_IQ4_NL: {
-        const float d = sy_fp16(rd16(b));
+        const float d = sy_fp16(sy_rd16(b));
         for (int i = 0; i < 16; i++) { y[i] = d * sy_iq4_levels[b[2 + i] & 0xF]; y[i + 16] = d * sy_iq4_levels[b[2 + i] >> 4]; }
     } break;
     case SY_IQ4_XS: {
-        const float d = sy_fp16(rd16(b));
-        const int high = rd16(b + 2);
+        const float d = sy_fp16(sy_rd16(b));
+        const int high = sy_rd16(b + 2);
         for (int s = 0; s < 8; s++) {
             const int ls = ((b[4 + s / 2] >> (4 * (s % 2))) & 0xF) | ((high >> (2 * s)) & 3) << 4;
             const float dl = d * (float)(ls - 32);
@@ -75,7 +74,7 @@ static void sy_dequant_block(int type, const uint8_t *b, float *y) {
         }
     } break;
     case SY_Q2_K: {
-        const float d = sy_fp16(rd16(b + 80)), dmin = sy_fp16(rd16(b + 82));
+        const float d = sy_fp16(sy_rd16(b + 80)), dmin = sy_fp16(sy_rd16(b + 82));
         int sc = 0;
         for (int half = 0; half < 2; half++)
             for (int shift = 0; shift < 8; shift += 2)
@@ -86,7 +85,7 @@ static void sy_dequant_block(int type, const uint8_t *b, float *y) {
                 }
     } break;
     case SY_Q3_K: {
-        const float d = sy_fp16(rd16(b + 108));
+        const float d = sy_fp16(sy_rd16(b + 108));
         int sc = 0, bit = 0;
         for (int half = 0; half < 2; half++)
             for (int shift = 0; shift < 8; shift += 2, bit++)
@@ -98,18 +97,18 @@ static void sy_dequant_block(int type, const uint8_t *b, float *y) {
                 }
     } break;
     case SY_Q8_0: {
-        const float d = sy_fp16(rd16(b));
+        const float d = sy_fp16(sy_rd16(b));
         for (int i = 0; i < 32; i++) y[i] = d * (float)(int8_t)b[2 + i];
     } break;
     case SY_Q4_0: {
-        const float d = sy_fp16(rd16(b));
+        const float d = sy_fp16(sy_rd16(b));
         for (int i = 0; i < 16; i++) {
             y[i] = d * (float)((b[2 + i] & 0xF) - 8);
             y[i + 16] = d * (float)((b[2 + i] >> 4) - 8);
         }
     } break;
     case SY_Q4_K: {
-        const float d = sy_fp16(rd16(b)), dmin = sy_fp16(rd16(b + 2));
+        const float d = sy_fp16(sy_rd16(b)), dmin = sy_fp16(sy_rd16(b + 2));
         const uint8_t *q = b + 16;
         for (int j = 0; j < 4; j++) {
             float s1, m1, s2, m2;
@@ -123,7 +122,7 @@ static void sy_dequant_block(int type, const uint8_t *b, float *y) {
         }
     } break;
     case SY_Q5_K: {
-        const float d = sy_fp16(rd16(b)), dmin = sy_fp16(rd16(b + 2));
+        const float d = sy_fp16(sy_rd16(b)), dmin = sy_fp16(sy_rd16(b + 2));
         const uint8_t *qh = b + 16, *q = b + 48;
         for (int j = 0; j < 4; j++) {
             float s1, m1, s2, m2;
@@ -138,7 +137,7 @@ static void sy_dequant_block(int type, const uint8_t *b, float *y) {
         }
     } break;
     case SY_Q6_K: {
-        const float d = sy_fp16(rd16(b + 208));
+        const float d = sy_fp16(sy_rd16(b + 208));
         for (int n = 0; n < 2; n++) {
             const uint8_t *ql = b + 64 * n, *qh = b + 128 + 32 * n;
             const int8_t *sc = (const int8_t *)(b + 192 + 8 * n);
@@ -192,9 +191,9 @@ void sy_dequant_row(int type, const void *src, float *dst, int64_t n) {
     const uint8_t *b = (const uint8_t *)src;
     switch (type) {
     case SY_F32: memcpy(dst, src, (size_t)n * 4); return;
-    case SY_F16: for (int64_t i = 0; i < n; i++) dst[i] = sy_fp16(rd16(b + 2 * i)); return;
+    case SY_F16: for (int64_t i = 0; i < n; i++) dst[i] = sy_fp16(sy_rd16(b + 2 * i)); return;
     case SY_BF16:
-        for (int64_t i = 0; i < n; i++) { uint32_t v = (uint32_t)rd16(b + 2 * i) << 16; memcpy(dst + i, &v, 4); }
+        for (int64_t i = 0; i < n; i++) { uint32_t v = (uint32_t)sy_rd16(b + 2 * i) << 16; memcpy(dst + i, &v, 4); }
         return;
     default: {
         const int bs = sy_block_size(type), bb = sy_block_bytes(type);
@@ -235,7 +234,7 @@ static inline void load32(int type, const uint8_t *w, int64_t k, __m256 v[4]) {
     } break;
     case SY_Q8_0: {
         const uint8_t *b = w + (k / 32) * 34;
-        const __m256 d = _mm256_set1_ps(_cvtsh_ss(rd16(b)));
+        const __m256 d = _mm256_set1_ps(_cvtsh_ss(sy_rd16(b)));
         const __m128i q0 = _mm_loadu_si128((const __m128i *)(b + 2));
         const __m128i q1 = _mm_loadu_si128((const __m128i *)(b + 18));
         v[0] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q0)));
@@ -245,7 +244,7 @@ static inline void load32(int type, const uint8_t *w, int64_t k, __m256 v[4]) {
     } break;
     case SY_Q4_0: {
         const uint8_t *b = w + (k / 32) * 18;
-        const __m256 d = _mm256_set1_ps(_cvtsh_ss(rd16(b)));
+        const __m256 d = _mm256_set1_ps(_cvtsh_ss(sy_rd16(b)));
         const __m128i raw = _mm_loadu_si128((const __m128i *)(b + 2));
         const __m128i m = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
         const __m128i lo = _mm_sub_epi8(_mm_and_si128(raw, m), eight);

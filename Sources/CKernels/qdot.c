@@ -173,13 +173,17 @@ static inline __m256i sy_bits32(const uint8_t *p) {
 }
 
 /* The 32 weights of block blk as int8 in element order (see sy_wq). */
+/* Four-bit values nib with the fifth bits of the 32-bit word at p (Q5_0, Q5_1): 0-31. */
+static inline __m256i sy_with_fifth_bits(__m256i nib, const uint8_t *p) {
+    return _mm256_or_si256(nib, _mm256_and_si256(sy_bits32(p), _mm256_set1_epi8(0x10)));
+}
+
 static inline __m256i sy_wbytes(int type, const uint8_t *blk) {
     if (type == SY_Q8_0) return _mm256_loadu_si256((const __m256i *)(blk + 2));
-    const __m128i raw = _mm_loadu_si128((const __m128i *)(blk + (type == SY_Q5_0 ? 6 : 2)));
-    const __m256i nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F));
+    const __m256i nib = sy_nibbles32(blk + (type == SY_Q5_0 ? 6 : 2));
     switch (type) {
     case SY_Q5_0:
-        return _mm256_sub_epi8(_mm256_or_si256(nib, _mm256_and_si256(sy_bits32(blk + 2), _mm256_set1_epi8(0x10))), _mm256_set1_epi8(16));
+        return _mm256_sub_epi8(sy_with_fifth_bits(nib, blk + 2), _mm256_set1_epi8(16));
     case SY_IQ4_NL:
         return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)sy_iq4nl)), nib);
     default:
@@ -246,14 +250,12 @@ static inline __m256i sy_dot32_avx2(__m256i w, __m256i x) {
    as (nibble - 8) . x in a quarter fewer instructions (no sign steps, no subtraction per byte). */
 static void sy_qdot1_q4_0_avx2(const uint8_t *w, int64_t cols, const int8_t *q, const float *d, const int16_t *s, float *out) {
     const int64_t nb = cols / 32;
-    const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    const __m256i ones = _mm256_set1_epi16(1);
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
 #define SY_Q4STEP(b, acc)                                                                             \
     do {                                                                                              \
         const uint8_t *blk_ = w + (b) * 18;                                                           \
-        const __m128i raw_ = _mm_loadu_si128((const __m128i *)(blk_ + 2));                            \
-        const __m256i nib_ = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw_, 4), raw_), m4);   \
-        __m256i p_ = _mm256_madd_epi16(_mm256_maddubs_epi16(nib_, _mm256_loadu_si256((const __m256i *)(q + 32 * (b)))), ones); \
+        __m256i p_ = _mm256_madd_epi16(_mm256_maddubs_epi16(sy_nibbles32(blk_ + 2), _mm256_loadu_si256((const __m256i *)(q + 32 * (b)))), ones); \
         p_ = _mm256_sub_epi32(p_, _mm256_zextsi128_si256(_mm_cvtsi32_si128(8 * s[b])));               \
         acc = _mm256_fmadd_ps(_mm256_set1_ps(sy_f16_at(blk_) * d[b]), _mm256_cvtepi32_ps(p_), acc);  \
     } while (0)
@@ -270,14 +272,13 @@ static void sy_qdot_min_avx2(int type, const uint8_t *w, int64_t cols, const int
                              int nt, float *out) {
     const int five = type == SY_Q5_1, bb = five ? 24 : 20;
     const int64_t nb = cols / 32, ldd = ldq / 32;
-    const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     float accm[4] = {0, 0, 0, 0};
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = w + b * bb;
-        const __m128i raw = _mm_loadu_si128((const __m128i *)(blk + (five ? 8 : 4)));
-        __m256i wv = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), m4);
-        if (five) wv = _mm256_or_si256(wv, _mm256_and_si256(sy_bits32(blk + 4), _mm256_set1_epi8(0x10)));
+        __m256i wv = sy_nibbles32(blk + (five ? 8 : 4));
+        if (five) wv = sy_with_fifth_bits(wv, blk + 4);
         const float dw = sy_f16_at(blk), mw = sy_f16_at(blk + 2);
         for (int t = 0; t < nt; t++) {
             const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(wv, _mm256_loadu_si256((const __m256i *)(q + t * ldq + 32 * b))), ones);
@@ -367,7 +368,6 @@ static inline __m256i sy_tile_dot_avx2(int small, const __m256i *U, const __m256
         }                                                                                             \
     } while (0)
 
-static inline uint16_t sy_rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 
 #define SY_TDOT_AVX2(U, R, x) sy_tile_dot_avx2(small, U, R, x)
 static void sy_qtile_avx2(int type, const uint8_t *w, size_t rb, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {
@@ -466,6 +466,7 @@ static void sy_quantize(int isa, const float *x, int64_t n, int8_t *q, float *d)
 
 typedef struct {
     const sy_mm_job *jobs; int n_jobs; int64_t cols; int isa, k;
+    int sums;   /* keep the Q8_0 block sums (only the weight types whose kernels read them) */
     int8_t *q; float *d; int16_t *s; int64_t *off; atomic_long next;
 } sy_qz_ctx;
 
@@ -486,8 +487,9 @@ static void sy_qz_task(void *p, int ith, int nth) {
             int8_t *q = c->q + item * c->cols;
             int16_t *sums = c->s + item * (c->cols / 32);
             sy_quantize(c->isa, x, c->cols, q, c->d + item * (c->cols / 32));
-            /* Each block's sum (Q4_0's one-token kernel subtracts 8 times it instead of unpacking to signed). */
-            for (int64_t b = 0; b < c->cols / 32; b++) {
+            /* Each block's sum: Q4_0's one-token kernel subtracts 8 times it instead of unpacking to signed, and
+               Q4_1/Q5_1 multiply it by their minimum. */
+            for (int64_t b = 0; c->sums && b < c->cols / 32; b++) {
                 int sum = 0;
                 for (int i = 0; i < 32; i++) sum += q[32 * b + i];
                 sums[b] = (int16_t)sum;
@@ -527,7 +529,7 @@ int sy_quantize_jobs(sy_pool *pool, int type, int64_t cols, const sy_mm_job *job
         sbuf = (int16_t *)malloc((size_t)(need / 16) * sizeof(int16_t));   /* Q8_K: a sum per 16 values */
         cap = need;
     }
-    sy_qz_ctx z = {jobs, n_q, cols, isa, k, qbuf, dbuf, sbuf, off, 0};
+    sy_qz_ctx z = {jobs, n_q, cols, isa, k, type == SY_Q4_0 || sy_has_min(type), qbuf, dbuf, sbuf, off, 0};
     if (off[n_q] > 1) sy_pool_run(pool, sy_qz_task, &z); else sy_qz_task(&z, 0, 1);
     for (int j = 0; j < n_jobs; j++) {
         const int64_t o = off[j < n_q ? j : j - half];

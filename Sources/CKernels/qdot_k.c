@@ -231,16 +231,13 @@ static void sy_qdot_k_avx2(int five, const uint8_t *w, int64_t cols, const int8_
 }
 
 static void sy_qdot_iq4xs_avx2(const uint8_t *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
     const __m256i levels = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)sy_iq4_levels8));
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     for (int64_t b = 0; b < cols / 256; b++) {
         const uint8_t *blk = w + 136 * b;
         __m256i wv[8], sv[8];   /* each sub-block's 32 levels (low nibbles, then high) and its scale */
         for (int sb = 0; sb < 8; sb++) {
-            const __m128i raw = _mm_loadu_si128((const __m128i *)(blk + 8 + 16 * sb));
-            const __m256i nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), m4);
-            wv[sb] = _mm256_shuffle_epi8(levels, nib);
+            wv[sb] = _mm256_shuffle_epi8(levels, sy_nibbles32(blk + 8 + 16 * sb));
             sv[sb] = _mm256_set1_epi16((short)sy_iq4xs_scale(blk, sb));
         }
         sy_signed_runs(wv, sv, sy_f16_at(blk), q, d, ldq, b, nt, acc);

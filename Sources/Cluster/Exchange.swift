@@ -128,7 +128,8 @@ public final class ClusterExperts: ExpertBackend, @unchecked Sendable {
         }
         let t0 = DispatchTime.now()
         let sent = perRank.joined()  // (token, k) rows in send order
-        let send = Ops.encodeDispatchRows(RowCodec.encoding(p), x: x, rows: sent.map { Int32($0 / a) },
+        let tokenOfRow = sent.map { Int32($0 / a) }
+        let send = Ops.encodeDispatchRows(RowCodec.encoding(p), x: x, rows: tokenOfRow,
                                           experts: sent.map { experts[$0] }, weights: sent.map { weights[$0] }, width: d)
         let rowsOut = perRank.map { Int32($0.count) }
         if holdingBaton, let w = whileWaiting { w.release() }
@@ -149,7 +150,7 @@ public final class ClusterExperts: ExpertBackend, @unchecked Sendable {
             // Rows come back in the order they were sent: add each into its token.
             var out = [Float](repeating: 0, count: t * d)
             let y = back.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
-            Ops.addRows(y, sent.map { Int32($0 / a) }, weights: nil, width: d, into: &out)
+            Ops.addRows(y, tokenOfRow, weights: nil, width: d, into: &out)
             let dispatch = Double(t1.uptimeNanoseconds - t0.uptimeNanoseconds) / 1e9, wait = Double(t2.uptimeNanoseconds - w0.uptimeNanoseconds) / 1e9
             statsLock.withLock {
                 sums.bytesSent += send.count + 4 * comm.size

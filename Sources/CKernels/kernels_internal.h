@@ -23,6 +23,9 @@ __attribute__((target("avx2"))) static inline __m256i sy_nibbles32(const uint8_t
 }
 #endif
 
+/* IQ4_NL's 16 levels (qdot.c). */
+extern const int8_t sy_iq4nl_levels[16];
+
 /* The little-endian 16-bit word at p. */
 static inline uint16_t sy_rd16(const uint8_t *p) {
     uint16_t v;

@@ -370,13 +370,36 @@ typedef struct {
     int64_t chunk, chunks_per_job;
     atomic_long next;
     int64_t tile;   /* rows per cache tile */
+    int packed;     /* weights in sy_pack4's four-row layout */
 } sy_mm_ctx;
+
+/* Rows [r0, r1) (multiples of 4) of a packed matrix against nt tokens from t0. Without quantized activations
+   (an exact pool) each row is unpacked to GGUF blocks in buf and takes the float path. */
+static void sy_mm_packed(const sy_mm_ctx *c, int j, int64_t r0, int64_t r1, int64_t t0, int nt, uint8_t *buf, float *fbuf) {
+    const sy_mm_job *job = &c->jobs[j];
+    float o[16];
+    for (int64_t r = r0; r < r1; r += 4) {
+        if (c->q)
+            sy_qpack(c->isa, c->type, (const uint8_t *)job->w + r * c->row_bytes, c->cols, c->q[j] + t0 * c->cols,
+                     c->d[j] + t0 * (c->cols / 32), c->s[j] + t0 * (c->cols / 32), c->cols, nt, o);
+        else
+            for (int rr = 0; rr < 4; rr++) {
+                float ot[SY_TB];
+                sy_unpack4_row(c->type, job->w, c->cols, r + rr, buf);
+                sy_row_dot(c->isa, c->type, buf, c->cols, job->x + t0 * job->ldx, job->ldx, nt, ot, fbuf);
+                for (int t = 0; t < nt; t++) o[4 * rr + t] = ot[t];
+            }
+        for (int rr = 0; rr < 4; rr++)
+            for (int t = 0; t < nt; t++) job->y[(t0 + t) * job->ldy + r + rr] = o[4 * rr + t];
+    }
+}
 
 static void sy_mm_task(void *p, int ith, int nth) {
     (void)ith; (void)nth;
     sy_mm_ctx *c = (sy_mm_ctx *)p;
     float buf[256];
     float out[SY_TB];
+    uint8_t *rowbuf = c->packed && !c->q ? (uint8_t *)malloc(c->row_bytes) : NULL;
     const long total = (long)c->chunks_per_job * c->n_jobs;
     for (;;) {
         long item = atomic_fetch_add_explicit(&c->next, 1, memory_order_relaxed);
@@ -393,6 +416,7 @@ static void sy_mm_task(void *p, int ith, int nth) {
           for (int64_t t0 = 0; t0 < job->n_tok; t0 += SY_TB) {
             const int nt = (int)(job->n_tok - t0 < SY_TB ? job->n_tok - t0 : SY_TB);
             int64_t r = rt;
+            if (c->packed) { sy_mm_packed(c, j, rt, rt1, t0, nt, rowbuf, buf); continue; }
             if (c->q && nt > 1 && sy_qtile_takes(c->type))
                 /* Four rows at a time share each token's activation loads and scale products (qdot.c). */
                 for (float o[16]; r + 4 <= rt1; r += 4) {
@@ -414,10 +438,11 @@ static void sy_mm_task(void *p, int ith, int nth) {
           }
         }
     }
+    free(rowbuf);
 }
 
 void sy_matmul(sy_pool *pool, int type, int64_t rows, int64_t cols, size_t row_bytes,
-               const sy_mm_job *jobs, int n_jobs) {
+               const sy_mm_job *jobs, int n_jobs, int packed) {
     if (n_jobs <= 0 || rows <= 0) return;
     /* Q8_0, Q4_0 and Q4_K weights take quantized activations unless the pool is exact (qdot.c, qdot_k.c). */
     const int8_t *qs[n_jobs];
@@ -435,7 +460,7 @@ void sy_matmul(sy_pool *pool, int type, int64_t rows, int64_t cols, size_t row_b
        (and so every output bit) does not depend on the thread count. */
     chunk = (chunk + 3) / 4 * 4;
     sy_mm_ctx c = {type, sy_pool_isa(pool), rows, cols, row_bytes, jobs, n_jobs, quantized ? qs : NULL, quantized ? ds : NULL, quantized ? ss : NULL,
-                   chunk, (rows + chunk - 1) / chunk, 0, 0};
+                   chunk, (rows + chunk - 1) / chunk, 0, 0, packed};
     c.tile = (int64_t)(65536 / (row_bytes ? row_bytes : 1));
     c.tile = c.tile < 4 ? 4 : c.tile / 4 * 4;
     sy_pool_run(pool, sy_mm_task, &c);

@@ -86,7 +86,7 @@ void sy_quantize_q8(const float *x, int64_t n, int8_t *q, float *d) {
 
 /* ---- one weight row against nt (<= 4) quantized tokens: the plain reference ---- */
 
-static const int8_t sy_iq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+const int8_t sy_iq4nl_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
 /* Bytes per block of the 32-blocks these kernels take, each with its fp16 scale first. */
 static inline int sy_qbb(int type) {
@@ -113,7 +113,7 @@ static inline int sy_wq(int type, const uint8_t *blk, int i) {
     if (type == SY_Q8_0) return (int8_t)blk[2 + i];
     const uint8_t *qs = blk + (type == SY_Q5_0 ? 6 : 2);
     const int nib = i < 16 ? qs[i] & 0xF : qs[i - 16] >> 4;
-    if (type == SY_IQ4_NL) return sy_iq4nl[nib];
+    if (type == SY_IQ4_NL) return sy_iq4nl_levels[nib];
     if (type == SY_Q5_0) {
         uint32_t h; memcpy(&h, blk + 2, 4);
         return (nib | ((h >> i) & 1) << 4) - 16;
@@ -185,7 +185,7 @@ static inline __m256i sy_wbytes(int type, const uint8_t *blk) {
     case SY_Q5_0:
         return _mm256_sub_epi8(sy_with_fifth_bits(nib, blk + 2), _mm256_set1_epi8(16));
     case SY_IQ4_NL:
-        return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)sy_iq4nl)), nib);
+        return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)sy_iq4nl_levels)), nib);
     default:
         return _mm256_sub_epi8(nib, _mm256_set1_epi8(8));
     }

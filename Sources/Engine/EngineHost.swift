@@ -19,6 +19,9 @@ public struct ModelSource: @unchecked Sendable {
     public var topology: String?
     /// Quantized weights multiply float activations (`--exact`) instead of Q8_0-quantized ones.
     public var exact = false
+    /// Whether quantized weights are copied into the four-row layout at load (`--no-repack` turns it off;
+    /// it never applies with `exact`).
+    public var repack = true
     /// Where ranks log their NUMA placement.
     public var log: (String) -> Void
     /// Called on rank 0 (or the single process) once it knows it is the coordinator, before the weights
@@ -33,6 +36,11 @@ public struct ModelSource: @unchecked Sendable {
         self.topology = topology
         self.log = log
     }
+}
+
+extension ModelSource {
+    /// `plan`, or nothing when repacking is off or the activations stay float (`exact`).
+    func repackPlan(_ plan: RepackPlan) -> RepackPlan { repack && !exact ? plan : .none }
 }
 
 /// A rank other than 0 ended its part of a job (it already printed why, where there was anything to say).
@@ -50,7 +58,7 @@ extension Engine {
         guard let topoPath = source.topology else {
             source.coordinatorStarting()
             let f = try source.open()
-            let model = try Step35Model(file: f, threads: threads, exact: source.exact)
+            let model = try Step35Model(file: f, threads: threads, exact: source.exact, repack: source.repackPlan(.all))
             readIn(f, model: model, role: .all, label: "reading the weights in", log: source.log)
             return try Engine(file: f, model: model, config: config, session: nil)
         }
@@ -72,7 +80,12 @@ extension Engine {
             }
             let f = try source.open()
             file = f
-            let m = try Step35Model(file: f, threads: source.threads ?? (isHead ? topo.headThreads : topo.workerThreads), exact: source.exact)
+            // Each rank repacks what it computes with: a head everything but the routed experts, a worker its experts.
+            let worker = comm.rank - topo.heads
+            let plan = isHead ? RepackPlan(dense: true) { _, _ in false }
+                : RepackPlan(dense: false) { topo.owners(layer: $0, expert: $1).contains(worker) }
+            let m = try Step35Model(file: f, threads: source.threads ?? (isHead ? topo.headThreads : topo.workerThreads),
+                                    exact: source.exact, repack: source.repackPlan(plan))
             model = m
             let role: WeightRole = isHead ? .head : .worker(comm.rank - topo.heads)
             readIn(f, model: m, role: role, label: "rank \(comm.rank) (\(isHead ? "head" : "worker \(comm.rank - topo.heads)")): reading its weights in",
@@ -112,7 +125,8 @@ extension Engine {
     static func readIn(_ f: GGUFFile, model: Step35Model, role: WeightRole, label: String, log: @escaping (String) -> Void,
                        owners: (Int, Int) -> [Int] = { _, _ in [] }) {
         guard f.storage.isMapped else { return }
-        let ranges = ModelLoad.ranges(f, role: role, moeLayers: Set(model.moeLayerIndices), owners: owners)
+        let copied = Set(model.repackedRanges.map(\.lowerBound))  // repacked at load: read then, not mapped now
+        let ranges = ModelLoad.ranges(f, role: role, moeLayers: Set(model.moeLayerIndices), owners: owners).filter { !copied.contains($0.offset) }
         let tty = isatty(2) != 0
         let progress = LoadProgress(total: ranges.reduce(0) { $0 + $1.count }, label: label, tty: tty) { s in
             if tty { FileHandle.standardError.write(Data(s.utf8)) } else { log(String(s.dropLast())) }

@@ -53,6 +53,16 @@ public final class GGUFStorage: @unchecked Sendable {
 
     /// Raw address of byte `offset`; for kernels that read tensor data in place.
     public func address(_ offset: Int) -> UnsafeRawPointer { base + offset }
+
+    /// Drops the mapped pages wholly inside `offset ..< offset + count` from this process (a copy of them
+    /// was made, e.g. repacked weights): they leave the resident set, and a later read maps them again.
+    public func release(offset: Int, count: Int) {
+        guard mapped else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (offset + page - 1) / page * page, end = (offset + count) / page * page
+        guard end > start else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, MADV_DONTNEED)
+    }
 }
 
 /// A zero-copy view of one tensor inside a GGUF file.

@@ -71,6 +71,24 @@ extension Ops {
         return (0..<4).flatMap { r in out[(4 * r)..<(4 * r + tokens)] }
     }
 
+    /// Rows `row ..< row + 4` (row a multiple of 4) of a packed Q8_0, Q4_0 or IQ4_NL matrix (`repacked()`) against
+    /// `tokens` (at most 4) quantized activation rows, as the packed kernels compute them on `path` (nil: their plain
+    /// reference); element `4 * r + t` is row `row + r` against token `t`.
+    public static func quantizedPacked(_ w: WeightMatrix, row: Int, q: [Int8], d: [Float], tokens: Int, path: KernelPath?) -> [Float] {
+        precondition(w.packed && row % 4 == 0 && row + 4 <= w.rows, "quantizedPacked: a row group of a packed matrix")
+        precondition(tokens >= 1 && tokens <= 4 && q.count >= tokens * w.cols && d.count >= tokens * w.cols / 32)
+        var out = [Float](repeating: 0, count: 16)
+        let p = w.address + row * w.rowBytes
+        if let path {
+            let s = (0..<(q.count / 32)).map { b in Int16(q[(32 * b)..<(32 * b + 32)].reduce(0) { $0 + Int($1) }) }
+            sy_qpack(Int32(path.rawValue), Int32(w.type.rawValue), p, Int64(w.cols), q, d, s, Int64(w.cols), Int32(tokens), &out)
+        } else {
+            sy_qpack_ref(Int32(w.type.rawValue), p, Int64(w.cols), q, d, Int64(w.cols), Int32(tokens), &out)
+        }
+        withExtendedLifetime(w) {}
+        return (0..<4).flatMap { r in out[(4 * r)..<(4 * r + tokens)] }
+    }
+
     /// Q8_K-quantized activations of `tokens` rows of `cols` (the layout the K-quant paths read): per token
     /// `cols` int8, `cols / 32` slots of scales (the first `cols / 256` used) and `cols / 16` sums of 16-value groups.
     public static func quantizeQ8K(_ x: [Float], tokens: Int) -> (q: [Int8], d: [Float], s: [Int16]) {

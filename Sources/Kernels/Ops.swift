@@ -56,7 +56,7 @@ public enum Ops {
             y.withUnsafeMutableBufferPointer { yp in
                 var job = sy_mm_job(w: w.address, x: xp.baseAddress, y: yp.baseAddress,
                                     n_tok: Int64(tokens), ldx: Int64(w.cols), ldy: Int64(w.rows))
-                sy_matmul(pool.raw, Int32(w.type.rawValue), Int64(w.rows), Int64(w.cols), w.rowBytes, &job, 1)
+                sy_matmul(pool.raw, Int32(w.type.rawValue), Int64(w.rows), Int64(w.cols), w.rowBytes, &job, 1, w.packed ? 1 : 0)
             }
         }
         withExtendedLifetime(w.owner) {}
@@ -75,7 +75,7 @@ public enum Ops {
             y.withUnsafeMutableBufferPointer { yp in
                 let jobs = segmentJobs(weights, segments, like: w0, x: xp.baseAddress!, y: yp.baseAddress!)
                 sy_matmul(pool.raw, Int32(w0.type.rawValue), Int64(w0.rows), Int64(w0.cols), w0.rowBytes,
-                          jobs, Int32(jobs.count))
+                          jobs, Int32(jobs.count), w0.packed ? 1 : 0)
             }
         }
         withExtendedLifetime(weights) {}
@@ -86,7 +86,7 @@ public enum Ops {
     private static func segmentJobs(_ weights: [WeightMatrix], _ segments: [(start: Int, count: Int)], like w0: WeightMatrix,
                                     x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) -> [sy_mm_job] {
         zip(weights, segments).filter { $0.1.count > 0 }.map { w, s in
-            precondition(w.type == w0.type && w.rows == w0.rows && w.cols == w0.cols)
+            precondition(w.type == w0.type && w.rows == w0.rows && w.cols == w0.cols && w.packed == w0.packed)
             return sy_mm_job(w: w.address, x: x + s.start * w0.cols, y: y + s.start * w0.rows,
                              n_tok: Int64(s.count), ldx: Int64(w0.cols), ldy: Int64(w0.rows))
         }
@@ -99,7 +99,7 @@ public enum Ops {
                                          segments: [(start: Int, count: Int)], pool: ThreadPool) -> ([Float], [Float]) {
         precondition(a.count == segments.count && b.count == segments.count)
         guard let a0 = a.first, let b0 = b.first,
-              a0.type == b0.type && a0.rows == b0.rows && a0.cols == b0.cols && a0.rowBytes == b0.rowBytes else {
+              a0.type == b0.type && a0.rows == b0.rows && a0.cols == b0.cols && a0.rowBytes == b0.rowBytes && a0.packed == b0.packed else {
             return (groupedMatmul(a, x, segments: segments, pool: pool), groupedMatmul(b, x, segments: segments, pool: pool))
         }
         let total = segments.map { $0.start + $0.count }.max() ?? 0
@@ -110,7 +110,7 @@ public enum Ops {
                     let jobs = segmentJobs(a, segments, like: a0, x: xp.baseAddress!, y: ap.baseAddress!)
                         + segmentJobs(b, segments, like: a0, x: xp.baseAddress!, y: bp.baseAddress!)
                     sy_matmul(pool.raw, Int32(a0.type.rawValue), Int64(a0.rows), Int64(a0.cols), a0.rowBytes,
-                              jobs, Int32(jobs.count))
+                              jobs, Int32(jobs.count), a0.packed ? 1 : 0)
                 }
             }
         }

@@ -12,8 +12,7 @@ public enum Reference {
     public static func matmul(_ w: WeightMatrix, _ x: [Float], tokens: Int) -> [Float] {
         var y = [Float](repeating: 0, count: tokens * w.rows)
         for r in 0..<w.rows {
-            let row = Dequantize.row(w.type, UnsafeRawBufferPointer(start: w.address + r * w.rowBytes, count: w.rowBytes),
-                                     count: w.cols)
+            let row = w.withRowBytes(r) { Dequantize.row(w.type, $0, count: w.cols) }
             for t in 0..<tokens {
                 var s = 0.0
                 for c in 0..<w.cols { s += Double(row[c]) * Double(x[t * w.cols + c]) }

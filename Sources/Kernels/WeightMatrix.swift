@@ -1,6 +1,9 @@
-// Weight views the kernels read in place: one matrix, or one expert's slice of a 3-D expert tensor.
+// Weight views the kernels read in place: one matrix, or one expert's slice of a 3-D expert tensor; and
+// their copies repacked at load into four-row groups (qpack.c), the layout the integer kernels read fastest.
 //
 // Dimension legend: R output rows, C input columns (ggml ne0), E experts.
+import CKernels
+import Foundation
 import GGUF
 
 /// A read-only [R, C] weight matrix of any supported type, stored row-major (C contiguous).
@@ -11,8 +14,10 @@ public struct WeightMatrix: @unchecked Sendable {
     public let rows: Int
     /// Input columns C (ggml ne0).
     public let cols: Int
-    /// Bytes between rows.
+    /// Bytes between rows (in the packed layout, a row group of four starts every four row strides).
     public let rowBytes: Int
+    /// Whether the rows are repacked into four-row groups (`repacked()`): only the matmul reads them as they are.
+    public let packed: Bool
     // Keeps the mapping or buffer alive while the view exists.
     let owner: AnyObject & Sendable
     let address: UnsafeRawPointer
@@ -50,23 +55,65 @@ public struct WeightMatrix: @unchecked Sendable {
         self.init(type: type, rows: rows, cols: cols, owner: box, address: UnsafeRawPointer(box.pointer))
     }
 
-    init(type: GGMLType, rows: Int, cols: Int, owner: AnyObject & Sendable, address: UnsafeRawPointer) {
+    init(type: GGMLType, rows: Int, cols: Int, owner: AnyObject & Sendable, address: UnsafeRawPointer, packed: Bool = false) {
         self.type = type
         self.rows = rows
         self.cols = cols
         self.rowBytes = type.byteCount(elements: cols)
         self.owner = owner
         self.address = address
+        self.packed = packed
     }
 
     /// Total bytes of the matrix.
     public var byteCount: Int { rowBytes * rows }
 
+    /// Whether `repacked()` has a four-row layout for this matrix (Q8_0, Q4_0, IQ4_NL with rows % 4 == 0).
+    public var packable: Bool { !packed && rows % 4 == 0 && sy_pack4_takes(Int32(type.rawValue)) != 0 }
+
+    /// A copy in four-row groups (llama.cpp's repack; the layout is in qpack.c): each block of four rows is a
+    /// few plain loads for the integer kernels, and one FMA per block and token serves four rows. Itself when
+    /// the type has no such layout.
+    public func repacked() -> WeightMatrix {
+        guard packable else { return self }
+        let box = AlignedBox(bytes: byteCount)
+        // Row groups in parallel slices of about 8 MiB (a load's time is mostly page faults on both sides).
+        let groups = rows / 4, slices = max(1, min(groups, byteCount >> 23)), per = (groups + slices - 1) / slices
+        let src = UInt(bitPattern: address), dst = UInt(bitPattern: box.pointer), t = Int32(type.rawValue), stride = 4 * rowBytes
+        let c = Int64(cols)
+        DispatchQueue.concurrentPerform(iterations: slices) { i in
+            let g0 = i * per, n = min(per, groups - g0), o = UInt(g0 * stride)
+            if n > 0 { sy_pack4(t, UnsafeRawPointer(bitPattern: src + o), Int64(4 * n), c, UnsafeMutableRawPointer(bitPattern: dst + o)) }
+        }
+        withExtendedLifetime(owner) {}
+        return WeightMatrix(type: type, rows: rows, cols: cols, owner: box, address: UnsafeRawPointer(box.pointer), packed: true)
+    }
+
+    /// Calls `body` with row `r`'s bytes in GGUF block layout (unpacked from a packed matrix into a copy).
+    public func withRowBytes<T>(_ r: Int, _ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
+        precondition(r >= 0 && r < rows, "row \(r) out of range 0..<\(rows)")
+        defer { withExtendedLifetime(owner) {} }
+        guard packed else { return try body(UnsafeRawBufferPointer(start: address + r * rowBytes, count: rowBytes)) }
+        var copy = [UInt8](repeating: 0, count: rowBytes)
+        copy.withUnsafeMutableBytes { sy_unpack4_row(Int32(type.rawValue), address, Int64(cols), Int64(r), $0.baseAddress) }
+        return try copy.withUnsafeBytes(body)
+    }
+
     /// Row `r` decoded to floats (embedding lookup).
     public func row(_ r: Int) -> [Float] {
-        precondition(r >= 0 && r < rows, "row \(r) out of range 0..<\(rows)")
-        return Ops.dequantizeRow(type, address + r * rowBytes, count: cols)
+        withRowBytes(r) { Ops.dequantizeRow(type, $0.baseAddress!, count: cols) }
     }
+}
+
+/// Page-aligned memory for a repacked matrix (freed with the last view).
+final class AlignedBox: @unchecked Sendable {
+    let pointer: UnsafeMutableRawPointer
+    init(bytes: Int) {
+        var p: UnsafeMutableRawPointer?
+        guard posix_memalign(&p, 4096, max(bytes, 1)) == 0, let p else { fatalError("out of memory repacking \(bytes) bytes of weights") }
+        pointer = p
+    }
+    deinit { free(pointer) }
 }
 
 final class FloatBox: @unchecked Sendable {

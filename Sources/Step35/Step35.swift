@@ -147,6 +147,9 @@ public final class Step35Model: Sendable {
     public let mtp: [Step35MTPBlock]
     /// Thread pool for the kernels.
     public let pool: ThreadPool
+    /// Byte ranges of the file whose weights the loader copied into the four-row layout (their mapping is not
+    /// read again).
+    public let repackedRanges: [Range<Int>]
 
     /// Indices of the MoE layers, in order.
     public var moeLayerIndices: [Int] {
@@ -154,8 +157,9 @@ public final class Step35Model: Sendable {
     }
 
     init(config: Step35Config, tokenEmbedding: WeightMatrix, outputNorm: [Float], output: WeightMatrix,
-         blocks: [Step35Block], mtp: [Step35MTPBlock], threads: Int, exact: Bool = false) {
+         blocks: [Step35Block], mtp: [Step35MTPBlock], threads: Int, exact: Bool = false, repacked: [Range<Int>] = []) {
         self.config = config
+        self.repackedRanges = repacked
         self.tokenEmbedding = tokenEmbedding
         self.outputNorm = outputNorm
         self.output = output

@@ -6,18 +6,52 @@
 import GGUF
 import Kernels
 
+/// Which weight matrices the loader copies into the four-row layout (`WeightMatrix.repacked()`; llama.cpp's
+/// repack, `--no-repack` turns it off). Each rank repacks only what it computes with.
+public struct RepackPlan: Sendable {
+    /// Every matrix but the routed experts (attention, dense and shared FFNs, the output head, MTP).
+    public var dense: Bool
+    /// Whether expert `expert` of layer `layer` is repacked.
+    public var experts: @Sendable (_ layer: Int, _ expert: Int) -> Bool
+
+    /// Creates a plan.
+    public init(dense: Bool, experts: @escaping @Sendable (_ layer: Int, _ expert: Int) -> Bool) {
+        self.dense = dense
+        self.experts = experts
+    }
+
+    /// Nothing repacked: every weight stays in the mapping (zero copy).
+    public static let none = RepackPlan(dense: false) { _, _ in false }
+    /// Everything repacked (one process).
+    public static let all = RepackPlan(dense: true) { _, _ in true }
+}
+
 extension Step35Model {
-    /// Loads and validates every tensor; weights stay in the mmap (zero copy). `exact`: Q8_0 and Q4_0
-    /// weights multiply float activations (the golden-tested path) rather than Q8_0-quantized ones.
-    public convenience init(file f: GGUFFile, threads: Int, exact: Bool = false) throws {
+    /// Loads and validates every tensor; weights stay in the mmap (zero copy) unless `repack` copies them into
+    /// the four-row layout. `exact`: Q8_0 and Q4_0 weights multiply float activations (the golden-tested path)
+    /// rather than Q8_0-quantized ones.
+    public convenience init(file f: GGUFFile, threads: Int, exact: Bool = false, repack: RepackPlan = .none) throws {
         let c = try Step35Config(gguf: f)
         let d = c.embeddingLength, v = c.vocabSize, dh = c.keyLength
 
+        // File ranges copied into the four-row layout: their mapped pages are let go (the process keeps one copy).
+        var repacked: [Range<Int>] = []
+        func packed(_ w: WeightMatrix, _ t: GGUFTensor, at offset: Int, _ count: Int) -> WeightMatrix {
+            let p = w.repacked()
+            guard p.packed else { return w }
+            repacked.append(offset..<(offset + count))
+            t.storage.release(offset: offset, count: count)
+            return p
+        }
         func matrix(_ name: String, _ shape: [Int]) throws -> WeightMatrix {
-            try WeightMatrix(f.tensor(name, shape: shape))
+            let t = try f.tensor(name, shape: shape), m = try WeightMatrix(t)
+            return repack.dense ? packed(m, t, at: t.offset, t.byteCount) : m
         }
         func optMatrix(_ name: String, _ shape: [Int]) throws -> WeightMatrix? {
-            try f.optionalTensor(name, shape: shape).map(WeightMatrix.init)
+            try f.optionalTensor(name, shape: shape).map { t in
+                let m = try WeightMatrix(t)
+                return repack.dense ? packed(m, t, at: t.offset, t.byteCount) : m
+            }
         }
         func vector(_ name: String, _ n: Int) throws -> [Float] {
             try WeightMatrix(f.tensor(name, shape: [n])).row(0)
@@ -26,7 +60,7 @@ extension Step35Model {
             try f.optionalTensor(name, shape: [n]).map { try WeightMatrix($0).row(0) }
         }
 
-        let embed = try matrix("token_embd.weight", [d, v])
+        let embed = try WeightMatrix(f.tensor("token_embd.weight", shape: [d, v]))  // row lookups: stays as mapped
         let outNorm = try vector("output_norm.weight", d)
         let maxRot = c.ropeDimensions.max() ?? dh
         let ropeFreqs = try f.tensor("rope_freqs.weight").map { t -> [Float] in
@@ -69,7 +103,11 @@ extension Step35Model {
                 }
                 func experts(_ name: String, _ shape: [Int]) throws -> [WeightMatrix] {
                     let t = try f.tensor(p + name, shape: shape)
-                    return try (0..<e).map { try WeightMatrix(experts: t, expert: $0) }
+                    let per = t.byteCount / e
+                    return try (0..<e).map { x in
+                        let w = try WeightMatrix(experts: t, expert: x)
+                        return repack.experts(il, x) ? packed(w, t, at: t.offset + x * per, per) : w
+                    }
                 }
                 ffn = .moe(Step35MoE(
                     router: try WeightMatrix(routerT),
@@ -100,9 +138,9 @@ extension Step35Model {
                 hnorm: try vector(p + "hnorm.weight", d),
                 headNorm: try optVector(p + "shared_head_norm.weight", d),
                 head: try optMatrix(p + "shared_head_head.weight", [d, v]),
-                embed: try optMatrix(p + "embed_tokens.weight", [d, v]))
+                embed: try f.optionalTensor(p + "embed_tokens.weight", shape: [d, v]).map(WeightMatrix.init))  // row lookups
         }
         self.init(config: c, tokenEmbedding: embed, outputNorm: outNorm, output: try matrix("output.weight", [d, v]),
-                  blocks: blocks, mtp: mtp, threads: threads, exact: exact)
+                  blocks: blocks, mtp: mtp, threads: threads, exact: exact, repacked: repacked)
     }
 }

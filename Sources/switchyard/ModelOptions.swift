@@ -20,6 +20,10 @@ struct ModelOptions: ParsableArguments {
     @Flag(help: "Multiply Q8_0/Q4_0 weights with float activations (the golden-tested path) instead of Q8_0-quantized ones (faster).")
     var exact = false
 
+    @Flag(name: .customLong("no-repack"),
+          help: "Keep Q8_0/Q4_0/IQ4_NL weights as mapped instead of copying them into four-row groups at load (llama.cpp's --no-repack; slower).")
+    var noRepack = false
+
     var threads: Int { threadsOption ?? ProcessInfo.processInfo.activeProcessorCount }
     var threadsGiven: Bool { threadsOption != nil }
 
@@ -37,6 +41,7 @@ struct ModelOptions: ParsableArguments {
         let o = self
         var s = ModelSource(threads: threadsOption, topology: topology) { try open?() ?? o.file() }
         s.exact = exact
+        s.repack = !noRepack
         return s
     }
 

@@ -21,6 +21,15 @@ __attribute__((target("avx2"))) static inline __m256i sy_nibbles32(const uint8_t
     const __m128i raw = _mm_loadu_si128((const __m128i *)p);
     return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F));
 }
+
+/* Byte j is 0xFF where bit j of the 32-bit word at p is set: byte j/8 of the word goes to byte j, OR a mask
+   with every bit but j%8 set, compare with all ones (the fifth bits of Q5_0 and Q5_1). */
+__attribute__((target("avx2"))) static inline __m256i sy_bits32(const uint8_t *p) {
+    uint32_t x; memcpy(&x, p, 4);
+    const __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)x),
+        _mm256_setr_epi64x(0x0000000000000000, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303));
+    return _mm256_cmpeq_epi8(_mm256_or_si256(v, _mm256_set1_epi64x(0x7FBFDFEFF7FBFDFE)), _mm256_set1_epi64x(-1));
+}
 #endif
 
 /* IQ4_NL's 16 levels (qdot.c). */

@@ -162,16 +162,6 @@ void sy_qdot_ref(int type, const void *wrow, int64_t cols, const int8_t *q, cons
 /* ---- AVX2 ---- */
 #pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
 
-/* The 32 int8 weights of block blk (Q4_0 nibbles unpacked to [-8, 7] in element order). */
-/* Byte j is 0xFF where bit j of the 32-bit word at p is set: byte j/8 of the word goes to byte j, OR a mask
-   with every bit but j%8 set, compare with all ones. */
-static inline __m256i sy_bits32(const uint8_t *p) {
-    uint32_t x; memcpy(&x, p, 4);
-    const __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)x),
-        _mm256_setr_epi64x(0x0000000000000000, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303));
-    return _mm256_cmpeq_epi8(_mm256_or_si256(v, _mm256_set1_epi64x(0x7FBFDFEFF7FBFDFE)), _mm256_set1_epi64x(-1));
-}
-
 /* The 32 weights of block blk as int8 in element order (see sy_wq). */
 /* Four-bit values nib with the fifth bits of the 32-bit word at p (Q5_0, Q5_1): 0-31. */
 static inline __m256i sy_with_fifth_bits(__m256i nib, const uint8_t *p) {
@@ -529,7 +519,7 @@ int sy_quantize_jobs(sy_pool *pool, int type, int64_t cols, const sy_mm_job *job
         sbuf = (int16_t *)malloc((size_t)(need / 16) * sizeof(int16_t));   /* Q8_K: a sum per 16 values */
         cap = need;
     }
-    sy_qz_ctx z = {jobs, n_q, cols, isa, k, type == SY_Q4_0 || sy_has_min(type), qbuf, dbuf, sbuf, off, 0};
+    sy_qz_ctx z = {jobs, n_q, cols, isa, k, type == SY_Q4_0 || type == SY_Q5_0 || sy_has_min(type), qbuf, dbuf, sbuf, off, 0};
     if (off[n_q] > 1) sy_pool_run(pool, sy_qz_task, &z); else sy_qz_task(&z, 0, 1);
     for (int j = 0; j < n_jobs; j++) {
         const int64_t o = off[j < n_q ? j : j - half];

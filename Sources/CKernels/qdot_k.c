@@ -189,15 +189,34 @@ static inline void sy_signed_runs(const __m256i *wv, const __m256i *sv, float dw
     }
 }
 
+/* The 12 packed scale bytes of a Q4_K/Q5_K block as 16 bytes: the 8 six-bit scales, then the 8 minimums.
+   Groups 0-3 keep theirs in the low 6 bits of bytes 0-3 (scales) and 4-7 (minimums); groups 4-7 keep their
+   low 4 bits in the nibbles of bytes 8-11 (scale low, minimum high) and their top 2 bits in the top 2 bits of
+   bytes 0-3 (scales) and 4-7 (minimums): four bytes at a time in 32-bit words. */
+static inline __m128i sy_q4k_scales16(const uint8_t *p) {
+    uint32_t u0, u1, u2;
+    memcpy(&u0, p, 4); memcpy(&u1, p + 4, 4); memcpy(&u2, p + 8, 4);
+    const uint32_t lo6 = 0x3f3f3f3f, lo4 = 0x0f0f0f0f, lo2 = 0x03030303;
+    const uint32_t sc03 = u0 & lo6, m03 = u1 & lo6;
+    const uint32_t sc47 = (u2 & lo4) | ((u0 >> 6) & lo2) << 4, m47 = ((u2 >> 4) & lo4) | ((u1 >> 6) & lo2) << 4;
+    return _mm_setr_epi32((int)sc03, (int)sc47, (int)m03, (int)m47);
+}
+
+/* Q4_K and Q5_K. Per block: the scales come out of sy_q4k_scales16 once; run r's scale is int16 lane r of
+   them, broadcast by one byte shuffle; the minimums' term is one vpmaddwd of each minimum (twice, once per
+   16-value half) against the activations' 16-value group sums. */
 static void sy_qdot_k_avx2(int five, const uint8_t *w, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt, float *out) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
     const int bb = five ? 176 : 144;
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    float accm[4] = {0, 0, 0, 0};
+    __m256 accm[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    __m256i pick[8];   /* byte shuffle that spreads int16 lane r over the register */
+    for (int r = 0; r < 8; r++) pick[r] = _mm256_set1_epi16((short)(0x0100 * (2 * r + 1) + 2 * r));
     for (int64_t b = 0; b < cols / 256; b++) {
         const uint8_t *blk = w + bb * b, *qs = blk + (five ? 48 : 16);
-        int sc[8], mn[8];
-        for (int j = 0; j < 8; j++) sy_q4k_scale(blk + 4, j, &sc[j], &mn[j]);
+        const __m128i sm = sy_q4k_scales16(blk + 4);
+        const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));                   /* 8 scales */
+        const __m256i mins = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm));                        /* m0 m0 m1 m1 ... */
         __m256i lo[4], hi[4];
         const __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : _mm256_setzero_si256();
         for (int p = 0; p < 4; p++) {
@@ -216,18 +235,16 @@ static void sy_qdot_k_avx2(int five, const uint8_t *w, int64_t cols, const int8_
             for (int p = 0; p < 4; p++) {
                 const __m256i p0 = _mm256_maddubs_epi16(lo[p], _mm256_loadu_si256((const __m256i *)(x + 64 * p)));
                 const __m256i p1 = _mm256_maddubs_epi16(hi[p], _mm256_loadu_si256((const __m256i *)(x + 64 * p + 32)));
-                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(_mm256_madd_epi16(p0, _mm256_set1_epi16((short)sc[2 * p])),
-                                                               _mm256_madd_epi16(p1, _mm256_set1_epi16((short)sc[2 * p + 1]))));
+                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(_mm256_madd_epi16(p0, _mm256_shuffle_epi8(sc16, pick[2 * p])),
+                                                               _mm256_madd_epi16(p1, _mm256_shuffle_epi8(sc16, pick[2 * p + 1]))));
             }
             const float dx = d[t * (ldq / 32) + b];
-            const int16_t *st = s + t * (ldq / 16) + 16 * b;
-            int summ = 0;
-            for (int j = 0; j < 8; j++) summ += mn[j] * (st[2 * j] + st[2 * j + 1]);
+            const __m256i summ = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(s + t * (ldq / 16) + 16 * b)), mins);
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx), _mm256_cvtepi32_ps(sumi), acc[t]);
-            accm[t] += dm * dx * (float)summ;
+            accm[t] = _mm256_fmadd_ps(_mm256_set1_ps(dm * dx), _mm256_cvtepi32_ps(summ), accm[t]);
         }
     }
-    for (int t = 0; t < nt; t++) out[t] = sy_hsum8(acc[t]) - accm[t];
+    for (int t = 0; t < nt; t++) out[t] = sy_hsum8(acc[t]) - sy_hsum8(accm[t]);
 }
 
 static void sy_qdot_iq4xs_avx2(const uint8_t *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {

@@ -11,6 +11,8 @@
 //   Q8_0: four 32-byte runs R_j (j = 0-3); byte i of R_j is element 8j + i%8 of row i/8.
 //   Q4_0, IQ4_NL: two 32-byte words V_k (k = 0, 1); byte i of V_k holds run 2k's code in its low nibble and
 //   run 2k+1's in its high nibble (the same byte order as R_j). Q4_0 value = code - 8; IQ4_NL = level[code].
+//   Q5_0: as Q4_0, then four 32-bit words H_j of fifth bits (bit i of H_j for byte i of run j; byte r of H_j
+//   is byte j of row r's GGUF bit word); value = code + 16 x bit - 16.
 // The int32 lanes of a run's products are then two per row (lanes 2r, 2r+1 hold row r), and a row's output
 // is its two lanes' float sums added last.
 //
@@ -24,9 +26,13 @@
 #include <immintrin.h>
 #endif
 
-int sy_pack4_takes(int type) { return type == SY_Q8_0 || type == SY_Q4_0 || type == SY_IQ4_NL; }
+int sy_pack4_takes(int type) { return type == SY_Q8_0 || type == SY_Q4_0 || type == SY_Q5_0 || type == SY_IQ4_NL; }
 
-static inline int sy_pbb(int type) { return type == SY_Q8_0 ? 34 : 18; }   /* GGUF bytes per 32-block */
+static inline int sy_pbb(int type) { return type == SY_Q8_0 ? 34 : type == SY_Q5_0 ? 22 : 18; }   /* GGUF bytes per 32-block */
+static inline int sy_pnib(int type) { return type == SY_Q5_0 ? 6 : 2; }   /* where a GGUF block's nibbles start */
+/* What a packed lane takes off per unit of the token's block sum: codes are value + 8 (Q4_0) or + 16 (Q5_0),
+   and a row's two lanes share it. */
+static inline int sy_poff(int type) { return type == SY_Q4_0 ? 4 : type == SY_Q5_0 ? 8 : 0; }
 
 /* Byte i of run j for row r, element e: i = 8r + e%8, j = e/8. Q8_0 moves whole 8-byte runs; a Q4_0 byte
    pairs codes e and e + 8 of one row (elements 8j + k and 8(j+1) + k): GGUF keeps elements k and k + 16 in
@@ -46,8 +52,10 @@ void sy_pack4(int type, const void *src, int64_t rows, int64_t cols, void *dst) 
                     for (int j = 0; j < 4; j++) memcpy(gb + 8 + 32 * j + 8 * r, blk + 2 + 8 * j, 8);
                     continue;
                 }
+                const uint8_t *nb_ = blk + sy_pnib(type);
+                if (type == SY_Q5_0) for (int j = 0; j < 4; j++) gb[72 + 4 * j + r] = blk[2 + j];
                 for (int k = 0; k < 8; k++) {
-                    const uint8_t lo = blk[2 + k], hi = blk[2 + 8 + k];   /* elements k, k+16 and k+8, k+24 */
+                    const uint8_t lo = nb_[k], hi = nb_[8 + k];   /* elements k, k+16 and k+8, k+24 */
                     gb[8 + 8 * r + k] = (uint8_t)((lo & 0xF) | (hi & 0xF) << 4);        /* runs 0 | 1 */
                     gb[8 + 32 + 8 * r + k] = (uint8_t)((lo >> 4) | (hi & 0xF0));       /* runs 2 | 3 */
                 }
@@ -64,30 +72,32 @@ void sy_unpack4_row(int type, const void *packed, int64_t cols, int64_t row, voi
         const uint8_t *gb = (const uint8_t *)packed + g * 4 * rb + b * 4 * bb;
         uint8_t *blk = o + b * bb;
         memcpy(blk, gb + 2 * r, 2);
-        if (type != SY_Q8_0) memset(blk + 2, 0, 16);
+        if (type == SY_Q5_0) for (int j = 0; j < 4; j++) blk[2 + j] = gb[72 + 4 * j + r];
+        if (type != SY_Q8_0) memset(blk + sy_pnib(type), 0, 16);
         for (int e = 0; e < 32; e++) {
             const int i = 8 * r + e % 8, j = e / 8;
             if (type == SY_Q8_0) { blk[2 + e] = gb[8 + 32 * j + i]; continue; }
             const uint8_t v = gb[8 + 32 * (j / 2) + i];
             const int c = j % 2 ? v >> 4 : v & 0xF;
-            blk[2 + e % 16] |= (uint8_t)(e < 16 ? c : c << 4);
+            blk[sy_pnib(type) + e % 16] |= (uint8_t)(e < 16 ? c : c << 4);
         }
     }
 }
 
 /* Element factor from a packed group-block: row r, run j, byte-in-run k (element 8j + k): Q8_0's value,
-   IQ4_NL's level, Q4_0's code (value + 8; its lanes take the 8 off below). */
+   IQ4_NL's level, Q4_0's and Q5_0's codes (value + 8, value + 16; their lanes take that off below). */
 static inline int sy_packed_value(int type, const uint8_t *gb, int r, int j, int k) {
     const int i = 8 * r + k;
     if (type == SY_Q8_0) return (int8_t)gb[8 + 32 * j + i];
     const uint8_t v = gb[8 + 32 * (j / 2) + i];
     const int c = j % 2 ? v >> 4 : v & 0xF;
+    if (type == SY_Q5_0) return c | ((gb[72 + 4 * j + i / 8] >> (i % 8)) & 1) << 4;
     return type == SY_IQ4_NL ? sy_iq4nl_levels[c] : c;
 }
 
 /* The plain reference, in the fast paths' order: per block and token, lane l (two per row: elements
-   8j + 4(l%2) .. +3 over the four runs j) sums its products as integers (Q4_0: codes times activations,
-   less 4 x the block's activation sum, so a row's two lanes take off 8 x it), then
+   8j + 4(l%2) .. +3 over the four runs j) sums its products as integers (Q4_0, Q5_0: codes times activations,
+   less 4 or 8 x the block's activation sum, so a row's two lanes take off 8 or 16 x it), then
    acc[l] += (dw * dx) * lane (one rounding each, a fused multiply-add); row r's output is
    acc[2r] + acc[2r+1]. The integer sums are exact on every path, so the AVX2, VNNI and plain results are
    the same bits. */
@@ -101,10 +111,10 @@ void sy_qpack_ref(int type, const void *group, int64_t cols, const int8_t *q, co
             const uint8_t *gb = (const uint8_t *)group + b * gbb;
             const float dx = d[t * (ldq / 32) + b];
             int sum = 0;
-            for (int i = 0; type == SY_Q4_0 && i < 32; i++) sum += x[32 * b + i];
+            for (int i = 0; sy_poff(type) && i < 32; i++) sum += x[32 * b + i];
             for (int l = 0; l < 8; l++) {
                 const int r = l / 2, k0 = 4 * (l % 2);
-                int s = -4 * sum;
+                int s = -sy_poff(type) * sum;
                 for (int j = 0; j < 4; j++)
                     for (int k = k0; k < k0 + 4; k++) s += sy_packed_value(type, gb, r, j, k) * x[32 * b + 8 * j + k];
                 acc[l] = fmaf(sy_f16_at(gb + 2 * r) * dx, (float)s, acc[l]);
@@ -165,22 +175,31 @@ __attribute__((target("avx2"))) static inline __m256i sy_bcast8(const int8_t *x,
         N[2] = _mm256_and_si256(v1_, m_); N[3] = _mm256_and_si256(_mm256_srli_epi16(v1_, 4), m_);     \
     } while (0)
 
+/* The codes with Q5_0's fifth bits (16 where bit i of H_j is set). */
+#define SY_CODES5(type, gb, N)                                                                        \
+    do {                                                                                              \
+        SY_CODES(gb, N);                                                                              \
+        if ((type) == SY_Q5_0)                                                                        \
+            for (int j_ = 0; j_ < 4; j_++)                                                            \
+                N[j_] = _mm256_or_si256(N[j_], _mm256_and_si256(sy_bits32((gb) + 72 + 4 * j_), _mm256_set1_epi8(0x10))); \
+    } while (0)
+
 /* ---- AVX2 ---- */
 #pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
 
-/* Q4_0: the codes (0-15, unsigned) multiply the activations as they are; the four runs' int16 pair sums
-   add before one widening (4 x 2 x 15 x 128 < 2^15), and 4 x the block sum comes off every lane (each row's
-   two lanes give back 8 x the sum: the codes are value + 8). */
-static void sy_qpack_q4_0_avx2(const void *w, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt,
-                               float *out) {
-    const int type = SY_Q4_0;
+/* Q4_0 and Q5_0: the codes (0-15 or 0-31, unsigned) multiply the activations as they are; the four runs' int16
+   pair sums add before one widening (4 x 2 x 31 x 127 < 2^15), and 4 (Q4_0) or 8 (Q5_0) x the block sum comes
+   off every lane (each row's two lanes give back 8 or 16 x the sum: the codes are value + 8 or + 16). */
+static void sy_qpack_unsigned_avx2(int type, const void *w, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq,
+                                   int nt, float *out) {
     const __m256i ones = _mm256_set1_epi16(1);
-#define LOAD_(gb) SY_CODES(gb, W)
+    const int off = sy_poff(type);
+#define LOAD_(gb) SY_CODES5(type, gb, W)
 #define TDOT_(x, sum)                                                                                 \
     _mm256_sub_epi32(_mm256_madd_epi16(_mm256_add_epi16(                                              \
         _mm256_add_epi16(_mm256_maddubs_epi16(W[0], sy_bcast8(x, 0)), _mm256_maddubs_epi16(W[1], sy_bcast8(x, 1))), \
         _mm256_add_epi16(_mm256_maddubs_epi16(W[2], sy_bcast8(x, 2)), _mm256_maddubs_epi16(W[3], sy_bcast8(x, 3)))), ones), \
-        _mm256_set1_epi32(4 * (sum)))
+        _mm256_set1_epi32(off * (sum)))
     SY_QPACK_LOOP(LOAD_, TDOT_);
 #undef LOAD_
 #undef TDOT_
@@ -215,14 +234,14 @@ static void sy_qpack_signed_avx2(int type, const void *w, int64_t cols, const in
 
 /* ---- AVX-512 VNNI (256-bit registers with VL): vpdpbusd sums each run's four products into the lanes ---- */
 #pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"))), apply_to = function)
-static void sy_qpack_q4_0_vnni(const void *w, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt,
-                               float *out) {
-    const int type = SY_Q4_0;
-#define LOAD_(gb) SY_CODES(gb, W)
+static void sy_qpack_unsigned_vnni(int type, const void *w, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq,
+                                   int nt, float *out) {
+    const int off = sy_poff(type);
+#define LOAD_(gb) SY_CODES5(type, gb, W)
 #define TDOT_(x, sum)                                                                                 \
     _mm256_sub_epi32(_mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_dpbusd_epi32( \
         _mm256_setzero_si256(), W[0], sy_bcast8(x, 0)), W[1], sy_bcast8(x, 1)), W[2], sy_bcast8(x, 2)), W[3], sy_bcast8(x, 3)), \
-        _mm256_set1_epi32(4 * (sum)))
+        _mm256_set1_epi32(off * (sum)))
     SY_QPACK_LOOP(LOAD_, TDOT_);
 #undef LOAD_
 #undef TDOT_
@@ -252,14 +271,14 @@ static void sy_qpack_signed_vnni(int type, const void *w, int64_t cols, const in
 void sy_qpack(int isa, int type, const void *group, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt,
               float *out) {
 #if defined(__x86_64__)
-    if (type == SY_Q4_0 && !s) isa = SY_ISA_SCALAR;   /* its kernels read the block sums */
+    if (sy_poff(type) && !s) isa = SY_ISA_SCALAR;   /* their kernels read the block sums */
     if (isa >= SY_ISA_AVX512) {
-        if (type == SY_Q4_0) sy_qpack_q4_0_vnni(group, cols, q, d, s, ldq, nt, out);
+        if (sy_poff(type)) sy_qpack_unsigned_vnni(type, group, cols, q, d, s, ldq, nt, out);
         else sy_qpack_signed_vnni(type, group, cols, q, d, ldq, nt, out);
         return;
     }
     if (isa >= SY_ISA_AVX2) {
-        if (type == SY_Q4_0) sy_qpack_q4_0_avx2(group, cols, q, d, s, ldq, nt, out);
+        if (sy_poff(type)) sy_qpack_unsigned_avx2(type, group, cols, q, d, s, ldq, nt, out);
         else sy_qpack_signed_avx2(type, group, cols, q, d, ldq, nt, out);
         return;
     }

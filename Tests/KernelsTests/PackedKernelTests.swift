@@ -8,7 +8,7 @@ import Testing
 /// the kernels on every path against their plain reference bit for bit, the reference against the row kernels,
 /// and the matmul on packed weights against the unpacked ones.
 @Suite struct PackedKernelTests {
-    static let types: [GGMLType] = [.q8_0, .q4_0, .iq4_nl]
+    static let types: [GGMLType] = [.q8_0, .q4_0, .q5_0, .iq4_nl]
 
     /// If this fails, packing loses or moves a byte: every row unpacked from the four-row layout must equal the
     /// GGUF row it came from (scales and values), and a packed matrix decodes to the same floats.
@@ -30,12 +30,12 @@ import Testing
     @Test func unpackableMatricesStayAsTheyAre() {
         #expect(!randomWeights(.q8_0, rows: 6, cols: 64, seed: 1).repacked().packed)
         #expect(!randomWeights(.q4_K, rows: 8, cols: 256, seed: 1).repacked().packed)
-        #expect(!randomWeights(.q5_0, rows: 8, cols: 64, seed: 1).repacked().packed)
+        #expect(!randomWeights(.q4_1, rows: 8, cols: 64, seed: 1).repacked().packed)
     }
 
     /// If this fails, a path's packed kernel (AVX2 or VNNI) gives other bits than the plain reference in the same
     /// order: the integer lane sums are exact everywhere, so every path must agree exactly, for one to four
-    /// tokens, including weights at the extremes of their range (Q8_0 at -127, Q4_0's code 0) and activations
+    /// tokens, including weights at the extremes of their range (Q8_0 at -127, Q4_0 at -8, Q5_0 at -16) and activations
     /// at full scale, where an int16 sum would overflow.
     @Test(arguments: types)
     func everyPathMatchesThePackedReferenceBitForBit(type: GGMLType) {

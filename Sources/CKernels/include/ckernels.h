@@ -80,13 +80,13 @@ void sy_qdot_ref(int type, const void *w, int64_t cols, const int8_t *q, const f
 void sy_qtile(int isa, int type, const void *w, size_t row_bytes, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out);
 void sy_qtile_ref(int type, const void *w, size_t row_bytes, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out);
 /* ---- weights repacked into four-row groups at load (qpack.c) ---- */
-/* 1 for the types with a packed layout (Q8_0, Q4_0, IQ4_NL). */
+/* 1 for the types with a packed layout (Q8_0, Q4_0, Q5_0, IQ4_NL). */
 int sy_pack4_takes(int type);
 /* rows (a multiple of 4) x cols of GGUF blocks at src into the packed layout at dst (same byte count). */
 void sy_pack4(int type, const void *src, int64_t rows, int64_t cols, void *dst);
 /* Row `row` of a packed matrix back in GGUF block layout (row_bytes at dst). */
 void sy_unpack4_row(int type, const void *packed, int64_t cols, int64_t row, void *dst);
-/* One packed row group (four rows) against nt (<= 4) Q8_0 tokens (as sy_qdot_row; Q4_0 reads the block sums s):
+/* One packed row group (four rows) against nt (<= 4) Q8_0 tokens (as sy_qdot_row; Q4_0 and Q5_0 read the block sums s):
    out[4 * r + t]. The AVX2, VNNI and plain (sy_qpack_ref) paths give the same bits, for any nt. */
 void sy_qpack(int isa, int type, const void *group, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt,
               float *out);

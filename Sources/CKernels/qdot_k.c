@@ -262,13 +262,24 @@ static void sy_qdot_iq4xs_avx2(const uint8_t *w, int64_t cols, const int8_t *q, 
     for (int t = 0; t < nt; t++) out[t] = sy_hsum8(acc[t]);
 }
 
-static void sy_qdot_q6k_avx2(const uint8_t *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3), m32 = _mm256_set1_epi8(32);
+/* Q6_K with its values as stored (0-63, unsigned): they multiply the activations as they are, and the 32 the
+   format subtracts comes off once per block as 32 x (scales . the activations' 16-value group sums), one
+   vpmaddwd (the integer sum is the same as with signed values). */
+static void sy_qdot_q6k_avx2(const uint8_t *w, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt,
+                             float *out) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    /* Run k of a half has groups 2k and 2k + 1: a byte shuffle per 128-bit lane spreads int16 lane 2k over the
+       low lane and 2k + 1 over the high one. */
+    __m256i pick[4];
+    for (int k = 0; k < 4; k++)
+        pick[k] = _mm256_setr_m128i(_mm_set1_epi16((short)(0x0100 * (4 * k + 1) + 4 * k)), _mm_set1_epi16((short)(0x0100 * (4 * k + 3) + 4 * k + 2)));
     for (int64_t b = 0; b < cols / 256; b++) {
         const uint8_t *blk = w + 210 * b;
-        const int8_t *sc = (const int8_t *)(blk + 192);
-        __m256i wv[8], sv[8];   /* the block's 8 runs of 32 weights (minus 32) and their two group scales */
+        const __m128i sc8 = _mm_loadu_si128((const __m128i *)(blk + 192));   /* 16 int8 group scales */
+        const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+        const __m256i sch[2] = {_mm256_permute2x128_si256(sc16, sc16, 0x00), _mm256_permute2x128_si256(sc16, sc16, 0x11)};
+        __m256i wv[8], sv[8];   /* the block's 8 runs of 32 values (0-63) and their two group scales */
         for (int n = 0; n < 2; n++) {
             const __m256i la = _mm256_loadu_si256((const __m256i *)(blk + 64 * n));
             const __m256i lb = _mm256_loadu_si256((const __m256i *)(blk + 64 * n + 32));
@@ -276,12 +287,20 @@ static void sy_qdot_q6k_avx2(const uint8_t *w, int64_t cols, const int8_t *q, co
             const __m256i lo[4] = {_mm256_and_si256(la, m4), _mm256_and_si256(lb, m4),
                                    _mm256_and_si256(_mm256_srli_epi16(la, 4), m4), _mm256_and_si256(_mm256_srli_epi16(lb, 4), m4)};
             for (int k = 0; k < 4; k++) {
-                const __m256i hi = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * k), m2), 4);
-                wv[4 * n + k] = _mm256_sub_epi8(_mm256_or_si256(lo[k], hi), m32);
-                sv[4 * n + k] = _mm256_set_m128i(_mm_set1_epi16(sc[8 * n + 2 * k + 1]), _mm_set1_epi16(sc[8 * n + 2 * k]));
+                wv[4 * n + k] = _mm256_or_si256(lo[k], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * k), m2), 4));
+                sv[4 * n + k] = _mm256_shuffle_epi8(sch[n], pick[k]);
             }
         }
-        sy_signed_runs(wv, sv, sy_f16_at(blk + 208), q, d, ldq, b, nt, acc);
+        const float dw = sy_f16_at(blk + 208);
+        for (int t = 0; t < nt; t++) {
+            const int8_t *x = q + t * ldq + 256 * b;
+            __m256i sumi = _mm256_setzero_si256();
+            for (int r = 0; r < 8; r++)
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(wv[r], _mm256_loadu_si256((const __m256i *)(x + 32 * r))), sv[r]));
+            const __m256i off = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(s + t * (ldq / 16) + 16 * b)), sc16);
+            sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(off, 5));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * d[t * (ldq / 32) + b]), _mm256_cvtepi32_ps(sumi), acc[t]);
+        }
     }
     for (int t = 0; t < nt; t++) out[t] = sy_hsum8(acc[t]);
 }
@@ -344,7 +363,7 @@ static void sy_qdot_q2k_avx2(const uint8_t *w, int64_t cols, const int8_t *q, co
 void sy_qdot_k_row(int isa, int type, const void *w, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt, float *out) {
 #if defined(__x86_64__)
     if (isa >= SY_ISA_AVX2) {
-        if (type == SY_Q6_K) sy_qdot_q6k_avx2((const uint8_t *)w, cols, q, d, ldq, nt, out);
+        if (type == SY_Q6_K) sy_qdot_q6k_avx2((const uint8_t *)w, cols, q, d, s, ldq, nt, out);
         else if (type == SY_IQ4_XS) sy_qdot_iq4xs_avx2((const uint8_t *)w, cols, q, d, ldq, nt, out);
         else if (type == SY_Q3_K) sy_qdot_q3k_avx2((const uint8_t *)w, cols, q, d, ldq, nt, out);
         else if (type == SY_Q2_K) sy_qdot_q2k_avx2((const uint8_t *)w, cols, q, d, s, ldq, nt, out);

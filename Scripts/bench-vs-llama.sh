@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Switchyard against llama.cpp's own tools (llama-bench, llama-batched-bench) on the same GGUF files, same
-# threads, interleaved rounds: decode tg64, prefill pp512, batched decode at B = 1, 4, 8; llama.cpp default
+# threads, interleaved rounds: decode tg128, prefill pp512, batched decode at B = 1, 4, 8; llama.cpp default
 # and --repack 0; medians with min-max; the probe's read bandwidth and F32 peak (Scripts/bench/vs_llama.py).
 # Not part of CI. llama.cpp's tools come from ../shared/tools/llama-tools.sh (or LLAMA_BIN=dir).
 # Models: bench-1gb synthetic at Q8_0 and Q4_0 (written by `switchyard synth`), and Q4_K_S quantized from

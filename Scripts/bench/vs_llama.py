@@ -24,7 +24,7 @@ def run(cmd):
 
 
 def sy_decode(m):
-    out = run([sy, "bench", "-m", m, "--contexts", "0", "-n", "64", "-t", threads]).stdout
+    out = run([sy, "bench", "-m", m, "--contexts", "0", "-n", "128", "-t", threads]).stdout
     return float(next(l for l in out.splitlines() if l.startswith("| " + m)).split("|")[8])
 
 
@@ -40,10 +40,10 @@ def sy_batched(m):
 
 
 def ll_bench(m, repack):
-    out = run([f"{lb}/llama-bench", "-m", m, "-t", threads, "-p", "512", "-n", "64", "-r", "1", "-o", "jsonl",
+    out = run([f"{lb}/llama-bench", "-m", m, "-t", threads, "-p", "512", "-n", "128", "-r", "1", "-o", "jsonl",
                "--repack", str(repack)]).stdout
     rows = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
-    return (next(r["avg_ts"] for r in rows if r["n_prompt"] == 512), next(r["avg_ts"] for r in rows if r["n_gen"] == 64))
+    return (next(r["avg_ts"] for r in rows if r["n_prompt"] == 512), next(r["avg_ts"] for r in rows if r["n_gen"] == 128))
 
 
 def ll_batched(m, repack):
@@ -65,14 +65,14 @@ for r in range(rounds):
     for m in models:
         def add(work, engine, v):
             cells.setdefault((m, work, engine), []).append(v)
-        add("decode tg64", "switchyard", sy_decode(m))
+        add("decode tg128", "switchyard", sy_decode(m))
         add("prefill pp512", "switchyard", sy_prefill(m))
         for b, v in sy_batched(m).items():
             add(f"batched B={b}", "switchyard", v)
         for repack in (1, 0):
             eng = "llama.cpp" if repack else "llama.cpp repack 0"
             pp, tg = ll_bench(m, repack)
-            add("decode tg64", eng, tg)
+            add("decode tg128", eng, tg)
             add("prefill pp512", eng, pp)
             for b, v in ll_batched(m, repack).items():
                 add(f"batched B={b}", eng, v)
@@ -91,7 +91,7 @@ print(f"CPU: {cpu}; {threads} threads; switchyard {probes[0][2]}; rounds: {round
 print()
 print("| model | work | switchyard | llama.cpp default | llama.cpp repack 0 | ratio to default | ratio to repack 0 |")
 print("|---|---|---|---|---|---|---|")
-works = ["decode tg64", "prefill pp512", "batched B=1", "batched B=4", "batched B=8"]
+works = ["decode tg128", "prefill pp512", "batched B=1", "batched B=4", "batched B=8"]
 for m in models:
     for w in works:
         s, d, n = (cells.get((m, w, e), []) for e in ("switchyard", "llama.cpp", "llama.cpp repack 0"))

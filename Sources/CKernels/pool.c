@@ -6,6 +6,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <sched.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -128,4 +131,13 @@ void sy_pool_run(sy_pool *pool, sy_task_fn fn, void *ctx) {
     fn(ctx, 0, pool->n);
     while (atomic_load_explicit(&pool->done, memory_order_acquire) < pool->n - 1) SY_PAUSE();
     pthread_mutex_unlock(&pool->run_mu);
+}
+
+/* The allocator policy for forward-pass buffers (Kernels/PassMemory.swift says why). */
+int sy_keep_freed_buffers(void) {
+#if defined(__GLIBC__)
+    return mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 512 << 20) == 1;
+#else
+    return 0;
+#endif
 }

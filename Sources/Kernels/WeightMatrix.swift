@@ -76,17 +76,29 @@ public struct WeightMatrix: @unchecked Sendable {
     /// the type has no such layout.
     public func repacked() -> WeightMatrix {
         guard packable else { return self }
-        let box = AlignedBox(bytes: byteCount)
+        return WeightMatrix.repacked([self])[0]
+    }
+
+    /// Several matrices repacked into one mapping (a layer's experts: one mapping lets huge pages cover them,
+    /// where each expert alone is smaller than one). Matrices without a packed layout come back as they are.
+    public static func repacked(_ ws: [WeightMatrix]) -> [WeightMatrix] {
+        let offsets = ws.reduce(into: [0]) { o, w in o.append(o.last! + (w.packable ? (w.byteCount + 63) / 64 * 64 : 0)) }
+        guard offsets.last! > 0 else { return ws }
+        let box = AlignedBox(bytes: offsets.last!)
+        return zip(ws, offsets).map { w, o in w.packable ? w.pack(into: box, at: o) : w }
+    }
+
+    private func pack(into box: AlignedBox, at offset: Int) -> WeightMatrix {
         // Row groups in parallel slices of about 8 MiB (a load's time is mostly page faults on both sides).
         let groups = rows / 4, slices = max(1, min(groups, byteCount >> 23)), per = (groups + slices - 1) / slices
-        let src = UInt(bitPattern: address), dst = UInt(bitPattern: box.pointer), t = Int32(type.rawValue), stride = 4 * rowBytes
+        let src = UInt(bitPattern: address), dst = UInt(bitPattern: box.pointer + offset), t = Int32(type.rawValue), stride = 4 * rowBytes
         let c = Int64(cols)
         DispatchQueue.concurrentPerform(iterations: slices) { i in
             let g0 = i * per, n = min(per, groups - g0), o = UInt(g0 * stride)
             if n > 0 { sy_pack4(t, UnsafeRawPointer(bitPattern: src + o), Int64(4 * n), c, UnsafeMutableRawPointer(bitPattern: dst + o)) }
         }
         withExtendedLifetime(owner) {}
-        return WeightMatrix(type: type, rows: rows, cols: cols, owner: box, address: UnsafeRawPointer(box.pointer), packed: true)
+        return WeightMatrix(type: type, rows: rows, cols: cols, owner: box, address: UnsafeRawPointer(box.pointer + offset), packed: true)
     }
 
     /// Calls `body` with row `r`'s bytes in GGUF block layout (unpacked from a packed matrix into a copy).
@@ -105,15 +117,27 @@ public struct WeightMatrix: @unchecked Sendable {
     }
 }
 
-/// Page-aligned memory for a repacked matrix (freed with the last view).
+/// Memory of its own mapping for a repacked matrix (unmapped with the last view). Matrices of 2 MiB or more
+/// ask for transparent huge pages: decode streams every weight once per token, and with 4 KiB pages that is a
+/// TLB miss every 4 KiB (the kernel's "madvise" THP mode, Debian's default, gives huge pages only on request).
 final class AlignedBox: @unchecked Sendable {
     let pointer: UnsafeMutableRawPointer
+    let size: Int
     init(bytes: Int) {
-        var p: UnsafeMutableRawPointer?
-        guard posix_memalign(&p, 4096, max(bytes, 1)) == 0, let p else { fatalError("out of memory repacking \(bytes) bytes of weights") }
-        pointer = p
+        let huge = 2 << 20
+        size = bytes >= huge ? (bytes + huge - 1) / huge * huge : max(bytes, 1)
+        // Huge pages need 2 MiB-aligned ranges: map a 2 MiB more and give back the slack on both sides.
+        let extra = size >= huge ? huge : 0
+        guard let raw = mmap(nil, size + extra, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), raw != MAP_FAILED else {
+            fatalError("out of memory repacking \(bytes) bytes of weights")
+        }
+        let head = extra == 0 ? 0 : (huge - Int(bitPattern: raw) % huge) % huge
+        if head > 0 { munmap(raw, head) }
+        if extra - head > 0 { munmap(raw + head + size, extra - head) }
+        pointer = raw + head
+        if size >= huge { _ = madvise(pointer, size, MADV_HUGEPAGE) }
     }
-    deinit { free(pointer) }
+    deinit { munmap(pointer, size) }
 }
 
 final class FloatBox: @unchecked Sendable {

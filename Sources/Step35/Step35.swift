@@ -166,6 +166,7 @@ public final class Step35Model: Sendable {
         self.blocks = blocks
         self.mtp = mtp
         pool = ThreadPool(threads: threads, exact: exact)
+        PassMemory.keepFreedBuffers()
     }
 
     /// A KV cache reserved for positions 0..<context (llama.cpp's default context is 4096), whose passes

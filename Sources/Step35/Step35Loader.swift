@@ -37,11 +37,15 @@ extension Step35Model {
         // File ranges copied into the four-row layout: their mapped pages are let go (the process keeps one copy).
         var repacked: [Range<Int>] = []
         func packed(_ w: WeightMatrix, _ t: GGUFTensor, at offset: Int, _ count: Int) -> WeightMatrix {
-            let p = w.repacked()
-            guard p.packed else { return w }
-            repacked.append(offset..<(offset + count))
-            t.storage.release(offset: offset, count: count)
-            return p
+            packed([w], t, at: [offset], count)[0]
+        }
+        func packed(_ ws: [WeightMatrix], _ t: GGUFTensor, at offsets: [Int], _ count: Int) -> [WeightMatrix] {
+            let ps = WeightMatrix.repacked(ws)
+            for (p, o) in zip(ps, offsets) where p.packed {
+                repacked.append(o..<(o + count))
+                t.storage.release(offset: o, count: count)
+            }
+            return ps
         }
         func matrix(_ name: String, _ shape: [Int]) throws -> WeightMatrix {
             let t = try f.tensor(name, shape: shape), m = try WeightMatrix(t)
@@ -104,10 +108,11 @@ extension Step35Model {
                 func experts(_ name: String, _ shape: [Int]) throws -> [WeightMatrix] {
                     let t = try f.tensor(p + name, shape: shape)
                     let per = t.byteCount / e
-                    return try (0..<e).map { x in
-                        let w = try WeightMatrix(experts: t, expert: x)
-                        return repack.experts(il, x) ? packed(w, t, at: t.offset + x * per, per) : w
-                    }
+                    var ws = try (0..<e).map { try WeightMatrix(experts: t, expert: $0) }
+                    // This rank's experts of the tensor, repacked into one mapping.
+                    let mine = (0..<e).filter { repack.experts(il, $0) }
+                    for (x, p) in zip(mine, packed(mine.map { ws[$0] }, t, at: mine.map { t.offset + $0 * per }, per)) { ws[x] = p }
+                    return ws
                 }
                 ffn = .moe(Step35MoE(
                     router: try WeightMatrix(routerT),

@@ -40,6 +40,10 @@ void sy_dequant_row(int type, const void *src, float *dst, int64_t n);
 /* 1 if this build has a fast kernel for the type */
 int sy_type_supported(int type);
 
+/* Keeps freed buffers of up to 32 MiB in the heap (glibc mallopt: mmap threshold 32 MiB, trim threshold 512 MiB);
+   1 when applied. */
+int sy_keep_freed_buffers(void);
+
 /* ---- matrix products: y[t*ldy + r] = sum_k W[r, k] * x[t*ldx + k] ---- */
 typedef struct {
     const void *w;      /* first row of this job's weight matrix */

@@ -381,7 +381,7 @@ static void sy_mm_packed(const sy_mm_ctx *c, int j, int64_t r0, int64_t r1, int6
     for (int64_t r = r0; r < r1; r += 4) {
         if (c->q)
             sy_qpack(c->isa, c->type, (const uint8_t *)job->w + r * c->row_bytes, c->cols, c->q[j] + t0 * c->cols,
-                     c->d[j] + t0 * (c->cols / 32), c->s[j] + t0 * (c->cols / 32), c->cols, nt, o);
+                     c->d[j] + t0 * (c->cols / 32), c->s[j] + t0 * (c->cols / (sy_q8_k_pairs(c->type) ? 16 : 32)), c->cols, nt, o);
         else
             for (int rr = 0; rr < 4; rr++) {
                 float ot[SY_TB];

@@ -74,14 +74,19 @@ extension Ops {
     /// Rows `row ..< row + 4` (row a multiple of 4) of a packed Q8_0, Q4_0 or IQ4_NL matrix (`repacked()`) against
     /// `tokens` (at most 4) quantized activation rows, as the packed kernels compute them on `path` (nil: their plain
     /// reference); element `4 * r + t` is row `row + r` against token `t`.
-    public static func quantizedPacked(_ w: WeightMatrix, row: Int, q: [Int8], d: [Float], tokens: Int, path: KernelPath?) -> [Float] {
+    /// Q4_K takes Q8_K activations with their group sums `s` (`quantizeQ8K`).
+    public static func quantizedPacked(_ w: WeightMatrix, row: Int, q: [Int8], d: [Float], s: [Int16]? = nil, tokens: Int,
+                                       path: KernelPath?) -> [Float] {
         precondition(w.packed && row % 4 == 0 && row + 4 <= w.rows, "quantizedPacked: a row group of a packed matrix")
         precondition(tokens >= 1 && tokens <= 4 && q.count >= tokens * w.cols && d.count >= tokens * w.cols / 32)
+        precondition(w.type != .q4_K || s != nil, "quantizedPacked: Q4_K needs the Q8_K group sums")
         var out = [Float](repeating: 0, count: 16)
         let p = w.address + row * w.rowBytes
+        let sums = s ?? (0..<(q.count / 32)).map { b in Int16(q[(32 * b)..<(32 * b + 32)].reduce(0) { $0 + Int($1) }) }
         if let path {
-            let s = (0..<(q.count / 32)).map { b in Int16(q[(32 * b)..<(32 * b + 32)].reduce(0) { $0 + Int($1) }) }
-            sy_qpack(Int32(path.rawValue), Int32(w.type.rawValue), p, Int64(w.cols), q, d, s, Int64(w.cols), Int32(tokens), &out)
+            sy_qpack(Int32(path.rawValue), Int32(w.type.rawValue), p, Int64(w.cols), q, d, sums, Int64(w.cols), Int32(tokens), &out)
+        } else if w.type == .q4_K {
+            sy_qpack_q4k_ref(p, Int64(w.cols), q, d, sums, Int64(w.cols), Int32(tokens), &out)
         } else {
             sy_qpack_ref(Int32(w.type.rawValue), p, Int64(w.cols), q, d, Int64(w.cols), Int32(tokens), &out)
         }

@@ -68,7 +68,7 @@ public struct WeightMatrix: @unchecked Sendable {
     /// Total bytes of the matrix.
     public var byteCount: Int { rowBytes * rows }
 
-    /// Whether `repacked()` has a four-row layout for this matrix (Q8_0, Q4_0, Q5_0, IQ4_NL with rows % 4 == 0).
+    /// Whether `repacked()` has a four-row layout for this matrix (Q8_0, Q4_0, Q5_0, IQ4_NL, Q4_K with rows % 4 == 0).
     public var packable: Bool { !packed && rows % 4 == 0 && sy_pack4_takes(Int32(type.rawValue)) != 0 }
 
     /// A copy in four-row groups (llama.cpp's repack; the layout is in qpack.c): each block of four rows is a

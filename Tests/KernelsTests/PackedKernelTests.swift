@@ -9,12 +9,13 @@ import Testing
 /// and the matmul on packed weights against the unpacked ones.
 @Suite struct PackedKernelTests {
     static let types: [GGMLType] = [.q8_0, .q4_0, .q5_0, .iq4_nl]
+    static let allPacked = types + [.q4_K]
 
     /// If this fails, packing loses or moves a byte: every row unpacked from the four-row layout must equal the
     /// GGUF row it came from (scales and values), and a packed matrix decodes to the same floats.
-    @Test(arguments: types)
+    @Test(arguments: allPacked)
     func packingRoundTrips(type: GGMLType) {
-        let rows = 12, cols = 160
+        let rows = 12, cols = type == .q4_K ? 512 : 160
         let bytes = randomWeightBytes(type, rows: rows, cols: cols, seed: 9)
         let w = WeightMatrix(type: type, rows: rows, cols: cols, bytes: bytes), p = w.repacked()
         #expect(p.packed && !w.packed && p.byteCount == w.byteCount)
@@ -29,7 +30,8 @@ import Testing
     /// type without a packed layout), and its rows would be read in the wrong layout.
     @Test func unpackableMatricesStayAsTheyAre() {
         #expect(!randomWeights(.q8_0, rows: 6, cols: 64, seed: 1).repacked().packed)
-        #expect(!randomWeights(.q4_K, rows: 8, cols: 256, seed: 1).repacked().packed)
+        #expect(!randomWeights(.q4_K, rows: 6, cols: 256, seed: 1).repacked().packed)
+        #expect(!randomWeights(.q5_K, rows: 8, cols: 256, seed: 1).repacked().packed)
         #expect(!randomWeights(.q4_1, rows: 8, cols: 64, seed: 1).repacked().packed)
     }
 
@@ -80,7 +82,7 @@ import Testing
     /// If this fails, a matmul on packed weights disagrees with the same matmul on the mapped layout: on a
     /// quantized pool within float reordering, and on an exact pool (which unpacks each row for the float path)
     /// bit for bit.
-    @Test(arguments: types)
+    @Test(arguments: allPacked)
     func packedMatmulMatchesTheMappedLayout(type: GGMLType) {
         var r = Rand(41)
         let rows = 44, cols = 512
@@ -96,7 +98,7 @@ import Testing
 
     /// If this fails, a token's output from packed weights depends on the batch it came in: the packed kernels
     /// run one loop for any token count, so decode (one token) and a batch of nine must give the same bits.
-    @Test(arguments: types)
+    @Test(arguments: allPacked)
     func packedOutputsDoNotDependOnTheBatch(type: GGMLType) {
         var r = Rand(43)
         let rows = 20, cols = 256, tokens = 9
@@ -107,6 +109,27 @@ import Testing
         for t in 0..<tokens {
             let one = Ops.matmul(p, Array(x[(t * cols)..<((t + 1) * cols)]), tokens: 1, pool: pool)
             #expect(one == Array(batch[(t * rows)..<((t + 1) * rows)]), "\(type) token \(t)")
+        }
+    }
+
+    /// If this fails, the packed Q4_K kernel (four rows' runs as packed codes, their six-bit scales in one
+    /// vpmaddwd per run, the minimums against the token's run sums) gives other bits than its plain reference on
+    /// some path, or another product than the row reference on the unpacked weights, for one to four tokens.
+    @Test func packedQ4KMatchesItsReferences() {
+        var r = Rand(47)
+        let cols = 512
+        let w = randomWeights(.q4_K, rows: 8, cols: cols, seed: 23), p = w.repacked()
+        #expect(p.packed)
+        let (q, d, s) = Ops.quantizeQ8K(r.floats(4 * cols, scale: 3), tokens: 4)
+        for row in [0, 4] {
+            for t in 1...4 {
+                let ref = Ops.quantizedPacked(p, row: row, q: q, d: d, s: s, tokens: t, path: nil)
+                for path in KernelPath.available {
+                    #expect(Ops.quantizedPacked(p, row: row, q: q, d: d, s: s, tokens: t, path: path) == ref, "\(path) rows \(row)+ tokens \(t)")
+                }
+                let rows = (0..<4).flatMap { rr in Ops.quantizedDotK(w, row: row + rr, q: q, d: d, s: s, tokens: t, path: nil) }
+                #expect(maxRelErr(ref, rows) < 1e-5, "rows \(row)+ tokens \(t): \(ref) vs \(rows)")
+            }
         }
     }
 }

@@ -148,32 +148,33 @@ static void sy_qpack_q4k_avx2(const void *group, int64_t cols, const int8_t *q, 
         const __m256i scb = _mm256_setr_m128i(_mm_unpacklo_epi64(sm[0], sm[1]), _mm_unpacklo_epi64(sm[2], sm[3]));
         const __m256i m01 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi64(sm[0], sm[1]));   /* int16 lanes 8r + k, rows 0-1 */
         const __m256i m23 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi64(sm[2], sm[3]));
-        __m256i scv[8];
-        for (int k = 0; k < 8; k++) scv[k] = _mm256_shuffle_epi8(scb, pick[k]);
         const __m128i dh = _mm_loadu_si128((const __m128i *)gb);   /* d[4], dmin[4] */
         const __m256 dw = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_cvtph_ps(dh)), dup);
         const __m256 dm = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_cvtph_ps(_mm_unpackhi_epi64(dh, dh))), dup);
-        for (int t = 0; t < nt; t++) {
-            const int8_t *x = q + t * ldq + 256 * b;
-            __m256i sumi = _mm256_setzero_si256();
-            for (int k = 0; k < 8; k++) {
-                const uint8_t *run = gb + 64 + 64 * k;
-                const __m256i v0 = _mm256_loadu_si256((const __m256i *)run), v1 = _mm256_loadu_si256((const __m256i *)(run + 32));
-                const int8_t *xk = x + 32 * k;
+        /* Runs outside, tokens inside: each run's codes and scales are unpacked once for every token. */
+        __m256i sumi[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+        for (int k = 0; k < 8; k++) {
+            const uint8_t *run = gb + 64 + 64 * k;
+            const __m256i v0 = _mm256_loadu_si256((const __m256i *)run), v1 = _mm256_loadu_si256((const __m256i *)(run + 32));
+            const __m256i c0 = _mm256_and_si256(v0, m4), c1 = _mm256_and_si256(_mm256_srli_epi16(v0, 4), m4);
+            const __m256i c2 = _mm256_and_si256(v1, m4), c3 = _mm256_and_si256(_mm256_srli_epi16(v1, 4), m4);
+            const __m256i scv = _mm256_shuffle_epi8(scb, pick[k]);
+            for (int t = 0; t < nt; t++) {
+                const int8_t *xk = q + t * ldq + 256 * b + 32 * k;
                 const __m256i p = _mm256_add_epi16(
-                    _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(v0, m4), sy_k_bcast8(xk)),
-                                     _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v0, 4), m4), sy_k_bcast8(xk + 8))),
-                    _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(v1, m4), sy_k_bcast8(xk + 16)),
-                                     _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v1, 4), m4), sy_k_bcast8(xk + 24))));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scv[k]));
+                    _mm256_add_epi16(_mm256_maddubs_epi16(c0, sy_k_bcast8(xk)), _mm256_maddubs_epi16(c1, sy_k_bcast8(xk + 8))),
+                    _mm256_add_epi16(_mm256_maddubs_epi16(c2, sy_k_bcast8(xk + 16)), _mm256_maddubs_epi16(c3, sy_k_bcast8(xk + 24))));
+                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(p, scv));
             }
+        }
+        for (int t = 0; t < nt; t++) {
             /* run sums S_k = s[2k] + s[2k+1], in both halves; minimums against them, two lanes per row */
             const int16_t *st = s + t * (ldq / 16) + 16 * b;
             const __m128i sk = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)st), _mm_loadu_si128((const __m128i *)(st + 8)));
             const __m256i sv = _mm256_broadcastsi128_si256(sk);
             const __m256i mi = _mm256_permute4x64_epi64(_mm256_hadd_epi32(_mm256_madd_epi16(m01, sv), _mm256_madd_epi16(m23, sv)), 0xD8);
             const __m256 dx = _mm256_set1_ps(d[t * (ldq / 32) + b]);
-            acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(sumi), acc[t]);
+            acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
             accm[t] = _mm256_fmadd_ps(_mm256_mul_ps(dm, dx), _mm256_cvtepi32_ps(mi), accm[t]);
         }
     }

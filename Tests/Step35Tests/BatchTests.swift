@@ -40,6 +40,31 @@ import Testing
         }
     }
 
+    /// If this fails, batching changes a sequence's logits on the fast path with repacked weights: the packed
+    /// kernels compute a token the same way in any batch, so three sequences decoded alone and together must
+    /// give the same logits bit for bit (without the repack, the one-row and four-row kernels round apart and
+    /// quantized activations turn that into flips, which is why the test above runs exact; with `repack: .none`
+    /// this test fails on tiny-a-q4_0).
+    @Test(arguments: ["tiny-a-q8_0.gguf", "tiny-a-q4_0.gguf"])
+    func repackedFastPathIsBatchInvariant(_ which: String) throws {
+        let m = try Step35Model(file: try GGUFFile(path: Fixtures.path(which)), threads: 2, repack: .all)
+        #expect(m.repackedRanges.count > 0)
+        let prompts: [[Int32]] = [[1, 2, 3], (0..<19).map { ($0 * 7 + 3) % 200 }, [5]]
+        let alone = prompts.map { _ in m.makeCache(context: 64) }, together = prompts.map { _ in m.makeCache(context: 64) }
+        var last: [Int32] = []
+        for (i, p) in prompts.enumerated() {
+            let a = try m.forward(p, cache: alone[i])
+            _ = try m.forward(p, cache: together[i])
+            last.append(Int32(a.indices.max { a[$0] < a[$1] }!))
+        }
+        for step in 0..<8 {
+            let one = try prompts.indices.map { try m.forward([last[$0]], cache: alone[$0]) }
+            let batch = try m.forwardBatch(prompts.indices.map { ([last[$0]], together[$0]) })
+            for i in prompts.indices { #expect(one[i] == batch[i], "step \(step) sequence \(i): \(maxAbs(one[i], batch[i]))") }
+            last = one.map { l in Int32(l.indices.max { l[$0] < l[$1] }!) }
+        }
+    }
+
     /// If this fails, a batch that lists one cache twice (two rows writing the same sequence) is accepted.
     @Test func sameCacheTwiceIsRefused() throws {
         let m = try Step35Model(file: try GGUFFile(bytes: Step35Synthetic.gguf(shape: .tiny)), threads: 1)

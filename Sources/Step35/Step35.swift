@@ -151,6 +151,15 @@ public final class Step35Model: Sendable {
     /// read again).
     public let repackedRanges: [Range<Int>]
 
+    /// How the weights meet the kernels, for startup lines: the activation path, and how many bytes the loader
+    /// repacked into four-row groups.
+    public var weightSummary: String {
+        if pool.exact { return "exact float activations" }
+        let bytes = repackedRanges.reduce(0) { $0 + $1.count }
+        return "quantized activations, " + (bytes > 0 ? String(format: "%.2f GiB of weights repacked into four-row groups", Double(bytes) / 1_073_741_824)
+                                                       : "no weights repacked")
+    }
+
     /// Indices of the MoE layers, in order.
     public var moeLayerIndices: [Int] {
         blocks.compactMap { b in if case .moe = b.ffn { return b.index } else { return nil } }

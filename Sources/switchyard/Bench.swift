@@ -166,7 +166,7 @@ struct Bench: ParsableCommand {
         }
         let stats = engine.expertStats!
         let total = ExpertStats(layers: model.config.layerCount, experts: model.config.expertCount)
-        print("\(KernelPath.summary), \(model.pool.exact ? "exact float activations" : "Q8_0/Q4_0 weights on quantized activations")")
+        print("\(KernelPath.summary), \(model.weightSummary)")
         print("| model | size | threads | kv | fill | test | B | t/s | ms/token |" + (predict ? " predicted ms | measured/predicted |" : ""))
         print("|---|---|---|---|---|---|---|---|---|" + (predict ? "---|---|" : ""))
         var rows: [BenchRow] = []

@@ -88,7 +88,7 @@ struct Serve: ParsableCommand {
             let service = ChatService(engine: engine, modelNames: [alias ?? file, file], metrics: m, draft: draft,
                                       reasoningBudget: reasoningBudget < 0 ? nil : reasoningBudget)
             slot.service = service
-            FileHandle.standardError.write(Data("switchyard: \(KernelPath.summary), \(engine.model.pool.exact ? "exact float activations" : "Q8_0/Q4_0 weights on quantized activations")\n".utf8))
+            FileHandle.standardError.write(Data("switchyard: \(KernelPath.summary), \(engine.model.weightSummary)\n".utf8))
             ready.loaded(service.alias)
             done.wait()
         }

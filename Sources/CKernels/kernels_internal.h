@@ -22,6 +22,21 @@ __attribute__((target("avx2"))) static inline __m256i sy_nibbles32(const uint8_t
     return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F));
 }
 
+/* A four-row tile's outputs: accumulator t holds token t's rows in lane pairs (2r, 2r + 1), which add up to
+   out[4r + t] (hadd: h01 = [t0 r0, t0 r1, t1 r0, t1 r1 | t0 r2, t0 r3, t1 r2, t1 r3]); tokens past nt are not written. */
+__attribute__((target("avx2"))) static inline void sy_tile_out(__m256 a0, __m256 a1, __m256 a2, __m256 a3, int nt, float *out) {
+    float h01[8], h23[8];
+    _mm256_storeu_ps(h01, _mm256_hadd_ps(a0, a1));
+    _mm256_storeu_ps(h23, _mm256_hadd_ps(a2, a3));
+    for (int r = 0; r < 4; r++) {
+        const int l = (r / 2) * 4 + r % 2;
+        out[4 * r + 0] = h01[l];
+        if (nt > 1) out[4 * r + 1] = h01[l + 2];
+        if (nt > 2) out[4 * r + 2] = h23[l];
+        if (nt > 3) out[4 * r + 3] = h23[l + 2];
+    }
+}
+
 /* Byte j is 0xFF where bit j of the 32-bit word at p is set: byte j/8 of the word goes to byte j, OR a mask
    with every bit but j%8 set, compare with all ones (the fifth bits of Q5_0 and Q5_1). */
 __attribute__((target("avx2"))) static inline __m256i sy_bits32(const uint8_t *p) {

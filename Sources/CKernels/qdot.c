@@ -347,15 +347,7 @@ static inline __m256i sy_tile_dot_avx2(int small, const __m256i *U, const __m256
             a2 = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(d2[b])), _mm256_cvtepi32_ps(TDOT(U, R, x2 + 32 * b)), a2); \
             a3 = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(d3[b])), _mm256_cvtepi32_ps(TDOT(U, R, x3 + 32 * b)), a3); \
         }                                                                                             \
-        /* hadd pairs lanes (2r, 2r + 1): h01 = [t0 r0 r1, t1 r0 r1 | t0 r2 r3, t1 r2 r3] */           \
-        float h01[8], h23[8];                                                                         \
-        _mm256_storeu_ps(h01, _mm256_hadd_ps(a0, a1));                                                \
-        _mm256_storeu_ps(h23, _mm256_hadd_ps(a2, a3));                                                \
-        for (int r = 0; r < 4; r++) {                                                                 \
-            const int l = (r / 2) * 4 + r % 2;                                                        \
-            out[4 * r + 0] = h01[l]; out[4 * r + 1] = h01[l + 2];                                     \
-            out[4 * r + 2] = h23[l]; out[4 * r + 3] = h23[l + 2];                                     \
-        }                                                                                             \
+        sy_tile_out(a0, a1, a2, a3, nt, out);                                                         \
     } while (0)
 
 

@@ -150,17 +150,7 @@ void sy_qpack_ref(int type, const void *group, int64_t cols, const int8_t *q, co
             a2 = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(ds[2][b])), _mm256_cvtepi32_ps(TDOT(xs[2] + 32 * b, ss[2] ? ss[2][b] : 0)), a2); \
             a3 = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(ds[3][b])), _mm256_cvtepi32_ps(TDOT(xs[3] + 32 * b, ss[3] ? ss[3][b] : 0)), a3); \
         }                                                                                             \
-        /* hadd pairs lanes (2r, 2r + 1): h01 = [t0 r0, t0 r1, t1 r0, t1 r1 | t0 r2, t0 r3, t1 r2, t1 r3] */ \
-        float h01[8], h23[8];                                                                         \
-        _mm256_storeu_ps(h01, _mm256_hadd_ps(a0, a1));                                                \
-        _mm256_storeu_ps(h23, _mm256_hadd_ps(a2, a3));                                                \
-        for (int r = 0; r < 4; r++) {                                                                 \
-            const int l = (r / 2) * 4 + r % 2;                                                        \
-            out[4 * r + 0] = h01[l];                                                                  \
-            if (nt > 1) out[4 * r + 1] = h01[l + 2];                                                  \
-            if (nt > 2) out[4 * r + 2] = h23[l];                                                      \
-            if (nt > 3) out[4 * r + 3] = h23[l + 2];                                                  \
-        }                                                                                             \
+        sy_tile_out(a0, a1, a2, a3, nt, out);                                                         \
     } while (0)
 
 __attribute__((target("avx2"))) static inline __m256i sy_bcast8(const int8_t *x, int j) {
@@ -184,6 +174,14 @@ __attribute__((target("avx2"))) static inline __m256i sy_bcast8(const int8_t *x,
         if ((type) == SY_Q5_0)                                                                        \
             for (int j_ = 0; j_ < 4; j_++)                                                            \
                 N[j_] = _mm256_or_si256(N[j_], _mm256_and_si256(sy_bits32((gb) + 72 + 4 * j_), _mm256_set1_epi8(0x10))); \
+    } while (0)
+
+/* The signed runs W (Q8_0 as stored, IQ4_NL's levels through the table lut) and their magnitudes U. */
+#define SY_SIGNED(type, gb, lut, W, U)                                                                \
+    do {                                                                                              \
+        if ((type) == SY_Q8_0) for (int j_ = 0; j_ < 4; j_++) W[j_] = _mm256_loadu_si256((const __m256i *)((gb) + 8 + 32 * j_)); \
+        else { SY_CODES(gb, W); for (int j_ = 0; j_ < 4; j_++) W[j_] = _mm256_shuffle_epi8(lut, W[j_]); } \
+        for (int j_ = 0; j_ < 4; j_++) U[j_] = _mm256_abs_epi8(W[j_]);                                \
     } while (0)
 
 /* ---- AVX2 ---- */
@@ -221,12 +219,7 @@ static void sy_qpack_signed_avx2(int type, const void *w, int64_t cols, const in
     const int16_t *s = NULL;
     const __m256i lut = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)sy_iq4nl_levels));
     __m256i U[4];
-#define LOAD_(gb)                                                                                     \
-    do {                                                                                              \
-        if (type == SY_Q8_0) for (int j = 0; j < 4; j++) W[j] = _mm256_loadu_si256((const __m256i *)((gb) + 8 + 32 * j)); \
-        else { SY_CODES(gb, W); for (int j = 0; j < 4; j++) W[j] = _mm256_shuffle_epi8(lut, W[j]); } \
-        for (int j = 0; j < 4; j++) U[j] = _mm256_sign_epi8(W[j], W[j]);                              \
-    } while (0)
+#define LOAD_(gb) SY_SIGNED(type, gb, lut, W, U)
 #define TDOT_(x, sum) sy_pdot_signed_avx2(U, W, x)
     SY_QPACK_LOOP(LOAD_, TDOT_);
 #undef LOAD_
@@ -253,12 +246,7 @@ static void sy_qpack_signed_vnni(int type, const void *w, int64_t cols, const in
     const int16_t *s = NULL;
     const __m256i lut = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)sy_iq4nl_levels));
     __m256i U[4];
-#define LOAD_(gb)                                                                                     \
-    do {                                                                                              \
-        if (type == SY_Q8_0) for (int j = 0; j < 4; j++) W[j] = _mm256_loadu_si256((const __m256i *)((gb) + 8 + 32 * j)); \
-        else { SY_CODES(gb, W); for (int j = 0; j < 4; j++) W[j] = _mm256_shuffle_epi8(lut, W[j]); } \
-        for (int j = 0; j < 4; j++) U[j] = _mm256_abs_epi8(W[j]);                                     \
-    } while (0)
+#define LOAD_(gb) SY_SIGNED(type, gb, lut, W, U)
 #define TDOT_(x, sum)                                                                                 \
     _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), \
         U[0], _mm256_sign_epi8(sy_bcast8(x, 0), W[0])), U[1], _mm256_sign_epi8(sy_bcast8(x, 1), W[1])),  \

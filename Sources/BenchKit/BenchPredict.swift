@@ -84,9 +84,9 @@ public enum BenchPredict {
     /// touches on average) over the summed call times give the weight rate. Small matrices stream far below
     /// a large one's rate (per-row and per-call costs), which a single big-matrix probe would miss.
     /// `base` is the probe's profile (`Probe.profile`, measured once for all batch sizes); `rows` has one
-    /// real row per shape (`matmulCalls`).
-    public static func profile(_ base: HardwareProfile, threads: Int, calls: [MatmulShape], rows: [MatmulShape: [UInt8]], batch: Int = 1)
-        -> (HardwareProfile, matmulSeconds: Double)
+    /// real row per shape (`matmulCalls`); `repack`: the copies are repacked as the model's were.
+    public static func profile(_ base: HardwareProfile, threads: Int, calls: [MatmulShape], rows: [MatmulShape: [UInt8]], batch: Int = 1,
+                               repack: Bool = false) -> (HardwareProfile, matmulSeconds: Double)
     {
         var p = base
         let pool = ThreadPool(threads: threads)
@@ -98,7 +98,8 @@ public enum BenchPredict {
             matrix.reserveCapacity(shape.rows * row.count)
             for _ in 0..<shape.rows { matrix.append(contentsOf: row) }
             let count = max(2 * max(shape.experts, 1), (32 << 20) / max(matrix.count, 1))
-            let ws = (0..<count).map { _ in WeightMatrix(type: shape.type, rows: shape.rows, cols: shape.cols, bytes: matrix) }
+            let copies = (0..<count).map { _ in WeightMatrix(type: shape.type, rows: shape.rows, cols: shape.cols, bytes: matrix) }
+            let ws = repack ? WeightMatrix.repacked(copies) : copies
             let xs = (0..<(shape.cols * batch)).map { _ in Float(g.nextUnit()) }  // [B, C]
             if shape.experts > 0 {
                 // Each call: one layer's experts (a random window of `experts` matrices); each token picks

@@ -155,7 +155,8 @@ struct Bench: ParsableCommand {
             var byBatch: [Int: (profile: HardwareProfile, fixed: Double)] = [:]
             let base = Probe.profile(threads: model.pool.threads)
             for b in batches {
-                let (p, mmSeconds) = BenchPredict.profile(base, threads: model.pool.threads, calls: calls, rows: sampleRows, batch: b)
+                let (p, mmSeconds) = BenchPredict.profile(base, threads: model.pool.threads, calls: calls, rows: sampleRows, batch: b,
+                                                             repack: !model.repackedRanges.isEmpty)
                 let fixed = try BenchPredict.fixedStepSeconds(like: model.config, moeLayers: model.moeLayerIndices.count, threads: model.pool.threads, batch: b)
                 byBatch[b] = (p, fixed)
                 print(String(format: "predict: B=%d, probe on %d threads: memory read %.2f GB/s, F32 %.2f GFLOP/s, kernel call %.2f us; the step's %d matmuls (%d shapes) stream in %.3f ms alone (%.2f GB/s); fixed step cost %.3f ms (same layers, 32-wide); %.3f bytes per weight read",

@@ -102,16 +102,16 @@ import Testing
             Thread.sleep(forTimeInterval: 0.3)
         }
         #expect(streaming(), "requests never started decoding: \(errors.text)")
-        let victim = try #require(replayRankPID(victimRank), "the worker never started")
+        let victim = try #require(replayRankPID(victimRank, of: trace), "the worker never started")
         kill(victim, SIGKILL)
         let killedAt = Date()
         let survivors = (0..<ranks).filter { $0 != victimRank }
-        while survivors.contains(where: { replayRankPID($0) != nil }) && Date().timeIntervalSince(killedAt) < 40 {
+        while survivors.contains(where: { replayRankPID($0, of: trace) != nil }) && Date().timeIntervalSince(killedAt) < 40 {
             Thread.sleep(forTimeInterval: 0.2)
         }
         let elapsed = Date().timeIntervalSince(killedAt)
-        let gone = survivors.allSatisfy { replayRankPID($0) == nil }
-        for r in 0..<ranks { if let q = replayRankPID(r) { kill(q, SIGKILL) } }
+        let gone = survivors.allSatisfy { replayRankPID($0, of: trace) == nil }
+        for r in 0..<ranks { if let q = replayRankPID(r, of: trace) { kill(q, SIGKILL) } }
         let done = DispatchSemaphore(value: 0)
         DispatchQueue.global().async { p.waitUntilExit(); done.signal() }
         if done.wait(timeout: .now() + 10) != .success { kill(p.processIdentifier, SIGKILL); done.wait() }
@@ -141,12 +141,15 @@ import Testing
     }
 
     /// The pid of the replay process with PMI_RANK == rank, if running.
-    func replayRankPID(_ rank: Int) -> Int32? {
+    /// The process of `rank` in the job replaying `trace`. The trace path is unique to a trial: the test's two
+    /// cases run at once, and matching the rank alone found (and killed) the other case's rank 0, which showed
+    /// up as "rank 0 vanished without a line" in about one trial of four.
+    func replayRankPID(_ rank: Int, of trace: String) -> Int32? {
         guard let procs = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return nil }
         for d in procs {
             guard let pid = Int32(d),
                   let cmd = try? String(contentsOfFile: "/proc/\(d)/cmdline", encoding: .utf8),
-                  cmd.hasPrefix(switchyardBinary), cmd.contains("replay"), cmd.contains("--stream"),
+                  cmd.hasPrefix(switchyardBinary), cmd.contains("replay"), cmd.contains("--stream"), cmd.contains(trace),
                   let env = try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(d)/environ")) else { continue }
             let vars = env.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
             if vars.contains("PMI_RANK=\(rank)") { return pid }

@@ -46,12 +46,6 @@ public enum MPI {
         if !started {
             // A peer that dies closes its sockets; writing to them must be an error here, not a silent SIGPIPE death.
             signal(SIGPIPE, SIG_IGN)
-            // UCX's CMA transport (process_vm_readv, for large messages between ranks on one host) treats a
-            // peer that has died as a fatal error and aborts this process from inside MPI progress: rank 0
-            // vanished with a UCX backtrace and SIGABRT in about one trial of six when a worker was killed
-            // (issue 16), before it could name the lost rank. Without CMA, UCX copies through shared memory
-            // and the loss reaches our liveness checks. A UCX_TLS the user set is left alone.
-            if getenv("UCX_TLS") == nil { setenv("UCX_TLS", "^cma", 1) }
             var provided: Int32 = 0
             try check(MPI_Init_thread(nil, nil, MPI_THREAD_MULTIPLE, &provided), "MPI_Init_thread")
             multipleThreads = provided >= MPI_THREAD_MULTIPLE

@@ -37,6 +37,25 @@ __attribute__((target("avx2"))) static inline void sy_tile_out(__m256 a0, __m256
     }
 }
 
+/* The 8 bytes x[8j .. 8j+7] in every 64-bit lane (a token's run j, to meet four transposed rows at once). */
+__attribute__((target("avx2"))) static inline __m256i sy_bcast8(const int8_t *x, int j) {
+    int64_t v; memcpy(&v, x + 8 * j, 8);
+    return _mm256_set1_epi64x(v);
+}
+
+/* The 12 packed scale bytes of a Q4_K/Q5_K block as 16 bytes: the 8 six-bit scales, then the 8 minimums.
+   Groups 0-3 keep theirs in the low 6 bits of bytes 0-3 (scales) and 4-7 (minimums); groups 4-7 keep their
+   low 4 bits in the nibbles of bytes 8-11 (scale low, minimum high) and their top 2 bits in the top 2 bits of
+   bytes 0-3 (scales) and 4-7 (minimums): four bytes at a time in 32-bit words. */
+__attribute__((target("avx2"))) static inline __m128i sy_q4k_scales16(const uint8_t *p) {
+    uint32_t u0, u1, u2;
+    memcpy(&u0, p, 4); memcpy(&u1, p + 4, 4); memcpy(&u2, p + 8, 4);
+    const uint32_t lo6 = 0x3f3f3f3f, lo4 = 0x0f0f0f0f, lo2 = 0x03030303;
+    const uint32_t sc03 = u0 & lo6, m03 = u1 & lo6;
+    const uint32_t sc47 = (u2 & lo4) | ((u0 >> 6) & lo2) << 4, m47 = ((u2 >> 4) & lo4) | ((u1 >> 6) & lo2) << 4;
+    return _mm_setr_epi32((int)sc03, (int)sc47, (int)m03, (int)m47);
+}
+
 /* Byte j is 0xFF where bit j of the 32-bit word at p is set: byte j/8 of the word goes to byte j, OR a mask
    with every bit but j%8 set, compare with all ones (the fifth bits of Q5_0 and Q5_1). */
 __attribute__((target("avx2"))) static inline __m256i sy_bits32(const uint8_t *p) {
@@ -55,6 +74,13 @@ void sy_qpack_q4k(int isa, const void *group, int64_t cols, const int8_t *q, con
 
 /* IQ4_NL's 16 levels (qdot.c). */
 extern const int8_t sy_iq4nl_levels[16];
+
+/* Group j's 6-bit scale and minimum from a Q4_K/Q5_K block's 12 packed scale bytes (the plain version of
+   sy_q4k_scales16). */
+static inline void sy_q4k_scale(const uint8_t *p, int j, int *sc, int *m) {
+    if (j < 4) { *sc = p[j] & 63; *m = p[j + 4] & 63; }
+    else { *sc = (p[j + 4] & 0xF) | ((p[j - 4] >> 6) << 4); *m = (p[j + 4] >> 4) | ((p[j] >> 6) << 4); }
+}
 
 /* The little-endian 16-bit word at p. */
 static inline uint16_t sy_rd16(const uint8_t *p) {

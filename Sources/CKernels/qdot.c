@@ -306,20 +306,15 @@ static void sy_qdot_avx2(int type, const uint8_t *w, int64_t cols, const int8_t 
         R[2] = _mm256_permute2x128_si256(t0_, t2_, 0x31); R[3] = _mm256_permute2x128_si256(t1_, t3_, 0x31); \
     } while (0)
 
-static inline __m256i sy_run8(const int8_t *x, int j) {
-    int64_t v; memcpy(&v, x + 8 * j, 8);
-    return _mm256_set1_epi64x(v);
-}
-
 /* Token x's block against the transposed rows R (|R| in U) as 8 int32 lanes, two per row. Weights of at most
    16 in magnitude (Q4_0, Q5_0) let the four runs' int16 pair sums add up before one widening (4 x 2 x 16 x 127
    < 2^15); Q8_0 and IQ4_NL widen each run. */
 static inline __m256i sy_tile_dot_avx2(int small, const __m256i *U, const __m256i *R, const int8_t *x) {
     const __m256i ones = _mm256_set1_epi16(1);
-    const __m256i p0 = _mm256_maddubs_epi16(U[0], _mm256_sign_epi8(sy_run8(x, 0), R[0]));
-    const __m256i p1 = _mm256_maddubs_epi16(U[1], _mm256_sign_epi8(sy_run8(x, 1), R[1]));
-    const __m256i p2 = _mm256_maddubs_epi16(U[2], _mm256_sign_epi8(sy_run8(x, 2), R[2]));
-    const __m256i p3 = _mm256_maddubs_epi16(U[3], _mm256_sign_epi8(sy_run8(x, 3), R[3]));
+    const __m256i p0 = _mm256_maddubs_epi16(U[0], _mm256_sign_epi8(sy_bcast8(x, 0), R[0]));
+    const __m256i p1 = _mm256_maddubs_epi16(U[1], _mm256_sign_epi8(sy_bcast8(x, 1), R[1]));
+    const __m256i p2 = _mm256_maddubs_epi16(U[2], _mm256_sign_epi8(sy_bcast8(x, 2), R[2]));
+    const __m256i p3 = _mm256_maddubs_epi16(U[3], _mm256_sign_epi8(sy_bcast8(x, 3), R[3]));
     if (small) return _mm256_madd_epi16(_mm256_add_epi16(_mm256_add_epi16(p0, p1), _mm256_add_epi16(p2, p3)), ones);
     return _mm256_add_epi32(_mm256_add_epi32(_mm256_madd_epi16(p0, ones), _mm256_madd_epi16(p1, ones)),
                             _mm256_add_epi32(_mm256_madd_epi16(p2, ones), _mm256_madd_epi16(p3, ones)));
@@ -396,10 +391,10 @@ static void sy_qdot_vnni(int type, const uint8_t *w, int64_t cols, const int8_t 
 
 /* One token's block against the transposed rows: four vpdpbusd into one int32 accumulator. */
 static inline __m256i sy_tile_dot_vnni(const __m256i *U, const __m256i *R, const int8_t *x) {
-    __m256i acc = _mm256_dpbusd_epi32(_mm256_setzero_si256(), U[0], _mm256_sign_epi8(sy_run8(x, 0), R[0]));
-    acc = _mm256_dpbusd_epi32(acc, U[1], _mm256_sign_epi8(sy_run8(x, 1), R[1]));
-    acc = _mm256_dpbusd_epi32(acc, U[2], _mm256_sign_epi8(sy_run8(x, 2), R[2]));
-    return _mm256_dpbusd_epi32(acc, U[3], _mm256_sign_epi8(sy_run8(x, 3), R[3]));
+    __m256i acc = _mm256_dpbusd_epi32(_mm256_setzero_si256(), U[0], _mm256_sign_epi8(sy_bcast8(x, 0), R[0]));
+    acc = _mm256_dpbusd_epi32(acc, U[1], _mm256_sign_epi8(sy_bcast8(x, 1), R[1]));
+    acc = _mm256_dpbusd_epi32(acc, U[2], _mm256_sign_epi8(sy_bcast8(x, 2), R[2]));
+    return _mm256_dpbusd_epi32(acc, U[3], _mm256_sign_epi8(sy_bcast8(x, 3), R[3]));
 }
 
 static void sy_qtile_vnni(int type, const uint8_t *w, size_t rb, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out) {

@@ -34,12 +34,6 @@ void sy_quantize_q8k(const float *x, int64_t n, int8_t *q, float *d, int16_t *s)
     }
 }
 
-/* Group j's 6-bit scale and minimum from the 12 packed bytes (the K-quant layout). */
-static inline void sy_q4k_scale(const uint8_t *p, int j, int *sc, int *m) {
-    if (j < 4) { *sc = p[j] & 63; *m = p[j + 4] & 63; }
-    else { *sc = (p[j + 4] & 0xF) | ((p[j - 4] >> 6) << 4); *m = (p[j + 4] >> 4) | ((p[j] >> 6) << 4); }
-}
-
 
 static void sy_qdot_q6k_ref(const uint8_t *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out);
 static void sy_qdot_q23k_ref(int type, const uint8_t *w, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out);
@@ -187,19 +181,6 @@ static inline void sy_signed_runs(const __m256i *wv, const __m256i *sv, float dw
         }
         acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * d[t * (ldq / 32) + b]), _mm256_cvtepi32_ps(sumi), acc[t]);
     }
-}
-
-/* The 12 packed scale bytes of a Q4_K/Q5_K block as 16 bytes: the 8 six-bit scales, then the 8 minimums.
-   Groups 0-3 keep theirs in the low 6 bits of bytes 0-3 (scales) and 4-7 (minimums); groups 4-7 keep their
-   low 4 bits in the nibbles of bytes 8-11 (scale low, minimum high) and their top 2 bits in the top 2 bits of
-   bytes 0-3 (scales) and 4-7 (minimums): four bytes at a time in 32-bit words. */
-static inline __m128i sy_q4k_scales16(const uint8_t *p) {
-    uint32_t u0, u1, u2;
-    memcpy(&u0, p, 4); memcpy(&u1, p + 4, 4); memcpy(&u2, p + 8, 4);
-    const uint32_t lo6 = 0x3f3f3f3f, lo4 = 0x0f0f0f0f, lo2 = 0x03030303;
-    const uint32_t sc03 = u0 & lo6, m03 = u1 & lo6;
-    const uint32_t sc47 = (u2 & lo4) | ((u0 >> 6) & lo2) << 4, m47 = ((u2 >> 4) & lo4) | ((u1 >> 6) & lo2) << 4;
-    return _mm_setr_epi32((int)sc03, (int)sc47, (int)m03, (int)m47);
 }
 
 /* Q4_K and Q5_K. Per block: the scales come out of sy_q4k_scales16 once; run r's scale is int16 lane r of

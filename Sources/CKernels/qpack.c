@@ -153,11 +153,6 @@ void sy_qpack_ref(int type, const void *group, int64_t cols, const int8_t *q, co
         sy_tile_out(a0, a1, a2, a3, nt, out);                                                         \
     } while (0)
 
-__attribute__((target("avx2"))) static inline __m256i sy_bcast8(const int8_t *x, int j) {
-    int64_t v; memcpy(&v, x + 8 * j, 8);
-    return _mm256_set1_epi64x(v);
-}
-
 /* The four runs' codes (0-15) of a Q4_0/IQ4_NL group-block. */
 #define SY_CODES(gb, N)                                                                               \
     do {                                                                                              \

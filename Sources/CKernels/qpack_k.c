@@ -20,12 +20,6 @@
 
 enum { SY_Q4K_BB = 144 };
 
-/* Six-bit scale and minimum j of a Q4_K block's 12 packed bytes (the K-quant layout). */
-static inline void sy_q4k_sm(const uint8_t *p, int j, int *sc, int *m) {
-    if (j < 4) { *sc = p[j] & 63; *m = p[j + 4] & 63; }
-    else { *sc = (p[j + 4] & 0xF) | ((p[j - 4] >> 6) << 4); *m = (p[j + 4] >> 4) | ((p[j] >> 6) << 4); }
-}
-
 void sy_pack4_q4k(const void *src, int64_t rows, int64_t cols, void *dst) {
     const int64_t nb = cols / 256, rb = nb * SY_Q4K_BB;
     const uint8_t *s = (const uint8_t *)src;
@@ -103,7 +97,7 @@ void sy_qpack_q4k_ref(const void *group, int64_t cols, const int8_t *q, const fl
                 int sumi = 0, mi = 0;
                 for (int k = 0; k < 8; k++) {
                     int sc, m, dot = 0;
-                    sy_q4k_sm(gb + 16 + 12 * r, k, &sc, &m);
+                    sy_q4k_scale(gb + 16 + 12 * r, k, &sc, &m);
                     for (int j = 0; j < 4; j++)
                         for (int e = 8 * j + 4 * h; e < 8 * j + 4 * h + 4; e++) dot += sy_q4kp_code(gb, r, k, e) * x[32 * k + e];
                     sumi += sc * dot;
@@ -119,11 +113,6 @@ void sy_qpack_q4k_ref(const void *group, int64_t cols, const int8_t *q, const fl
 
 #if defined(__x86_64__)
 #pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
-static inline __m256i sy_k_bcast8(const int8_t *x) {
-    int64_t v; memcpy(&v, x, 8);
-    return _mm256_set1_epi64x(v);
-}
-
 static void sy_qpack_q4k_avx2(const void *group, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt,
                               float *out) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), dup = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
@@ -137,14 +126,7 @@ static void sy_qpack_q4k_avx2(const void *group, int64_t cols, const int8_t *q, 
         const uint8_t *gb = (const uint8_t *)group + b * 4 * SY_Q4K_BB;
         /* the four rows' scales [r0 | r1 || r2 | r3] and minimums, 8 bytes each */
         __m128i sm[4];
-        for (int r = 0; r < 4; r++) {
-            uint32_t u0, u1, u2;
-            const uint8_t *p = gb + 16 + 12 * r;
-            memcpy(&u0, p, 4); memcpy(&u1, p + 4, 4); memcpy(&u2, p + 8, 4);
-            const uint32_t lo6 = 0x3f3f3f3f, lo4 = 0x0f0f0f0f, lo2 = 0x03030303;
-            sm[r] = _mm_setr_epi32((int)(u0 & lo6), (int)((u2 & lo4) | ((u0 >> 6) & lo2) << 4),
-                                   (int)(u1 & lo6), (int)(((u2 >> 4) & lo4) | ((u1 >> 6) & lo2) << 4));
-        }
+        for (int r = 0; r < 4; r++) sm[r] = sy_q4k_scales16(gb + 16 + 12 * r);
         const __m256i scb = _mm256_setr_m128i(_mm_unpacklo_epi64(sm[0], sm[1]), _mm_unpacklo_epi64(sm[2], sm[3]));
         const __m256i m01 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi64(sm[0], sm[1]));   /* int16 lanes 8r + k, rows 0-1 */
         const __m256i m23 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi64(sm[2], sm[3]));
@@ -162,8 +144,8 @@ static void sy_qpack_q4k_avx2(const void *group, int64_t cols, const int8_t *q, 
             for (int t = 0; t < nt; t++) {
                 const int8_t *xk = q + t * ldq + 256 * b + 32 * k;
                 const __m256i p = _mm256_add_epi16(
-                    _mm256_add_epi16(_mm256_maddubs_epi16(c0, sy_k_bcast8(xk)), _mm256_maddubs_epi16(c1, sy_k_bcast8(xk + 8))),
-                    _mm256_add_epi16(_mm256_maddubs_epi16(c2, sy_k_bcast8(xk + 16)), _mm256_maddubs_epi16(c3, sy_k_bcast8(xk + 24))));
+                    _mm256_add_epi16(_mm256_maddubs_epi16(c0, sy_bcast8(xk, 0)), _mm256_maddubs_epi16(c1, sy_bcast8(xk, 1))),
+                    _mm256_add_epi16(_mm256_maddubs_epi16(c2, sy_bcast8(xk, 2)), _mm256_maddubs_epi16(c3, sy_bcast8(xk, 3))));
                 sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(p, scv));
             }
         }

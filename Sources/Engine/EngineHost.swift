@@ -87,8 +87,8 @@ extension Engine {
             let m = try Step35Model(file: f, threads: source.threads ?? (isHead ? topo.headThreads : topo.workerThreads),
                                     exact: source.exact, repack: source.repackPlan(plan))
             model = m
-            let role: WeightRole = isHead ? .head : .worker(comm.rank - topo.heads)
-            readIn(f, model: m, role: role, label: "rank \(comm.rank) (\(isHead ? "head" : "worker \(comm.rank - topo.heads)")): reading its weights in",
+            let role: WeightRole = isHead ? .head : .worker(worker)
+            readIn(f, model: m, role: role, label: "rank \(comm.rank) (\(isHead ? "head" : "worker \(worker)")): reading its weights in",
                    log: source.log) { topo.owners(layer: $0, expert: $1) }
         } catch {
             loadError = error

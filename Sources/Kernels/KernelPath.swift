@@ -44,8 +44,7 @@ extension Ops {
         var out = [Float](repeating: 0, count: tokens)
         let p = w.address + row * w.rowBytes
         if let path {
-            // Block sums as sy_matmul's quantizer keeps them (Q4_0's one-token kernel reads them).
-            let s = (0..<(q.count / 32)).map { b in Int16(q[(32 * b)..<(32 * b + 32)].reduce(0) { $0 + Int($1) }) }
+            let s = blockSums(q)
             sy_qdot_row(Int32(path.rawValue), Int32(w.type.rawValue), p, Int64(w.cols), q, d, s, Int64(w.cols), Int32(tokens), &out)
         } else {
             sy_qdot_ref(Int32(w.type.rawValue), p, Int64(w.cols), q, d, Int64(w.cols), Int32(tokens), &out)
@@ -71,7 +70,7 @@ extension Ops {
         return (0..<4).flatMap { r in out[(4 * r)..<(4 * r + tokens)] }
     }
 
-    /// Rows `row ..< row + 4` (row a multiple of 4) of a packed Q8_0, Q4_0 or IQ4_NL matrix (`repacked()`) against
+    /// Rows `row ..< row + 4` (row a multiple of 4) of a packed Q8_0, Q4_0, Q5_0, IQ4_NL or Q4_K matrix (`repacked()`) against
     /// `tokens` (at most 4) quantized activation rows, as the packed kernels compute them on `path` (nil: their plain
     /// reference); element `4 * r + t` is row `row + r` against token `t`.
     /// Q4_K takes Q8_K activations with their group sums `s` (`quantizeQ8K`).
@@ -82,7 +81,7 @@ extension Ops {
         precondition(w.type != .q4_K || s != nil, "quantizedPacked: Q4_K needs the Q8_K group sums")
         var out = [Float](repeating: 0, count: 16)
         let p = w.address + row * w.rowBytes
-        let sums = s ?? (0..<(q.count / 32)).map { b in Int16(q[(32 * b)..<(32 * b + 32)].reduce(0) { $0 + Int($1) }) }
+        let sums = s ?? blockSums(q)
         if let path {
             sy_qpack(Int32(path.rawValue), Int32(w.type.rawValue), p, Int64(w.cols), q, d, sums, Int64(w.cols), Int32(tokens), &out)
         } else if w.type == .q4_K {
@@ -92,6 +91,12 @@ extension Ops {
         }
         withExtendedLifetime(w) {}
         return (0..<4).flatMap { r in out[(4 * r)..<(4 * r + tokens)] }
+    }
+
+    /// The sum of each 32-value block of Q8_0 activations, as sy_matmul's quantizer keeps them (the Q4_0, Q5_0,
+    /// Q4_1 and Q5_1 kernels read them).
+    static func blockSums(_ q: [Int8]) -> [Int16] {
+        (0..<(q.count / 32)).map { b in Int16(q[(32 * b)..<(32 * b + 32)].reduce(0) { $0 + Int($1) }) }
     }
 
     /// Q8_K-quantized activations of `tokens` rows of `cols` (the layout the K-quant paths read): per token

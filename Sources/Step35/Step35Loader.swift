@@ -47,16 +47,12 @@ extension Step35Model {
             }
             return ps
         }
-        func matrix(_ name: String, _ shape: [Int]) throws -> WeightMatrix {
-            let t = try f.tensor(name, shape: shape), m = try WeightMatrix(t)
+        func dense(_ t: GGUFTensor) throws -> WeightMatrix {
+            let m = try WeightMatrix(t)
             return repack.dense ? packed(m, t, at: t.offset, t.byteCount) : m
         }
-        func optMatrix(_ name: String, _ shape: [Int]) throws -> WeightMatrix? {
-            try f.optionalTensor(name, shape: shape).map { t in
-                let m = try WeightMatrix(t)
-                return repack.dense ? packed(m, t, at: t.offset, t.byteCount) : m
-            }
-        }
+        func matrix(_ name: String, _ shape: [Int]) throws -> WeightMatrix { try dense(f.tensor(name, shape: shape)) }
+        func optMatrix(_ name: String, _ shape: [Int]) throws -> WeightMatrix? { try f.optionalTensor(name, shape: shape).map(dense) }
         func vector(_ name: String, _ n: Int) throws -> [Float] {
             try WeightMatrix(f.tensor(name, shape: [n])).row(0)
         }

@@ -44,6 +44,17 @@ func randomWeightBytes(_ type: GGMLType, rows: Int, cols: Int, seed: UInt64) -> 
     }
 }
 
+/// Eight rows of `type` ([8, cols]): rows 0-3 random (`randomWeightBytes`), rows 4-7 with every weight at the
+/// code of all-zero bits or Q8_0's -127 (the most negative value of Q8_0, Q4_0 and Q5_0, IQ4_NL's -127 level) under
+/// scale 0.01: where an int16 sum of a tile kernel would overflow first.
+func randomThenExtremeRows(_ type: GGMLType, cols: Int, seed: UInt64) -> [UInt8] {
+    var b = randomWeightBytes(type, rows: 4, cols: cols, seed: seed)
+    let h = Float16(0.01).bitPattern
+    let block = [UInt8(h & 0xFF), UInt8(h >> 8)] + [UInt8](repeating: type == .q8_0 ? 0x81 : 0, count: type.blockBytes - 2)
+    for _ in 0..<(4 * cols / 32) { b += block }
+    return b
+}
+
 func maxRelErr(_ a: [Float], _ b: [Float]) -> Float {
     let scale = max(b.map(abs).max() ?? 1, 1e-6)
     return zip(a, b).map { abs($0 - $1) }.max()! / scale

@@ -43,11 +43,7 @@ import Testing
     func everyPathMatchesThePackedReferenceBitForBit(type: GGMLType) {
         var r = Rand(31)
         let cols = 352
-        var b = randomWeightBytes(type, rows: 4, cols: cols, seed: 5)
-        let h = Float16(0.01).bitPattern
-        let block = [UInt8(h & 0xFF), UInt8(h >> 8)] + [UInt8](repeating: type == .q8_0 ? 0x81 : 0, count: type.blockBytes - 2)
-        for _ in 0..<(4 * cols / 32) { b += block }
-        let w = WeightMatrix(type: type, rows: 8, cols: cols, bytes: b).repacked()
+        let w = WeightMatrix(type: type, rows: 8, cols: cols, bytes: randomThenExtremeRows(type, cols: cols, seed: 5)).repacked()
         var x = r.floats(4 * cols, scale: 3)
         for i in stride(from: 0, to: x.count, by: 5) { x[i] = -3 }
         let (q, d) = Ops.quantizeQ8(x)

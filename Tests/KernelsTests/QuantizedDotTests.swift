@@ -43,11 +43,7 @@ import Testing
         var w = randomWeights(type, rows: 8, cols: cols, seed: 41)
         if type != .iq4_nl {
             // Rows 4-7: every weight at the type's most negative value (scale 0.01), activations at full scale.
-            var b = randomWeightBytes(type, rows: 4, cols: cols, seed: 41)
-            let h = Float16(0.01).bitPattern
-            let block = [UInt8(h & 0xFF), UInt8(h >> 8)] + [UInt8](repeating: type == .q8_0 ? 0x81 : 0, count: type.blockBytes - 2)
-            for _ in 0..<(4 * cols / 32) { b += block }
-            w = WeightMatrix(type: type, rows: 8, cols: cols, bytes: b)
+            w = WeightMatrix(type: type, rows: 8, cols: cols, bytes: randomThenExtremeRows(type, cols: cols, seed: 41))
         }
         var x = r.floats(4 * cols, scale: 3)
         for i in stride(from: 0, to: x.count, by: 7) { x[i] = -3 }

@@ -185,8 +185,38 @@ void sy_qpack_ref(int type, const void *group, int64_t cols, const int8_t *q, co
 /* Q4_0 and Q5_0: the codes (0-15 or 0-31, unsigned) multiply the activations as they are; the four runs' int16
    pair sums add before one widening (4 x 2 x 31 x 127 < 2^15), and 4 (Q4_0) or 8 (Q5_0) x the block sum comes
    off every lane (each row's two lanes give back 8 or 16 x the sum: the codes are value + 8 or + 16). */
+/* Four tokens of Q4_0 or Q5_0 (the prefill case), branch-free: per block the four runs' codes, then each
+   token's int16 pair sums (four vpmaddubsw), one widening, its block sum off. Same bits as the general loop. */
+static inline __attribute__((always_inline)) void sy_qpack_unsigned4_avx2_t(int type, const void *w, int64_t cols, const int8_t *q,
+                                                                           const float *d, const int16_t *s, int64_t ldq, float *out) {
+    const int64_t nb = cols / 32, ldd = ldq / 32;
+    const int gbb = 4 * sy_pbb(type), off = sy_poff(type);
+    const __m256i dup = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3), ones = _mm256_set1_epi16(1);
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *gb = (const uint8_t *)w + b * gbb;
+        __m256i W[4];
+        SY_CODES5(type, gb, W);
+        const __m256 dw = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)gb))), dup);
+        for (int t = 0; t < 4; t++) {
+            const int8_t *x = q + t * ldq + 32 * b;
+            const __m256i s16 = _mm256_add_epi16(
+                _mm256_add_epi16(_mm256_maddubs_epi16(W[0], sy_bcast8(x, 0)), _mm256_maddubs_epi16(W[1], sy_bcast8(x, 1))),
+                _mm256_add_epi16(_mm256_maddubs_epi16(W[2], sy_bcast8(x, 2)), _mm256_maddubs_epi16(W[3], sy_bcast8(x, 3))));
+            const __m256i p = _mm256_sub_epi32(_mm256_madd_epi16(s16, ones), _mm256_set1_epi32(off * s[t * ldd + b]));
+            acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(d[t * ldd + b])), _mm256_cvtepi32_ps(p), acc[t]);
+        }
+    }
+    sy_tile_out(acc[0], acc[1], acc[2], acc[3], 4, out);
+}
+
 static void sy_qpack_unsigned_avx2(int type, const void *w, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq,
                                    int nt, float *out) {
+    if (nt == 4) {
+        if (type == SY_Q4_0) sy_qpack_unsigned4_avx2_t(SY_Q4_0, w, cols, q, d, s, ldq, out);
+        else sy_qpack_unsigned4_avx2_t(SY_Q5_0, w, cols, q, d, s, ldq, out);
+        return;
+    }
     const __m256i ones = _mm256_set1_epi16(1);
     const int off = sy_poff(type);
 #define LOAD_(gb) SY_CODES5(type, gb, W)

@@ -20,10 +20,10 @@ void sy_scatter_rows(const float *src, const int32_t *idx, int64_t n, int64_t d,
     for (int64_t k = 0; k < n; k++) memcpy(dst + (int64_t)idx[k] * d, src + k * d, sizeof(float) * (size_t)d);
 }
 
-void sy_add_rows(const float *y, const int32_t *idx, const float *w, int64_t n, int64_t d, float *out) {
+void sy_add_rows(const float *y, const int32_t *from, const int32_t *idx, const float *w, int64_t n, int64_t d, float *out) {
     for (int64_t k = 0; k < n; k++) {
         float *o = out + (int64_t)idx[k] * d;
-        const float *yk = y + k * d;
+        const float *yk = y + (from ? (int64_t)from[k] : k) * d;
         if (w) { const float wk = w[k]; for (int64_t c = 0; c < d; c++) o[c] += wk * yk[c]; }
         else for (int64_t c = 0; c < d; c++) o[c] += yk[c];
     }

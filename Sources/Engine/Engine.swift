@@ -79,6 +79,8 @@ public final class Engine: @unchecked Sendable {
     let store = CacheStore()
     private var lanes: [Thread] = []
     private var executors: [LaneExecutor] = []
+    /// Each lane's in-process experts (their scratch arrays stay with the lane between passes).
+    private var localExperts: [LocalExperts] = []
     private var stopping = false, finished = false
     private var lanesRunning = 0
     /// The first fatal error (a lost rank), if any.
@@ -119,6 +121,7 @@ public final class Engine: @unchecked Sendable {
                               maxQueue: config.maxQueue, budget: kvBudget, prefixCache: config.prefixCache, config: c,
                               detokenize: { t in tok?.bytes(of: t) ?? [] })
         executors = (0..<(session?.lanes.count ?? 1)).map { _ in LaneExecutor(head: 0, model: model, store: store, keepCaches: config.prefixCache) }
+        localExperts = executors.map { _ in LocalExperts() }
         for i in executors.indices { start(lane: i) }
     }
 
@@ -279,7 +282,7 @@ public final class Engine: @unchecked Sendable {
 
     /// This process's pass on lane `i` (with empty exchanges when its head has nothing on the lane).
     private func runPass(_ i: Int) throws {
-        let ctx = PassContext(experts: session.map { $0.lanes[i].experts } ?? LocalExperts(), profile: config.profile,
+        let ctx = PassContext(experts: session.map { $0.lanes[i].experts } ?? localExperts[i], profile: config.profile,
                               expertStats: expertStats, debugHook: config.debugHook)
         if let s = session {
             try s.headStep(lane: i, hasWork: executors[i].hasSequences, moeLayers: model.moeLayerIndices, d: model.config.embeddingLength) {

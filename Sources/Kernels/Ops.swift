@@ -67,10 +67,18 @@ public enum Ops {
     /// All matrices must share type and geometry (the experts of one layer).
     public static func groupedMatmul(_ weights: [WeightMatrix], _ x: [Float], segments: [(start: Int, count: Int)],
                                      pool: ThreadPool) -> [Float] {
-        precondition(weights.count == segments.count)
         guard let w0 = weights.first else { return [] }
-        let total = segments.map { $0.start + $0.count }.max() ?? 0
-        var y = [Float](repeating: 0, count: total * w0.rows)
+        var y = [Float](repeating: 0, count: (segments.map { $0.start + $0.count }.max() ?? 0) * w0.rows)
+        groupedMatmul(weights, x, segments: segments, into: &y, pool: pool)
+        return y
+    }
+
+    /// `groupedMatmul` into an existing buffer holding at least the segments' rows.
+    public static func groupedMatmul(_ weights: [WeightMatrix], _ x: [Float], segments: [(start: Int, count: Int)],
+                                     into y: inout [Float], pool: ThreadPool) {
+        precondition(weights.count == segments.count)
+        guard let w0 = weights.first else { return }
+        precondition(y.count >= (segments.map { $0.start + $0.count }.max() ?? 0) * w0.rows, "groupedMatmul: buffer too small")
         x.withUnsafeBufferPointer { xp in
             y.withUnsafeMutableBufferPointer { yp in
                 let jobs = segmentJobs(weights, segments, like: w0, x: xp.baseAddress!, y: yp.baseAddress!)
@@ -79,7 +87,6 @@ public enum Ops {
             }
         }
         withExtendedLifetime(weights) {}
-        return y
     }
 
     /// The jobs of one grouped product: segment i's rows of x (at `x`) times `weights[i]`ᵀ into the same rows at `y`.

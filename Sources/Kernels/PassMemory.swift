@@ -16,3 +16,26 @@ public enum PassMemory {
 
     private static let applied: Bool = sy_keep_freed_buffers() == 1
 }
+
+/// Float arrays kept from pass to pass for the intermediates too large for the heap.
+///
+/// glibc maps every allocation of 32 MiB or more afresh (its mmap threshold cannot go higher), so an array
+/// of [T·A, D] floats, the expert-ordered rows of a MoE layer at 512 tokens, page-faulted and was zeroed
+/// over its whole size at every layer, while the pool's other threads waited (a serial 15% of a prefill
+/// profile). A slot keeps its largest array, as llama.cpp keeps a compute buffer sized for its largest batch.
+/// One pass uses an instance at a time (the engine gives each lane its own).
+public final class ScratchArrays: @unchecked Sendable {
+    private var slots: [[Float]]
+
+    /// Creates `count` empty slots.
+    public init(slots count: Int) { slots = Array(repeating: [], count: count) }
+
+    /// Runs `body` with slot `i`'s array holding at least `count` floats (contents unspecified).
+    public func with<R>(_ i: Int, count: Int, _ body: (inout [Float]) throws -> R) rethrows -> R {
+        var a: [Float] = []
+        swap(&a, &slots[i])
+        defer { swap(&a, &slots[i]) }
+        if a.count < count { a = []; a = [Float](repeating: 0, count: count) }
+        return try body(&a)
+    }
+}

@@ -13,8 +13,14 @@ extension Ops {
     /// Rows `index[k]` of `x` ([*, d]) as rows k of the result ([index.count, d]).
     public static func gatherRows(_ x: [Float], _ index: [Int32], width d: Int) -> [Float] {
         var y = [Float](repeating: 0, count: index.count * d)
-        sy_gather_rows(x, index, Int64(index.count), Int64(d), &y)
+        gatherRows(x, index, width: d, into: &y)
         return y
+    }
+
+    /// Rows `index[k]` of `x` ([*, d]) into rows k of `y` (at least [index.count, d]).
+    public static func gatherRows(_ x: [Float], _ index: [Int32], width d: Int, into y: inout [Float]) {
+        precondition(y.count >= index.count * d)
+        sy_gather_rows(x, index, Int64(index.count), Int64(d), &y)
     }
 
     /// Row k of `x` ([index.count, d]) into row `index[k]` of `y`.
@@ -27,10 +33,17 @@ extension Ops {
     public static func addRows(_ y: [Float], _ index: [Int32], weights: [Float]?, width d: Int, into out: inout [Float]) {
         precondition(y.count >= index.count * d && (weights?.count ?? index.count) >= index.count)
         if let weights {
-            sy_add_rows(y, index, weights, Int64(index.count), Int64(d), &out)
+            sy_add_rows(y, nil, index, weights, Int64(index.count), Int64(d), &out)
         } else {
-            sy_add_rows(y, index, nil, Int64(index.count), Int64(d), &out)
+            sy_add_rows(y, nil, index, nil, Int64(index.count), Int64(d), &out)
         }
+    }
+
+    /// `out[index[k]] += weights[k] · y[from[k]]` for k in order: the combine of rows computed in another
+    /// order (expert by expert) with the same additions, in the same order, as gathering them back first.
+    public static func addRows(_ y: [Float], from: [Int32], _ index: [Int32], weights: [Float], width d: Int, into out: inout [Float]) {
+        precondition(from.count == index.count && weights.count >= index.count && y.count >= index.count * d)
+        sy_add_rows(y, from, index, weights, Int64(index.count), Int64(d), &out)
     }
 
     /// `y[k] *= weights[k]` for every row k of `y` ([weights.count, d]).

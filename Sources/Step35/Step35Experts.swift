@@ -39,42 +39,75 @@ extension ExpertBackend {
 
 /// Runs every expert in this process, grouping tokens by expert so each expert's weights are read once.
 public struct LocalExperts: ExpertBackend {
+    /// The expert-ordered rows and their outputs ([R, D] each), kept between passes (`ScratchArrays`).
+    private let scratch = ScratchArrays(slots: 2)
+
     /// Creates the in-process backend.
     public init() {}
 
+    /// Gathers each (token, expert) pair's row straight from x in expert order, and adds the outputs into
+    /// their tokens in the pairs' own order: the additions of gathering per pair, computing, and scattering
+    /// back, without the two [R, D] copies.
     public func routedExperts(layer m: Step35MoE, layerIndex: Int, x: [Float], tokens t: Int, experts: [Int32],
                               weights: [Float], topK a: Int, pool: ThreadPool) -> [Float] {
-        let d = m.router.cols
-        let token = (0..<(t * a)).map { Int32($0 / a) }
-        let rows = Ops.gatherRows(x, token, width: d)  // [T·A, D]: row i is token i / A
-        let y = m.expertRows(rows, experts: experts.map(Int.init), pool: pool)
+        let d = m.router.cols, r = t * a
+        let plan = m.expertPlan(experts.map(Int.init))
+        let token = plan.order.map { Int32(Int($0) / a) }  // row k of the plan is token order[k] / A
+        var position = [Int32](repeating: 0, count: r)  // where pair i sits in the plan's rows
+        for (k, i) in plan.order.enumerated() { position[Int(i)] = Int32(k) }
         var out = [Float](repeating: 0, count: t * d)
-        Ops.addRows(y, token, weights: weights, width: d, into: &out)
+        scratch.with(0, count: r * d) { xg in
+            Ops.gatherRows(x, token, width: d, into: &xg)  // [R, D] expert by expert
+            scratch.with(1, count: r * d) { yg in
+                m.computeExperts(plan, xg, into: &yg, pool: pool)
+                Ops.addRows(yg, from: position, (0..<r).map { Int32($0 / a) }, weights: weights, width: d, into: &out)
+            }
+        }
         return out
     }
 }
 
+/// Rows grouped by expert: the order that sorts them (stable), each expert's segment and matrices.
+public struct ExpertPlan {
+    /// Row k of the grouped matrix is input row `order[k]`.
+    public var order: [Int32]
+    /// Each used expert's rows of the grouped matrix.
+    public var segments: [(start: Int, count: Int)]
+    var gate: [WeightMatrix], up: [WeightMatrix], down: [WeightMatrix]
+}
+
 extension Step35MoE {
+    /// Groups rows routed to `ex[r]` expert by expert.
+    public func expertPlan(_ ex: [Int]) -> ExpertPlan {
+        let order = (0..<ex.count).sorted { ex[$0] < ex[$1] || (ex[$0] == ex[$1] && $0 < $1) }
+        var plan = ExpertPlan(order: order.map { Int32($0) }, segments: [], gate: [], up: [], down: [])
+        for (k, i) in order.enumerated() {
+            if k == 0 || ex[order[k - 1]] != ex[i] {
+                plan.segments.append((k, 0))
+                plan.gate.append(gate[ex[i]]); plan.up.append(up[ex[i]]); plan.down.append(down[ex[i]])
+            }
+            plan.segments[plan.segments.count - 1].count += 1
+        }
+        return plan
+    }
+
+    /// The experts of `plan` on its grouped rows xg ([R, D]), into yg (at least [R, D]).
+    public func computeExperts(_ plan: ExpertPlan, _ xg: [Float], into yg: inout [Float], pool: ThreadPool) {
+        let (g, u) = Ops.groupedMatmulPair(plan.gate, plan.up, xg, segments: plan.segments, pool: pool)  // [R, F] each, one region
+        Ops.groupedMatmul(plan.down, Ops.swiglu(g, u, limit: clamp), segments: plan.segments, into: &yg, pool: pool)  // [R, D]
+    }
+
     /// Runs row r of x [R, D] through expert `experts[r]` and returns [R, D] in the same order. Rows are
-    /// grouped by expert first so each expert's weights stream once (shared by in-process experts and workers).
+    /// grouped by expert first so each expert's weights stream once (cluster workers).
     public func expertRows(_ x: [Float], experts ex: [Int], pool: ThreadPool) -> [Float] {
         let d = router.cols, r = ex.count
         guard r > 0 else { return [] }
-        let order = (0..<r).sorted { ex[$0] < ex[$1] || (ex[$0] == ex[$1] && $0 < $1) }
-        var segments: [(start: Int, count: Int)] = [], gs: [WeightMatrix] = [], us: [WeightMatrix] = [], ds: [WeightMatrix] = []
-        for (k, i) in order.enumerated() {
-            if k == 0 || ex[order[k - 1]] != ex[i] {
-                segments.append((k, 0))
-                gs.append(gate[ex[i]]); us.append(up[ex[i]]); ds.append(down[ex[i]])
-            }
-            segments[segments.count - 1].count += 1
-        }
-        let index = order.map { Int32($0) }
-        let xg = Ops.gatherRows(x, index, width: d)  // [R, D] ordered expert by expert
-        let (g, u) = Ops.groupedMatmulPair(gs, us, xg, segments: segments, pool: pool)  // [R, F] each, one region
-        let yg = Ops.groupedMatmul(ds, Ops.swiglu(g, u, limit: clamp), segments: segments, pool: pool)  // [R, D]
+        let plan = expertPlan(ex)
+        let xg = Ops.gatherRows(x, plan.order, width: d)  // [R, D] ordered expert by expert
+        var yg = [Float](repeating: 0, count: r * d)
+        computeExperts(plan, xg, into: &yg, pool: pool)
         var y = [Float](repeating: 0, count: r * d)
-        Ops.scatterRows(yg, index, width: d, into: &y)  // back to the callers' row order
+        Ops.scatterRows(yg, plan.order, width: d, into: &y)  // back to the callers' row order
         return y
     }
 }

@@ -115,8 +115,8 @@ int sy_quantize_jobs(sy_pool *pool, int type, int64_t cols, const sy_mm_job *job
 /* dst[k] = src[idx[k]] (gather) or dst[idx[k]] = src[k] (scatter), rows of d floats, k < n. */
 void sy_gather_rows(const float *src, const int32_t *idx, int64_t n, int64_t d, float *dst);
 void sy_scatter_rows(const float *src, const int32_t *idx, int64_t n, int64_t d, float *dst);
-/* out[idx[k]] += w[k] * y[k] (w may be NULL: += y[k]); y[k] *= w[k]. */
-void sy_add_rows(const float *y, const int32_t *idx, const float *w, int64_t n, int64_t d, float *out);
+/* out[idx[k]] += w[k] * y[r] with r = from[k] (from may be NULL: r = k; w may be NULL: += y[r]); y[k] *= w[k]. */
+void sy_add_rows(const float *y, const int32_t *from, const int32_t *idx, const float *w, int64_t n, int64_t d, float *out);
 void sy_scale_rows(float *y, const float *w, int64_t n, int64_t d);
 /* Dispatch rows of the cluster exchange (the order of Cluster's DispatchPayload). */
 enum { SY_DISPATCH_F32 = 0, SY_DISPATCH_BF16 = 1, SY_DISPATCH_F16 = 2, SY_DISPATCH_INT8 = 3 };

@@ -41,6 +41,35 @@ void sy_swiglu(const float *g, const float *u, float *y, int64_t n, float limit)
     }
 }
 
+/* ---- the same two ops split over a pool: rows (RMSNorm) or 64-element chunks (SwiGLU) per thread, each
+   element computed as in the serial call, so the bits do not depend on the split ---- */
+typedef struct { const float *a, *b; float *y; int64_t rows, n; float e; int op; } sy_rowwise_ctx;
+
+static void sy_rowwise_task(void *p, int ith, int nth) {
+    const sy_rowwise_ctx *c = (const sy_rowwise_ctx *)p;
+    const int64_t units = c->op ? (c->n + 63) / 64 : c->rows, per = (units + nth - 1) / nth;
+    const int64_t u0 = ith * per, u1 = u0 + per < units ? u0 + per : units;
+    if (u0 >= u1) return;
+    if (c->op) {
+        const int64_t i0 = 64 * u0, i1 = 64 * u1 < c->n ? 64 * u1 : c->n;
+        sy_swiglu(c->a + i0, c->b + i0, c->y + i0, i1 - i0, c->e);
+    } else {
+        sy_rmsnorm(c->a + u0 * c->n, c->b, c->y + u0 * c->n, u1 - u0, c->n, c->e);
+    }
+}
+
+void sy_rmsnorm_pool(sy_pool *pool, const float *x, const float *w, float *y, int64_t rows, int64_t n, float eps) {
+    if (!pool || rows * n < 65536 || rows < 2) { sy_rmsnorm(x, w, y, rows, n, eps); return; }
+    sy_rowwise_ctx c = {x, w, y, rows, n, eps, 0};
+    sy_pool_run(pool, sy_rowwise_task, &c);
+}
+
+void sy_swiglu_pool(sy_pool *pool, const float *g, const float *u, float *y, int64_t n, float limit) {
+    if (!pool || n < 65536) { sy_swiglu(g, u, y, n, limit); return; }
+    sy_rowwise_ctx c = {g, u, y, 1, n, limit, 1};
+    sy_pool_run(pool, sy_rowwise_task, &c);
+}
+
 void sy_rope_neox(float *x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int32_t pos,
                   float freq_base, const float *freq_factors) {
     const int64_t half = n_rot / 2;

@@ -113,8 +113,10 @@ void sy_qpack_q4k_ref(const void *group, int64_t cols, const int8_t *q, const fl
 
 #if defined(__x86_64__)
 #pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
-static void sy_qpack_q4k_avx2(const void *group, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt,
-                              float *out) {
+/* The loop for nt tokens; always inlined into one copy per token count that matters (1: decode, 4: prefill),
+   so the per-token sums and accumulators stay in registers. */
+static inline __attribute__((always_inline)) void sy_qpack_q4k_avx2_t(const void *group, int64_t cols, const int8_t *q, const float *d,
+                                                                    const int16_t *s, int64_t ldq, int nt, float *out) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), dup = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
     __m256i pick[8];   /* int16 lanes 4r'..4r'+3 (r' = row in the 128-bit half) <- byte 8r' + k of that half, zero-extended */
     for (int k = 0; k < 8; k++)
@@ -170,6 +172,13 @@ static void sy_qpack_q4k_avx2(const void *group, int64_t cols, const int8_t *q, 
         out[2 * 4 + t] = h[4] - hm[4];
         out[3 * 4 + t] = h[5] - hm[5];
     }
+}
+
+static void sy_qpack_q4k_avx2(const void *group, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt,
+                              float *out) {
+    if (nt == 1) sy_qpack_q4k_avx2_t(group, cols, q, d, s, ldq, 1, out);
+    else if (nt == 4) sy_qpack_q4k_avx2_t(group, cols, q, d, s, ldq, 4, out);
+    else sy_qpack_q4k_avx2_t(group, cols, q, d, s, ldq, nt, out);
 }
 #pragma clang attribute pop
 #endif

@@ -29,6 +29,10 @@ void sy_add_rows(const float *y, const int32_t *from, const int32_t *idx, const 
     }
 }
 
+void sy_add_into(float *y, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] += x[i];
+}
+
 void sy_scale_rows(float *y, const float *w, int64_t n, int64_t d) {
     for (int64_t k = 0; k < n; k++) {
         const float wk = w[k];

@@ -125,15 +125,16 @@ public enum Ops {
         return (ya, yb)
     }
 
-    /// RMSNorm over `rows` rows of `x.count / rows`, times `weight` (broadcast per row) when given.
-    public static func rmsNorm(_ x: [Float], weight: [Float]?, rows: Int, eps: Float) -> [Float] {
+    /// RMSNorm over `rows` rows of `x.count / rows`, times `weight` (broadcast per row) when given; split over
+    /// `pool`'s threads when given and the input is large (a prefill), with the same bits.
+    public static func rmsNorm(_ x: [Float], weight: [Float]?, rows: Int, eps: Float, pool: ThreadPool? = nil) -> [Float] {
         let n = x.count / rows
         precondition(weight == nil || weight!.count == n)
         return [Float](unsafeUninitializedCapacity: x.count) { buf, c in
             if let w = weight {
-                w.withUnsafeBufferPointer { sy_rmsnorm(x, $0.baseAddress, buf.baseAddress, Int64(rows), Int64(n), eps) }
+                w.withUnsafeBufferPointer { sy_rmsnorm_pool(pool?.raw, x, $0.baseAddress, buf.baseAddress, Int64(rows), Int64(n), eps) }
             } else {
-                sy_rmsnorm(x, nil, buf.baseAddress, Int64(rows), Int64(n), eps)
+                sy_rmsnorm_pool(pool?.raw, x, nil, buf.baseAddress, Int64(rows), Int64(n), eps)
             }
             c = x.count
         }
@@ -146,10 +147,11 @@ public enum Ops {
     }
 
     /// Clamped SwiGLU: `min(silu(g), L) * clamp(u, -L, L)`, or plain `silu(g) * u` when L <= 1e-6.
-    public static func swiglu(_ g: [Float], _ u: [Float], limit: Float) -> [Float] {
+    /// Split over `pool`'s threads when given and the input is large, with the same bits.
+    public static func swiglu(_ g: [Float], _ u: [Float], limit: Float, pool: ThreadPool? = nil) -> [Float] {
         precondition(g.count == u.count)
         return [Float](unsafeUninitializedCapacity: g.count) { buf, c in
-            sy_swiglu(g, u, buf.baseAddress, Int64(g.count), limit)
+            sy_swiglu_pool(pool?.raw, g, u, buf.baseAddress, Int64(g.count), limit)
             c = g.count
         }
     }

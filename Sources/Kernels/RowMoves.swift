@@ -46,6 +46,12 @@ extension Ops {
         sy_add_rows(y, from, index, weights, Int64(index.count), Int64(d), &out)
     }
 
+    /// `y[i] += x[i]` for the first `x.count` elements (residual adds).
+    public static func add(_ x: [Float], into y: inout [Float]) {
+        precondition(y.count >= x.count)
+        sy_add_into(&y, x, Int64(x.count))
+    }
+
     /// `y[k] *= weights[k]` for every row k of `y` ([weights.count, d]).
     public static func scaleRows(_ y: inout [Float], _ weights: [Float], width d: Int) {
         precondition(y.count >= weights.count * d)

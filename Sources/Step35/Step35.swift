@@ -258,15 +258,15 @@ public final class Step35Model: Sendable {
 /// One decoder block: h + attn(norm(h)), then + ffn(norm(·)).
     func block(_ b: Step35Block, _ h: [Float], t: Int, positions: [Int32], segments: [PassSegment], _ ctx: PassContext) throws -> [Float] {
         let il = b.index, d = config.embeddingLength
-        let x = Ops.rmsNorm(h, weight: b.attnNorm, rows: t, eps: config.rmsEpsilon)
+        let x = Ops.rmsNorm(h, weight: b.attnNorm, rows: t, eps: config.rmsEpsilon, pool: pool)
         ctx.hook("attn_norm", il, x, [t, d])
         let attn = ctx.timed(b.attention.window > 0 ? .attentionSWA : .attentionFull) {
             attention(b.attention, x, t: t, positions: positions, segments: segments, il: il, ctx)
         }
         var ffnInp = h
-        for i in 0..<(t * d) { ffnInp[i] += attn[i] }
+        Ops.add(attn, into: &ffnInp)
         ctx.hook("ffn_inp", il, ffnInp, [t, d])
-        let xf = Ops.rmsNorm(ffnInp, weight: b.ffnNorm, rows: t, eps: config.rmsEpsilon)
+        let xf = Ops.rmsNorm(ffnInp, weight: b.ffnNorm, rows: t, eps: config.rmsEpsilon, pool: pool)
         ctx.hook("ffn_norm", il, xf, [t, d])
         let f: [Float]
         switch b.ffn {
@@ -275,7 +275,7 @@ public final class Step35Model: Sendable {
         }
         ctx.hook("ffn_out", il, f, [t, d])
         var out = ffnInp
-        for i in 0..<(t * d) { out[i] += f[i] }
+        Ops.add(f, into: &out)
         ctx.hook("l_out", il, out, [t, d])
         return out
     }
@@ -327,9 +327,7 @@ public final class Step35Model: Sendable {
             let g = mm(gw, x, t)  // [T, H]: one gate per head, broadcast over Dh
             let gs = g.map { 1 / (1 + expf(-$0)) }
             ctx.hook("attn_gate_sigmoid", il, gs, [t, a.heads])
-            for i in 0..<(t * a.heads) {
-                for c in 0..<dh { o[i * dh + c] *= gs[i] }
-            }
+            Ops.scaleRows(&o, gs, width: dh)  // [T·H, Dh] rows, one gate each
             ctx.hook("attn_gated", il, o, [t, a.heads * dh])
         }
         let out = mm(a.wo, o, t)
@@ -340,7 +338,7 @@ public final class Step35Model: Sendable {
     /// SwiGLU MLP (dense layers, shared expert, MTP blocks).
     func mlp(_ m: Step35MLP, _ x: [Float], t: Int) -> [Float] {
         let g = mm(m.gate, x, t), u = mm(m.up, x, t)
-        return mm(m.down, Ops.swiglu(g, u, limit: m.clamp), t)
+        return mm(m.down, Ops.swiglu(g, u, limit: m.clamp, pool: pool), t)
     }
 
     /// Router: scores, top-A selection with the selection bias, renormalised and scaled weights ([T, A] each).
@@ -397,7 +395,7 @@ public final class Step35Model: Sendable {
         ctx.hook("ffn_moe_out", il, out, [t, d])
         if let s = shared {
             ctx.hook("ffn_shared_out", il, s, [t, d])
-            for i in 0..<(t * d) { out[i] += s[i] }
+            Ops.add(s, into: &out)
         }
         return out
     }

@@ -94,7 +94,7 @@ extension Step35MoE {
     /// The experts of `plan` on its grouped rows xg ([R, D]), into yg (at least [R, D]).
     public func computeExperts(_ plan: ExpertPlan, _ xg: [Float], into yg: inout [Float], pool: ThreadPool) {
         let (g, u) = Ops.groupedMatmulPair(plan.gate, plan.up, xg, segments: plan.segments, pool: pool)  // [R, F] each, one region
-        Ops.groupedMatmul(plan.down, Ops.swiglu(g, u, limit: clamp), segments: plan.segments, into: &yg, pool: pool)  // [R, D]
+        Ops.groupedMatmul(plan.down, Ops.swiglu(g, u, limit: clamp, pool: pool), segments: plan.segments, into: &yg, pool: pool)  // [R, D]
     }
 
     /// Runs row r of x [R, D] through expert `experts[r]` and returns [R, D] in the same order. Rows are

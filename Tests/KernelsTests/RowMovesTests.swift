@@ -48,4 +48,34 @@ import Testing
         Ops.scaleRows(&scaled, w, width: d)
         #expect(scaled == (0..<(5 * d)).map { y[$0] * w[$0 / d] })
     }
+
+    /// If this fails, the in-process experts' combine (rows computed expert by expert, read back through an
+    /// index) adds other rows, or in another order, than gathering them back to the pairs' order first: the
+    /// single-process and cluster paths would then differ in their last bits.
+    @Test func addRowsThroughAnIndexIsGatherThenAdd() {
+        var r = Rand(5)
+        let d = 23, y = r.floats(6 * d)
+        let from: [Int32] = [4, 0, 5, 2, 1, 3], index: [Int32] = [0, 0, 1, 1, 2, 2], w = r.floats(6, scale: 1)
+        var out = r.floats(3 * d), want = out
+        Ops.addRows(Ops.gatherRows(y, from, width: d), index, weights: w, width: d, into: &want)
+        Ops.addRows(y, from: from, index, weights: w, width: d, into: &out)
+        #expect(out == want)
+    }
+
+    /// If this fails, a prefill-sized RMSNorm or SwiGLU split over the pool's threads loses or repeats rows or
+    /// chunks at a boundary, or rounds otherwise than the serial call (sizes past the split threshold, with a
+    /// SwiGLU length that is not a multiple of the 64-element chunk).
+    @Test func pooledRowwiseOpsMatchTheSerialCall() {
+        var r = Rand(11)
+        let pool = ThreadPool(threads: 3)
+        let rows = 67, n = 1_031, x = r.floats(rows * n, scale: 3), w = r.floats(n, scale: 1)
+        #expect(Ops.rmsNorm(x, weight: w, rows: rows, eps: 1e-5, pool: pool) == Ops.rmsNorm(x, weight: w, rows: rows, eps: 1e-5))
+        let g = r.floats(100_003, scale: 8), u = r.floats(100_003, scale: 8)
+        for limit: Float in [0, 7] {
+            #expect(Ops.swiglu(g, u, limit: limit, pool: pool) == Ops.swiglu(g, u, limit: limit), "limit \(limit)")
+        }
+        var acc = x
+        Ops.add(w, into: &acc)
+        #expect(acc == x.indices.map { $0 < n ? x[$0] + w[$0] : x[$0] })
+    }
 }

@@ -118,6 +118,8 @@ void sy_scatter_rows(const float *src, const int32_t *idx, int64_t n, int64_t d,
 /* out[idx[k]] += w[k] * y[r] with r = from[k] (from may be NULL: r = k; w may be NULL: += y[r]); y[k] *= w[k]. */
 void sy_add_rows(const float *y, const int32_t *from, const int32_t *idx, const float *w, int64_t n, int64_t d, float *out);
 void sy_scale_rows(float *y, const float *w, int64_t n, int64_t d);
+/* y[i] += x[i], i < n (residual adds). */
+void sy_add_into(float *y, const float *x, int64_t n);
 /* Dispatch rows of the cluster exchange (the order of Cluster's DispatchPayload). */
 enum { SY_DISPATCH_F32 = 0, SY_DISPATCH_BF16 = 1, SY_DISPATCH_F16 = 2, SY_DISPATCH_INT8 = 3 };
 int64_t sy_dispatch_row_bytes(int payload, int64_t d);
@@ -133,6 +135,9 @@ void sy_rmsnorm(const float *x, const float *w, float *y, int64_t rows, int64_t 
 void sy_softmax(float *x, int64_t n);
 /* y = silu(g) * u, or min(silu(g), L) * clamp(u, -L, L) when limit > 1e-6. */
 void sy_swiglu(const float *g, const float *u, float *y, int64_t n, float limit);
+/* sy_rmsnorm and sy_swiglu split over a pool's threads (large inputs only; the same bits as the serial call). */
+void sy_rmsnorm_pool(sy_pool *pool, const float *x, const float *w, float *y, int64_t rows, int64_t n, float eps);
+void sy_swiglu_pool(sy_pool *pool, const float *g, const float *u, float *y, int64_t n, float limit);
 /* NeoX RoPE in place on n_heads heads of head_dim, rotating the first n_rot dims.
    freq_factors (n_rot/2 divisors) may be NULL. */
 void sy_rope_neox(float *x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int32_t pos,

@@ -1,7 +1,12 @@
 // Q4_K weights repacked at load into four-row groups, and their kernels on Q8_K activations (the K-quant
 // side of qpack.c; llama.cpp repacks Q4_K too, its q4_K_8x8; this layout and code are ours). A 256-value
 // super-block of four rows becomes, in the same 4 x 144 bytes:
-//   [4 x fp16 d][4 x fp16 dmin][4 x 12 bytes of packed scales, row by row][8 runs x 64 bytes of codes]
+//   [4 x fp16 d][4 x fp16 dmin][48 bytes: the four rows' six-bit scales and minimums][8 runs x 64 bytes of codes]
+// The scales are laid out for SIMD decoding (GGUF's 12-byte packing per row took four scalar decodes and
+// inserts per super-block): with S[8r + j] and M[8r + j] row r's scale and minimum of run j, byte i of the
+// first 32 holds S[i]'s low four bits (low nibble) and M[i]'s (high nibble), and byte i of the last 16 holds
+// the top two bits of S[i], S[i + 16], M[i], M[i + 16] in its bit pairs 0-1, 2-3, 4-5, 6-7. So S and M as
+// 32 bytes each are two loads, one variable shift per 32-bit lane and a few masks.
 // where run k (values 32k..32k+31 of each row) is laid out as a packed Q4_0 group-block's values (qpack.c):
 // byte i of word V_h (h = 0, 1) holds, for row i/8, element 8(2h) + i%8 of the run in its low nibble and
 // element 8(2h+1) + i%8 in its high nibble. So run k of four rows against a token is four broadcasts and four
@@ -27,11 +32,18 @@ void sy_pack4_q4k(const void *src, int64_t rows, int64_t cols, void *dst) {
     for (int64_t g = 0; g < rows / 4; g++)
         for (int64_t b = 0; b < nb; b++) {
             uint8_t *gb = o + g * 4 * rb + b * 4 * SY_Q4K_BB;
+            memset(gb + 48, 0, 16);
             for (int r = 0; r < 4; r++) {
                 const uint8_t *blk = s + (4 * g + r) * rb + b * SY_Q4K_BB, *qs = blk + 16;
                 memcpy(gb + 2 * r, blk, 2);
                 memcpy(gb + 8 + 2 * r, blk + 2, 2);
-                memcpy(gb + 16 + 12 * r, blk + 4, 12);
+                for (int j = 0; j < 8; j++) {
+                    int sc, m;
+                    const int i = 8 * r + j;
+                    sy_q4k_scale(blk + 4, j, &sc, &m);
+                    gb[16 + i] = (uint8_t)((sc & 0xF) | (m & 0xF) << 4);
+                    gb[48 + i % 16] |= (uint8_t)((i < 16 ? (sc >> 4) | (m >> 4) << 4 : (sc >> 4) << 2 | (m >> 4) << 6));
+                }
                 /* GGUF: byte 32p + e of qs holds value 64p + e (low nibble) and 64p + 32 + e (high): run 2p, 2p+1. */
                 for (int k = 0; k < 8; k++) {
                     const uint8_t *src_ = qs + 32 * (k / 2);
@@ -48,6 +60,13 @@ void sy_pack4_q4k(const void *src, int64_t rows, int64_t cols, void *dst) {
         }
 }
 
+/* Row r's six-bit scale and minimum of run j from a packed super-block's 48 scale bytes. */
+static inline void sy_q4kp_scale(const uint8_t *gb, int r, int j, int *sc, int *m) {
+    const int i = 8 * r + j, lo = gb[16 + i], h = gb[48 + i % 16] >> (i < 16 ? 0 : 2);
+    *sc = (lo & 0xF) | (h & 3) << 4;
+    *m = (lo >> 4) | ((h >> 4) & 3) << 4;
+}
+
 void sy_unpack4_q4k_row(const void *packed, int64_t cols, int64_t row, void *dst) {
     const int64_t nb = cols / 256, rb = nb * SY_Q4K_BB, g = row / 4;
     const int r = (int)(row % 4);
@@ -57,7 +76,13 @@ void sy_unpack4_q4k_row(const void *packed, int64_t cols, int64_t row, void *dst
         uint8_t *blk = o + b * SY_Q4K_BB, *qs = blk + 16;
         memcpy(blk, gb + 2 * r, 2);
         memcpy(blk + 2, gb + 8 + 2 * r, 2);
-        memcpy(blk + 4, gb + 16 + 12 * r, 12);
+        int sc[8], m[8];
+        for (int j = 0; j < 8; j++) sy_q4kp_scale(gb, r, j, &sc[j], &m[j]);
+        for (int j = 0; j < 4; j++) {   /* GGUF's packing (the inverse of sy_q4k_scale) */
+            blk[4 + j] = (uint8_t)(sc[j] | (sc[j + 4] >> 4) << 6);
+            blk[8 + j] = (uint8_t)(m[j] | (m[j + 4] >> 4) << 6);
+            blk[12 + j] = (uint8_t)((sc[j + 4] & 0xF) | (m[j + 4] & 0xF) << 4);
+        }
         memset(qs, 0, 128);
         for (int k = 0; k < 8; k++) {
             const uint8_t *run = gb + 64 + 64 * k;
@@ -97,7 +122,7 @@ void sy_qpack_q4k_ref(const void *group, int64_t cols, const int8_t *q, const fl
                 int sumi = 0, mi = 0;
                 for (int k = 0; k < 8; k++) {
                     int sc, m, dot = 0;
-                    sy_q4k_scale(gb + 16 + 12 * r, k, &sc, &m);
+                    sy_q4kp_scale(gb, r, k, &sc, &m);
                     for (int j = 0; j < 4; j++)
                         for (int e = 8 * j + 4 * h; e < 8 * j + 4 * h + 4; e++) dot += sy_q4kp_code(gb, r, k, e) * x[32 * k + e];
                     sumi += sc * dot;
@@ -118,6 +143,7 @@ void sy_qpack_q4k_ref(const void *group, int64_t cols, const int8_t *q, const fl
 static inline __attribute__((always_inline)) void sy_qpack_q4k_avx2_t(const void *group, int64_t cols, const int8_t *q, const float *d,
                                                                     const int16_t *s, int64_t ldq, int nt, float *out) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), dup = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+    const __m256i m30 = _mm256_set1_epi8(0x30), sup = _mm256_setr_epi32(4, 4, 4, 4, 2, 2, 2, 2), mdown = _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2);
     __m256i pick[8];   /* int16 lanes 4r'..4r'+3 (r' = row in the 128-bit half) <- byte 8r' + k of that half, zero-extended */
     for (int k = 0; k < 8; k++)
         pick[k] = _mm256_setr_epi8(k, -1, k, -1, k, -1, k, -1, 8 + k, -1, 8 + k, -1, 8 + k, -1, 8 + k, -1,
@@ -126,12 +152,14 @@ static inline __attribute__((always_inline)) void sy_qpack_q4k_avx2_t(const void
     for (int t = 0; t < 4; t++) acc[t] = accm[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < cols / 256; b++) {
         const uint8_t *gb = (const uint8_t *)group + b * 4 * SY_Q4K_BB;
-        /* the four rows' scales [r0 | r1 || r2 | r3] and minimums, 8 bytes each */
-        __m128i sm[4];
-        for (int r = 0; r < 4; r++) sm[r] = sy_q4k_scales16(gb + 16 + 12 * r);
-        const __m256i scb = _mm256_setr_m128i(_mm_unpacklo_epi64(sm[0], sm[1]), _mm_unpacklo_epi64(sm[2], sm[3]));
-        const __m256i m01 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi64(sm[0], sm[1]));   /* int16 lanes 8r + k, rows 0-1 */
-        const __m256i m23 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi64(sm[2], sm[3]));
+        /* the four rows' scales S [r0 | r1 || r2 | r3] and minimums M, 8 bytes each: low nibbles, and the top bit
+           pairs moved to bits 4-5 (S: up 4 in the low half, up 2 in the high; M: as they are, down 2) */
+        const __m256i lo = _mm256_loadu_si256((const __m256i *)(gb + 16));
+        const __m256i hi = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(gb + 48)));
+        const __m256i scb = _mm256_or_si256(_mm256_and_si256(lo, m4), _mm256_and_si256(_mm256_sllv_epi32(hi, sup), m30));
+        const __m256i mnb = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo, 4), m4), _mm256_and_si256(_mm256_srlv_epi32(hi, mdown), m30));
+        const __m256i m01 = _mm256_cvtepu8_epi16(_mm256_castsi256_si128(mnb));   /* int16 lanes 8r + k, rows 0-1 */
+        const __m256i m23 = _mm256_cvtepu8_epi16(_mm256_extracti128_si256(mnb, 1));
         const __m128i dh = _mm_loadu_si128((const __m128i *)gb);   /* d[4], dmin[4] */
         const __m256 dw = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_cvtph_ps(dh)), dup);
         const __m256 dm = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_cvtph_ps(_mm_unpackhi_epi64(dh, dh))), dup);

@@ -4,8 +4,8 @@ For each model: decode (llama-bench tg, Switchyard `bench` tg), prefill of 512 t
 Switchyard `generate` prompt eval), and batched decode aggregate tok/s at B = 1, 4, 8 (llama-batched-bench
 S_TG with 128-token prompts and 32 generated tokens; Switchyard `bench --batch-sizes`). llama.cpp runs twice
 per round: default and with weight repacking off (`--repack 0` / `-nr`). Every cell is the median of the
-rounds with its min-max spread; ratios are medians over medians. The machine's read bandwidth and F32
-peak come from `switchyard cost --probe` in each round.
+rounds with its min-max spread; ratios are medians over medians. The machine's read bandwidth, F32
+peak and int8 multiply-add peak come from `switchyard cost --probe` in each round.
 
 usage: vs_llama.py SWITCHYARD LLAMA_BIN THREADS ROUNDS MODEL...
 """
@@ -55,7 +55,7 @@ def ll_batched(m, repack):
 def probe():
     out = run([sy, "cost", "--probe", "-t", threads]).stdout
     return (float(re.search(r"memory read ([0-9.]+) GB/s", out).group(1)), float(re.search(r"compute ([0-9.]+) GFLOP/s", out).group(1)),
-            next(l for l in out.splitlines() if l.startswith("kernels:")))
+            next(l for l in out.splitlines() if l.startswith("kernels:")), float(re.search(r"int8 peak: ([0-9.]+) G", out).group(1)))
 
 
 cells = {}  # (model, work, engine) -> [values]
@@ -87,7 +87,8 @@ cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.start
 bw = [p[0] for p in probes]
 fl = [p[1] for p in probes]
 print(f"CPU: {cpu}; {threads} threads; switchyard {probes[0][2]}; rounds: {rounds} (interleaved); "
-      f"probe: read {statistics.median(bw):.2f} GB/s ({min(bw):.2f}-{max(bw):.2f}), F32 {statistics.median(fl):.1f} GFLOP/s")
+      f"probe: read {statistics.median(bw):.2f} GB/s ({min(bw):.2f}-{max(bw):.2f}), F32 {statistics.median(fl):.1f} GFLOP/s, "
+      f"int8 peak {statistics.median(p[3] for p in probes):.1f} G products/s")
 print()
 print("| model | work | switchyard | llama.cpp default | llama.cpp repack 0 | ratio to default | ratio to repack 0 |")
 print("|---|---|---|---|---|---|---|")

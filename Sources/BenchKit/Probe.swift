@@ -35,6 +35,17 @@ public enum Probe {
         return (Double(n * n * 4) / tb, 2 * Double(m * m * t) / tf)
     }
 
+    /// The int8 multiply-add issue rate of the kernel path on `threads` threads, in products per second: a
+    /// register-only loop of the path's int8 multiply-add (`vpmaddubsw` on AVX2, `vpdpbusd` with AVX-512 VNNI),
+    /// the ceiling any int8 kernel here can reach (real ones also load, widen, sign and scale).
+    public static func int8Peak(threads: Int) -> Double {
+        let pool = ThreadPool(threads: threads)
+        let iters = 2_000_000
+        var products = 0
+        let t = best(3) { products = pool.int8ProbeProducts(iterations: iters) }
+        return Double(products) / t
+    }
+
     /// Seconds one small kernel call costs on `threads` threads: a 64 x 64 F32 decode matmul, whose
     /// 16 KiB of weight reads take well under a microsecond, so the time is the pool's dispatch and join.
     public static func callOverhead(threads: Int) -> Double {

@@ -141,3 +141,58 @@ int sy_keep_freed_buffers(void) {
     return 0;
 #endif
 }
+
+/* ---- the int8 multiply-add issue rate, for `cost --probe`'s "fraction of peak" ----
+   Each thread runs iters x 8 independent multiply-add instructions in registers (no loads): vpmaddubsw
+   (32 products, summed in pairs) on AVX2, vpdpbusd (32 products summed in fours into int32) with AVX-512
+   VNNI, a plain int loop elsewhere. Eight chains hide the instruction's latency; the result is folded into
+   a returned value so the compiler keeps every step. The count of products per call is iters x 8 x 32 per
+   thread. This is the most any int8 kernel can do here: real kernels also load, widen, sign and scale. */
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) static int sy_int8_avx2(long iters) {
+    __m256i a[8], w = _mm256_set1_epi8(3), x = _mm256_set1_epi8(1);
+    for (int i = 0; i < 8; i++) a[i] = _mm256_set1_epi16((short)i);
+    for (long n = 0; n < iters; n++)
+        for (int i = 0; i < 8; i++) a[i] = _mm256_maddubs_epi16(_mm256_xor_si256(w, a[i]), x);
+    __m256i s = a[0];
+    for (int i = 1; i < 8; i++) s = _mm256_add_epi16(s, a[i]);
+    return _mm256_extract_epi16(s, 0);
+}
+__attribute__((target("avx2,avx512f,avx512bw,avx512vl,avx512vnni"))) static int sy_int8_vnni(long iters) {
+    __m256i a[8], w = _mm256_set1_epi8(3), x = _mm256_set1_epi8(1);
+    for (int i = 0; i < 8; i++) a[i] = _mm256_set1_epi32(i);
+    for (long n = 0; n < iters; n++)
+        for (int i = 0; i < 8; i++) a[i] = _mm256_dpbusd_epi32(a[i], w, x);
+    __m256i s = a[0];
+    for (int i = 1; i < 8; i++) s = _mm256_add_epi32(s, a[i]);
+    return _mm256_extract_epi32(s, 0);
+}
+#endif
+
+typedef struct { long iters; int isa; atomic_int sink; } sy_int8_ctx;
+
+static void sy_int8_task(void *p, int ith, int nth) {
+    (void)ith; (void)nth;
+    sy_int8_ctx *c = (sy_int8_ctx *)p;
+    int v = 0;
+#if defined(__x86_64__)
+    if (c->isa >= SY_ISA_AVX512) v = sy_int8_vnni(c->iters);
+    else if (c->isa >= SY_ISA_AVX2) v = sy_int8_avx2(c->iters);
+    else
+#endif
+    {
+        volatile int8_t wv = 3, xv = 1;
+        int32_t acc[8] = {0};
+        for (long n = 0; n < c->iters; n++)
+            for (int i = 0; i < 8; i++)
+                for (int k = 0; k < 32; k++) acc[i] += wv * xv;
+        for (int i = 0; i < 8; i++) v += acc[i];
+    }
+    atomic_fetch_add_explicit(&c->sink, v, memory_order_relaxed);
+}
+
+long sy_probe_int8(sy_pool *pool, long iters) {
+    sy_int8_ctx c = {iters, sy_pool_isa(pool), 0};
+    sy_pool_run(pool, sy_int8_task, &c);
+    return iters * 8 * 32 * sy_pool_size(pool);   /* c.sink keeps the loops' results alive */
+}

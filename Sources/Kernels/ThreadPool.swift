@@ -31,3 +31,9 @@ public final class ThreadPool: @unchecked Sendable {
     /// A single-threaded pool (runs everything on the caller).
     public static let serial = ThreadPool(threads: 1)
 }
+
+extension ThreadPool {
+    /// Runs a register-only loop of the pool's int8 multiply-add instruction on every thread and returns the
+    /// number of int8 products computed (the probe of the int8 issue rate; time the call).
+    public func int8ProbeProducts(iterations: Int) -> Int { Int(sy_probe_int8(raw, iterations)) }
+}

@@ -45,6 +45,9 @@ struct Cost: ParsableCommand {
                 print(String(format: "probe (%d threads): memory read %.2f GB/s (F32 decode matmul over a 256 MiB weight), compute %.2f GFLOP/s (F32 matmul, 2048 x 2048 x 256 tokens), kernel call %.2f us (a 64 x 64 matmul)",
                              threads ?? ProcessInfo.processInfo.activeProcessorCount, p.memoryBandwidth / 1e9, p.flopsF32 / 1e9, p.callOverhead * 1e6))
                 print(String(format: "roofline: %.1f FLOP per byte", p.flopsF32 / p.memoryBandwidth))
+                print(String(format: "int8 peak: %.1f G products/s (the kernel path's int8 multiply-add in registers, %d threads)",
+                             Probe.int8Peak(threads: threads ?? ProcessInfo.processInfo.activeProcessorCount) / 1e9,
+                             threads ?? ProcessInfo.processInfo.activeProcessorCount))
                 print(KernelPath.summary)
                 return
             }

@@ -32,6 +32,9 @@ int sy_pool_exact(sy_pool *pool);
    the process's path (sy_isa); sy_pool_isa is the one in use. */
 void sy_pool_set_isa(sy_pool *pool, int level);
 int sy_pool_isa(sy_pool *pool);
+/* The int8 multiply-add issue rate of the pool's path: runs a register-only loop on every thread and returns
+   the number of int8 products computed (time the call; pool.c). */
+long sy_probe_int8(sy_pool *pool, long iters);
 /* Runs fn(ctx, i, n) for i in [0, n) on the pool's threads (the caller is thread 0) and waits. */
 void sy_pool_run(sy_pool *pool, sy_task_fn fn, void *ctx);
 

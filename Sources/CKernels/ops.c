@@ -70,6 +70,10 @@ void sy_swiglu_pool(sy_pool *pool, const float *g, const float *u, float *y, int
     sy_pool_run(pool, sy_rowwise_task, &c);
 }
 
+void sy_sigmoid(float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) x[i] = 1 / (1 + expf(-x[i]));
+}
+
 void sy_rope_neox(float *x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int32_t pos,
                   float freq_base, const float *freq_factors) {
     const int64_t half = n_rot / 2;

@@ -29,6 +29,39 @@ void sy_add_rows(const float *y, const int32_t *from, const int32_t *idx, const 
     }
 }
 
+/* The router's top-a per token (Step 3.5: sigmoid scores, a selection bias that steers the choice only):
+   experts in order of score + bias, highest first, ties to the lower index; weights the unbiased scores,
+   renormalised by their sum (at least 6.103515625e-5, as llama.cpp) when norm, then times scale unless it is
+   0 or 1. The arithmetic and order are the plain Swift's (sum in selection order, divide, then scale). */
+void sy_moe_route(const float *probs, const float *bias, int64_t t, int64_t e, int a, int norm, float scale, int32_t *experts,
+                  float *weights) {
+    for (int64_t r = 0; r < t; r++) {
+        const float *p = probs + r * e;
+        int32_t *ex = experts + r * a;
+        float *w = weights + r * a;
+        for (int k = 0; k < a; k++) {
+            int64_t best = -1;
+            float bv = 0;
+            for (int64_t i = 0; i < e; i++) {
+                int taken = 0;
+                for (int j = 0; j < k && !taken; j++) taken = ex[j] == i;
+                if (taken) continue;
+                const float v = bias ? p[i] + bias[i] : p[i];
+                if (best < 0 || v > bv) { best = i; bv = v; }
+            }
+            ex[k] = (int32_t)best;
+            w[k] = p[best];
+        }
+        if (norm) {
+            float sum = 0;
+            for (int k = 0; k < a; k++) sum += w[k];
+            if (sum < 6.103515625e-5f) sum = 6.103515625e-5f;
+            for (int k = 0; k < a; k++) w[k] = w[k] / sum;
+        }
+        if (scale != 0 && scale != 1) for (int k = 0; k < a; k++) w[k] = w[k] * scale;
+    }
+}
+
 void sy_add_into(float *y, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] += x[i];
 }

@@ -46,6 +46,28 @@ extension Ops {
         sy_add_rows(y, from, index, weights, Int64(index.count), Int64(d), &out)
     }
 
+    /// The MoE router's choice for `tokens` rows of scores ([T, E]): per token the `topK` experts of highest
+    /// score + `bias` (the bias steers the choice only; ties to the lower index) and their unbiased scores as
+    /// weights, divided by their sum (at least 2^-14) when `normalize`, then times `scale` unless it is 0 or 1.
+    public static func routeTopK(_ scores: [Float], bias: [Float]?, tokens t: Int, topK a: Int, normalize: Bool,
+                                 scale: Float) -> (experts: [Int32], weights: [Float]) {
+        let e = scores.count / max(t, 1)
+        precondition(scores.count == t * e && a <= e && (bias?.count ?? e) == e)
+        var experts = [Int32](repeating: 0, count: t * a), weights = [Float](repeating: 0, count: t * a)
+        if let bias {
+            sy_moe_route(scores, bias, Int64(t), Int64(e), Int32(a), normalize ? 1 : 0, scale, &experts, &weights)
+        } else {
+            sy_moe_route(scores, nil, Int64(t), Int64(e), Int32(a), normalize ? 1 : 0, scale, &experts, &weights)
+        }
+        return (experts, weights)
+    }
+
+    /// `x[i] = 1 / (1 + exp(-x[i]))` in place.
+    public static func sigmoid(_ x: inout [Float]) {
+        let n = x.count
+        sy_sigmoid(&x, Int64(n))
+    }
+
     /// `y[i] += x[i]` for the first `x.count` elements (residual adds).
     public static func add(_ x: [Float], into y: inout [Float]) {
         precondition(y.count >= x.count)

@@ -344,8 +344,7 @@ public final class Step35Model: Sendable {
     /// Router: scores, top-A selection with the selection bias, renormalised and scaled weights ([T, A] each).
     func route(_ m: Step35MoE, _ x: [Float], t: Int, il: Int, _ ctx: PassContext) -> (experts: [Int32], weights: [Float]) {
         let e = m.gate.count, a = config.expertUsedCount
-        let logits = mm(m.router, x, t)  // [T, E]
-        var probs = logits
+        var probs = mm(m.router, x, t)  // [T, E] router logits, then scores in place
         if config.expertGatingFunc == 1 {
             for r in 0..<t {
                 var row = Array(probs[(r * e)..<((r + 1) * e)])
@@ -353,28 +352,11 @@ public final class Step35Model: Sendable {
                 probs.replaceSubrange((r * e)..<((r + 1) * e), with: row)
             }
         } else {
-            probs = logits.map { 1 / (1 + expf(-$0)) }
+            Ops.sigmoid(&probs)
         }
         ctx.hook("ffn_moe_probs", il, probs, [t, e])
-        var experts = [Int32](repeating: 0, count: t * a)  // [T, A]
-        var weights = [Float](repeating: 0, count: t * a)  // [T, A]
-        for r in 0..<t {
-            let row = Array(probs[(r * e)..<((r + 1) * e)])
-            // The bias steers selection only; weights come from the unbiased scores.
-            let sel = m.selectionBias.map { b in zip(row, b).map { $0 + $1 } } ?? row
-            let top = sel.indices.sorted { sel[$0] > sel[$1] || (sel[$0] == sel[$1] && $0 < $1) }.prefix(a)
-            var w = top.map { row[$0] }
-            if config.expertWeightsNorm {
-                let s = max(w.reduce(0, +), 6.103515625e-5)
-                w = w.map { $0 / s }
-            }
-            let scale = config.expertWeightsScale
-            if scale != 0 && scale != 1 { w = w.map { $0 * scale } }
-            for (k, ex) in top.enumerated() {
-                experts[r * a + k] = Int32(ex)
-                weights[r * a + k] = w[k]
-            }
-        }
+        let (experts, weights) = Ops.routeTopK(probs, bias: m.selectionBias, tokens: t, topK: a, normalize: config.expertWeightsNorm,
+                                               scale: config.expertWeightsScale)  // [T, A] each
         ctx.hook("ffn_moe_topk", il, experts.map(Float.init), [t, a])
         ctx.hook("ffn_moe_weights_scaled", il, weights, [t, a])
         ctx.expertStats?.record(layer: il, tokens: t, chosen: experts)

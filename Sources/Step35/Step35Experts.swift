@@ -77,16 +77,26 @@ public struct ExpertPlan {
 }
 
 extension Step35MoE {
-    /// Groups rows routed to `ex[r]` expert by expert.
+    /// Groups rows routed to `ex[r]` expert by expert: a counting sort (stable, so rows keep their order within
+    /// an expert), with every array sized once (decode runs this at every MoE layer).
     public func expertPlan(_ ex: [Int]) -> ExpertPlan {
-        let order = (0..<ex.count).sorted { ex[$0] < ex[$1] || (ex[$0] == ex[$1] && $0 < $1) }
-        var plan = ExpertPlan(order: order.map { Int32($0) }, segments: [], gate: [], up: [], down: [])
-        for (k, i) in order.enumerated() {
-            if k == 0 || ex[order[k - 1]] != ex[i] {
-                plan.segments.append((k, 0))
-                plan.gate.append(gate[ex[i]]); plan.up.append(up[ex[i]]); plan.down.append(down[ex[i]])
-            }
-            plan.segments[plan.segments.count - 1].count += 1
+        var count = [Int32](repeating: 0, count: gate.count)
+        for e in ex { count[e] += 1 }
+        let used = count.reduce(0) { $0 + ($1 > 0 ? 1 : 0) }
+        var plan = ExpertPlan(order: [Int32](repeating: 0, count: ex.count), segments: [], gate: [], up: [], down: [])
+        plan.segments.reserveCapacity(used)
+        plan.gate.reserveCapacity(used); plan.up.reserveCapacity(used); plan.down.reserveCapacity(used)
+        var next = count  // becomes each expert's first row, then its next free row
+        var start = 0
+        for e in 0..<count.count where count[e] > 0 {
+            plan.segments.append((start, Int(count[e])))
+            plan.gate.append(gate[e]); plan.up.append(up[e]); plan.down.append(down[e])
+            next[e] = Int32(start)
+            start += Int(count[e])
+        }
+        for (i, e) in ex.enumerated() {
+            plan.order[Int(next[e])] = Int32(i)
+            next[e] += 1
         }
         return plan
     }

@@ -78,4 +78,29 @@ import Testing
         Ops.add(w, into: &acc)
         #expect(acc == x.indices.map { $0 < n ? x[$0] + w[$0] : x[$0] })
     }
+
+    /// If this fails, the router picks other experts than the plain selection (highest score + bias first, ties
+    /// to the lower index, the bias only steering), or weighs them otherwise (unbiased scores over their sum,
+    /// floored at 2^-14, then the scale), so routing would differ from llama.cpp's and the cluster's.
+    @Test func routeTopKIsThePlainSelection() {
+        var r = Rand(13)
+        let t = 5, e = 12, a = 4
+        var scores = r.floats(t * e, scale: 1).map { abs($0) }
+        scores[3] = scores[7]; scores[e + 2] = scores[e + 9]   // ties
+        for i in (4 * e)..<(5 * e) { scores[i] = 1e-7 }        // a token whose weights hit the floor
+        let bias = r.floats(e, scale: 0.05)
+        for (b, norm, scale) in [(Optional(bias), true, Float(3)), (nil, false, 1), (Optional(bias), false, 0)] {
+            let (ex, w) = Ops.routeTopK(scores, bias: b, tokens: t, topK: a, normalize: norm, scale: scale)
+            for tok in 0..<t {
+                let row = Array(scores[(tok * e)..<((tok + 1) * e)])
+                let sel = b.map { zip(row, $0).map { $0 + $1 } } ?? row
+                let top = Array(sel.indices.sorted { sel[$0] > sel[$1] || (sel[$0] == sel[$1] && $0 < $1) }.prefix(a))
+                var want = top.map { row[$0] }
+                if norm { let s = max(want.reduce(0, +), 6.103515625e-5); want = want.map { $0 / s } }
+                if scale != 0 && scale != 1 { want = want.map { $0 * scale } }
+                #expect(Array(ex[(tok * a)..<((tok + 1) * a)]) == top.map(Int32.init), "token \(tok)")
+                #expect(Array(w[(tok * a)..<((tok + 1) * a)]) == want, "token \(tok)")
+            }
+        }
+    }
 }

@@ -121,6 +121,9 @@ void sy_scatter_rows(const float *src, const int32_t *idx, int64_t n, int64_t d,
 /* out[idx[k]] += w[k] * y[r] with r = from[k] (from may be NULL: r = k; w may be NULL: += y[r]); y[k] *= w[k]. */
 void sy_add_rows(const float *y, const int32_t *from, const int32_t *idx, const float *w, int64_t n, int64_t d, float *out);
 void sy_scale_rows(float *y, const float *w, int64_t n, int64_t d);
+/* The MoE router's top-a experts and weights per token from [t, e] scores (rows.c). */
+void sy_moe_route(const float *probs, const float *bias, int64_t t, int64_t e, int a, int norm, float scale, int32_t *experts,
+                  float *weights);
 /* y[i] += x[i], i < n (residual adds). */
 void sy_add_into(float *y, const float *x, int64_t n);
 /* Dispatch rows of the cluster exchange (the order of Cluster's DispatchPayload). */
@@ -138,6 +141,8 @@ void sy_rmsnorm(const float *x, const float *w, float *y, int64_t rows, int64_t 
 void sy_softmax(float *x, int64_t n);
 /* y = silu(g) * u, or min(silu(g), L) * clamp(u, -L, L) when limit > 1e-6. */
 void sy_swiglu(const float *g, const float *u, float *y, int64_t n, float limit);
+/* x[i] = 1 / (1 + expf(-x[i])) in place. */
+void sy_sigmoid(float *x, int64_t n);
 /* sy_rmsnorm and sy_swiglu split over a pool's threads (large inputs only; the same bits as the serial call). */
 void sy_rmsnorm_pool(sy_pool *pool, const float *x, const float *w, float *y, int64_t rows, int64_t n, float eps);
 void sy_swiglu_pool(sy_pool *pool, const float *g, const float *u, float *y, int64_t n, float limit);

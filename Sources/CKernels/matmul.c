@@ -414,7 +414,7 @@ static void sy_mm_task(void *p, int ith, int nth) {
     sy_mm_ctx *c = (sy_mm_ctx *)p;
     float buf[256];
     float out[SY_TB];
-    uint8_t *rowbuf = c->packed && !c->q ? (uint8_t *)malloc(c->row_bytes) : NULL;
+    uint8_t *rowbuf = c->packed && !c->q ? (uint8_t *)sy_scratch(5, c->row_bytes) : NULL;
     const long total = (long)c->chunks_per_job * c->n_jobs;
     for (;;) {
         long item = atomic_fetch_add_explicit(&c->next, 1, memory_order_relaxed);
@@ -452,7 +452,6 @@ static void sy_mm_task(void *p, int ith, int nth) {
           }
         }
     }
-    free(rowbuf);
 }
 
 void sy_matmul(sy_pool *pool, int type, int64_t rows, int64_t cols, size_t row_bytes,

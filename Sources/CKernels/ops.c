@@ -304,8 +304,8 @@ static void sy_attn_task(void *p, int ith, int nth) {
 #if defined(__x86_64__)
     const int blocked = isa >= SY_ISA_AVX2 && D % 64 == 0;
 #endif
-    float *s = malloc(sizeof(float) * (size_t)(chunk * group));   /* [group][chunk] scores, then weights */
-    float *dec = malloc(sizeof(float) * (size_t)(SY_BLK * D));     /* decoded rows of one block */
+    float *s = sy_scratch(0, sizeof(float) * (size_t)(chunk * group));   /* [group][chunk] scores, then weights */
+    float *dec = sy_scratch(1, sizeof(float) * (size_t)(SY_BLK * D));     /* decoded rows of one block */
     const float *rows[SY_BLK];
     int32_t idx[SY_BLK];
     const long total = (long)(a->n_tok * a->n_head_kv * c->n_chunks);
@@ -347,8 +347,6 @@ static void sy_attn_task(void *p, int ith, int nth) {
             }
         }
     }
-    free(s);
-    free(dec);
 }
 
 /* Merges the chunks of each (token, KV head): out = sum_c e^(m_c - M) acc_c / sum_c e^(m_c - M) s_c. */
@@ -390,13 +388,10 @@ void sy_attention(sy_pool *pool, const sy_attn_args *a) {
     const int64_t n_chunks = (n_kv + chunk - 1) / chunk, group = a->n_head / a->n_head_kv;
     const size_t items = (size_t)(pairs * n_chunks);
     sy_attn_ctx c = {a, 0, chunk, n_chunks, sy_pool_isa(pool), NULL, NULL, NULL};
-    c.pmax = malloc(sizeof(float) * items * (size_t)group);
-    c.psum = malloc(sizeof(float) * items * (size_t)group);
-    c.pacc = malloc(sizeof(float) * items * (size_t)(group * a->head_dim));
+    c.pmax = sy_scratch(2, sizeof(float) * items * (size_t)group);
+    c.psum = sy_scratch(3, sizeof(float) * items * (size_t)group);
+    c.pacc = sy_scratch(4, sizeof(float) * items * (size_t)(group * a->head_dim));
     if (a->n_kv > 0) sy_pool_run(pool, sy_attn_task, &c);
     else for (size_t i = 0; i < items * (size_t)group; i++) c.pmax[i] = -INFINITY;
     sy_pool_run(pool, sy_attn_merge, &c);
-    free(c.pmax);
-    free(c.psum);
-    free(c.pacc);
 }

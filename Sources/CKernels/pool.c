@@ -196,3 +196,17 @@ long sy_probe_int8(sy_pool *pool, long iters) {
     sy_pool_run(pool, sy_int8_task, &c);
     return iters * 8 * 32 * sy_pool_size(pool);   /* c.sink keeps the loops' results alive */
 }
+
+/* ---- per-thread scratch ---- */
+enum { SY_SCRATCH_SLOTS = 8 };
+static _Thread_local void *sy_scratch_ptr[SY_SCRATCH_SLOTS];
+static _Thread_local size_t sy_scratch_cap[SY_SCRATCH_SLOTS];
+
+void *sy_scratch(int slot, size_t bytes) {
+    if (bytes > sy_scratch_cap[slot]) {
+        free(sy_scratch_ptr[slot]);
+        sy_scratch_ptr[slot] = malloc(bytes);
+        sy_scratch_cap[slot] = sy_scratch_ptr[slot] ? bytes : 0;
+    }
+    return sy_scratch_ptr[slot];
+}

@@ -68,7 +68,7 @@ public enum Ops {
     public static func groupedMatmul(_ weights: [WeightMatrix], _ x: [Float], segments: [(start: Int, count: Int)],
                                      pool: ThreadPool) -> [Float] {
         guard let w0 = weights.first else { return [] }
-        var y = [Float](repeating: 0, count: (segments.map { $0.start + $0.count }.max() ?? 0) * w0.rows)
+        var y = [Float](repeating: 0, count: segmentRows(segments) * w0.rows)
         groupedMatmul(weights, x, segments: segments, into: &y, pool: pool)
         return y
     }
@@ -78,25 +78,38 @@ public enum Ops {
                                      into y: inout [Float], pool: ThreadPool) {
         precondition(weights.count == segments.count)
         guard let w0 = weights.first else { return }
-        precondition(y.count >= (segments.map { $0.start + $0.count }.max() ?? 0) * w0.rows, "groupedMatmul: buffer too small")
+        precondition(y.count >= segmentRows(segments) * w0.rows, "groupedMatmul: buffer too small")
         x.withUnsafeBufferPointer { xp in
             y.withUnsafeMutableBufferPointer { yp in
-                let jobs = segmentJobs(weights, segments, like: w0, x: xp.baseAddress!, y: yp.baseAddress!)
-                sy_matmul(pool.raw, Int32(w0.type.rawValue), Int64(w0.rows), Int64(w0.cols), w0.rowBytes,
-                          jobs, Int32(jobs.count), w0.packed ? 1 : 0)
+                withUnsafeTemporaryAllocation(of: sy_mm_job.self, capacity: segments.count) { jobs in
+                    let n = segmentJobs(jobs, from: 0, weights, segments, like: w0, x: xp.baseAddress!, y: yp.baseAddress!)
+                    sy_matmul(pool.raw, Int32(w0.type.rawValue), Int64(w0.rows), Int64(w0.cols), w0.rowBytes,
+                              jobs.baseAddress, Int32(n), w0.packed ? 1 : 0)
+                }
             }
         }
         withExtendedLifetime(weights) {}
     }
 
-    /// The jobs of one grouped product: segment i's rows of x (at `x`) times `weights[i]`ᵀ into the same rows at `y`.
-    private static func segmentJobs(_ weights: [WeightMatrix], _ segments: [(start: Int, count: Int)], like w0: WeightMatrix,
-                                    x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) -> [sy_mm_job] {
-        zip(weights, segments).filter { $0.1.count > 0 }.map { w, s in
+    /// Writes the jobs of one grouped product into `jobs` from index `k`, returning the next free index:
+    /// segment i's rows of x (at `x`) times `weights[i]`ᵀ into the same rows at `y`; empty segments have none.
+    /// The callers keep `jobs` on the stack (`withUnsafeTemporaryAllocation`): decode runs this at every MoE layer.
+    private static func segmentJobs(_ jobs: UnsafeMutableBufferPointer<sy_mm_job>, from k: Int, _ weights: [WeightMatrix],
+                                    _ segments: [(start: Int, count: Int)], like w0: WeightMatrix,
+                                    x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) -> Int {
+        var k = k
+        for (w, s) in zip(weights, segments) where s.count > 0 {
             precondition(w.type == w0.type && w.rows == w0.rows && w.cols == w0.cols && w.packed == w0.packed)
-            return sy_mm_job(w: w.address, x: x + s.start * w0.cols, y: y + s.start * w0.rows,
-                             n_tok: Int64(s.count), ldx: Int64(w0.cols), ldy: Int64(w0.rows))
+            jobs[k] = sy_mm_job(w: w.address, x: x + s.start * w0.cols, y: y + s.start * w0.rows,
+                                n_tok: Int64(s.count), ldx: Int64(w0.cols), ldy: Int64(w0.rows))
+            k += 1
         }
+        return k
+    }
+
+    /// Rows the segments cover.
+    private static func segmentRows(_ segments: [(start: Int, count: Int)]) -> Int {
+        segments.reduce(0) { max($0, $1.start + $1.count) }
     }
 
     /// Two grouped products of the same rows of `x` in one parallel region (the experts' gate and up
@@ -109,15 +122,17 @@ public enum Ops {
               a0.type == b0.type && a0.rows == b0.rows && a0.cols == b0.cols && a0.rowBytes == b0.rowBytes && a0.packed == b0.packed else {
             return (groupedMatmul(a, x, segments: segments, pool: pool), groupedMatmul(b, x, segments: segments, pool: pool))
         }
-        let total = segments.map { $0.start + $0.count }.max() ?? 0
-        var ya = [Float](repeating: 0, count: total * a0.rows), yb = ya
+        let total = segmentRows(segments)
+        var ya = [Float](repeating: 0, count: total * a0.rows), yb = [Float](repeating: 0, count: total * a0.rows)
         x.withUnsafeBufferPointer { xp in
             ya.withUnsafeMutableBufferPointer { ap in
                 yb.withUnsafeMutableBufferPointer { bp in
-                    let jobs = segmentJobs(a, segments, like: a0, x: xp.baseAddress!, y: ap.baseAddress!)
-                        + segmentJobs(b, segments, like: a0, x: xp.baseAddress!, y: bp.baseAddress!)
-                    sy_matmul(pool.raw, Int32(a0.type.rawValue), Int64(a0.rows), Int64(a0.cols), a0.rowBytes,
-                              jobs, Int32(jobs.count), a0.packed ? 1 : 0)
+                    withUnsafeTemporaryAllocation(of: sy_mm_job.self, capacity: 2 * segments.count) { jobs in
+                        let na = segmentJobs(jobs, from: 0, a, segments, like: a0, x: xp.baseAddress!, y: ap.baseAddress!)
+                        let n = segmentJobs(jobs, from: na, b, segments, like: a0, x: xp.baseAddress!, y: bp.baseAddress!)
+                        sy_matmul(pool.raw, Int32(a0.type.rawValue), Int64(a0.rows), Int64(a0.cols), a0.rowBytes,
+                                  jobs.baseAddress, Int32(n), a0.packed ? 1 : 0)
+                    }
                 }
             }
         }

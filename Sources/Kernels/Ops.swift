@@ -124,6 +124,21 @@ public enum Ops {
         }
         let total = segmentRows(segments)
         var ya = [Float](repeating: 0, count: total * a0.rows), yb = [Float](repeating: 0, count: total * a0.rows)
+        groupedMatmulPair(a, b, x, segments: segments, into: &ya, &yb, pool: pool)
+        return (ya, yb)
+    }
+
+    /// `groupedMatmulPair` into existing buffers, each holding at least the segments' rows.
+    public static func groupedMatmulPair(_ a: [WeightMatrix], _ b: [WeightMatrix], _ x: [Float], segments: [(start: Int, count: Int)],
+                                         into ya: inout [Float], _ yb: inout [Float], pool: ThreadPool) {
+        precondition(a.count == segments.count && b.count == segments.count)
+        guard let a0 = a.first, let b0 = b.first else { return }
+        guard a0.type == b0.type && a0.rows == b0.rows && a0.cols == b0.cols && a0.rowBytes == b0.rowBytes && a0.packed == b0.packed else {
+            groupedMatmul(a, x, segments: segments, into: &ya, pool: pool)
+            groupedMatmul(b, x, segments: segments, into: &yb, pool: pool)
+            return
+        }
+        precondition(ya.count >= segmentRows(segments) * a0.rows && yb.count >= segmentRows(segments) * b0.rows, "groupedMatmulPair: buffer too small")
         x.withUnsafeBufferPointer { xp in
             ya.withUnsafeMutableBufferPointer { ap in
                 yb.withUnsafeMutableBufferPointer { bp in
@@ -137,7 +152,6 @@ public enum Ops {
             }
         }
         withExtendedLifetime((a, b)) {}
-        return (ya, yb)
     }
 
     /// RMSNorm over `rows` rows of `x.count / rows`, times `weight` (broadcast per row) when given; split over
@@ -162,6 +176,12 @@ public enum Ops {
     }
 
     /// Clamped SwiGLU: `min(silu(g), L) * clamp(u, -L, L)`, or plain `silu(g) * u` when L <= 1e-6.
+    /// `swiglu` of the first `count` elements into an existing buffer.
+    public static func swiglu(_ g: [Float], _ u: [Float], count n: Int, limit: Float, into y: inout [Float], pool: ThreadPool? = nil) {
+        precondition(g.count >= n && u.count >= n && y.count >= n)
+        sy_swiglu_pool(pool?.raw, g, u, &y, Int64(n), limit)
+    }
+
     /// Split over `pool`'s threads when given and the input is large, with the same bits.
     public static func swiglu(_ g: [Float], _ u: [Float], limit: Float, pool: ThreadPool? = nil) -> [Float] {
         precondition(g.count == u.count)

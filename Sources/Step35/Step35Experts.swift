@@ -39,31 +39,51 @@ extension ExpertBackend {
 
 /// Runs every expert in this process, grouping tokens by expert so each expert's weights are read once.
 public struct LocalExperts: ExpertBackend {
-    /// The expert-ordered rows and their outputs ([R, D] each), kept between passes (`ScratchArrays`).
-    private let scratch = ScratchArrays(slots: 2)
+    /// Buffers kept between passes (the engine gives each lane its own backend).
+    private let scratch = LocalExpertsScratch()
 
     /// Creates the in-process backend.
     public init() {}
 
     /// Gathers each (token, expert) pair's row straight from x in expert order, and adds the outputs into
     /// their tokens in the pairs' own order: the additions of gathering per pair, computing, and scattering
-    /// back, without the two [R, D] copies.
+    /// back, without the two [R, D] copies. Every intermediate but the result lives in the scratch.
     public func routedExperts(layer m: Step35MoE, layerIndex: Int, x: [Float], tokens t: Int, experts: [Int32],
                               weights: [Float], topK a: Int, pool: ThreadPool) -> [Float] {
         let d = m.router.cols, r = t * a
-        let plan = m.expertPlan(experts.map(Int.init))
-        let token = plan.order.map { Int32(Int($0) / a) }  // row k of the plan is token order[k] / A
-        var position = [Int32](repeating: 0, count: r)  // where pair i sits in the plan's rows
-        for (k, i) in plan.order.enumerated() { position[Int(i)] = Int32(k) }
+        let c = scratch
+        m.fillPlan(&c.plan, counts: &c.counts, experts: experts)
+        c.token.resize(r); c.position.resize(r); c.pairToken.resize(r)
+        for (k, i) in c.plan.order.enumerated() {
+            c.token[k] = Int32(Int(i) / a)  // row k of the plan is token order[k] / A
+            c.position[Int(i)] = Int32(k)  // where pair i sits in the plan's rows
+        }
+        for i in 0..<r { c.pairToken[i] = Int32(i / a) }
         var out = [Float](repeating: 0, count: t * d)
-        scratch.with(0, count: r * d) { xg in
-            Ops.gatherRows(x, token, width: d, into: &xg)  // [R, D] expert by expert
-            scratch.with(1, count: r * d) { yg in
-                m.computeExperts(plan, xg, into: &yg, pool: pool)
-                Ops.addRows(yg, from: position, (0..<r).map { Int32($0 / a) }, weights: weights, width: d, into: &out)
+        c.floats.with(0, count: r * d) { xg in
+            Ops.gatherRows(x, c.token, width: d, into: &xg)  // [R, D] expert by expert
+            c.floats.with(1, count: r * d) { yg in
+                m.computeExperts(c.plan, xg, rows: r, into: &yg, scratch: c.floats, pool: pool)
+                Ops.addRows(yg, from: c.position, c.pairToken, weights: weights, width: d, into: &out)
             }
         }
         return out
+    }
+}
+
+/// The in-process experts' buffers: the expert-ordered rows and outputs ([R, D]: 32 MiB at 512 tokens, which
+/// glibc would map afresh every layer), the gate, up and activation rows ([R, F]), the plan and its indexes.
+/// One lane's passes use it one at a time.
+final class LocalExpertsScratch: @unchecked Sendable {
+    let floats = ScratchArrays(slots: 5)
+    var plan = ExpertPlan(order: [], segments: [], gate: [], up: [], down: [])
+    var counts: [Int32] = [], token: [Int32] = [], position: [Int32] = [], pairToken: [Int32] = []
+}
+
+extension Array where Element == Int32 {
+    /// Sets the count to n, reusing the storage (contents unspecified).
+    mutating func resize(_ n: Int) {
+        if count != n { removeAll(keepingCapacity: true); append(contentsOf: repeatElement(0, count: n)) }
     }
 }
 
@@ -77,34 +97,56 @@ public struct ExpertPlan {
 }
 
 extension Step35MoE {
-    /// Groups rows routed to `ex[r]` expert by expert: a counting sort (stable, so rows keep their order within
-    /// an expert), with every array sized once (decode runs this at every MoE layer).
+    /// Groups rows routed to `ex[r]` expert by expert.
     public func expertPlan(_ ex: [Int]) -> ExpertPlan {
-        var count = [Int32](repeating: 0, count: gate.count)
-        for e in ex { count[e] += 1 }
-        let used = count.reduce(0) { $0 + ($1 > 0 ? 1 : 0) }
-        var plan = ExpertPlan(order: [Int32](repeating: 0, count: ex.count), segments: [], gate: [], up: [], down: [])
-        plan.segments.reserveCapacity(used)
-        plan.gate.reserveCapacity(used); plan.up.reserveCapacity(used); plan.down.reserveCapacity(used)
-        var next = count  // becomes each expert's first row, then its next free row
-        var start = 0
-        for e in 0..<count.count where count[e] > 0 {
-            plan.segments.append((start, Int(count[e])))
+        var plan = ExpertPlan(order: [], segments: [], gate: [], up: [], down: [])
+        var counts: [Int32] = []
+        fillPlan(&plan, counts: &counts, experts: ex.map { Int32($0) })
+        return plan
+    }
+
+    /// Groups rows routed to `ex[r]` expert by expert into `plan`, reusing its storage: a counting sort
+    /// (stable, so rows keep their order within an expert); `counts` is the sort's scratch.
+    func fillPlan(_ plan: inout ExpertPlan, counts: inout [Int32], experts ex: [Int32]) {
+        counts.resize(gate.count)
+        for e in 0..<counts.count { counts[e] = 0 }
+        for e in ex { counts[Int(e)] += 1 }
+        plan.order.resize(ex.count)
+        plan.segments.removeAll(keepingCapacity: true)
+        plan.gate.removeAll(keepingCapacity: true); plan.up.removeAll(keepingCapacity: true); plan.down.removeAll(keepingCapacity: true)
+        var start: Int32 = 0
+        for e in 0..<counts.count where counts[e] > 0 {  // counts[e] becomes expert e's next free row
+            let n = counts[e]
+            plan.segments.append((Int(start), Int(n)))
             plan.gate.append(gate[e]); plan.up.append(up[e]); plan.down.append(down[e])
-            next[e] = Int32(start)
-            start += Int(count[e])
+            counts[e] = start
+            start += n
         }
         for (i, e) in ex.enumerated() {
-            plan.order[Int(next[e])] = Int32(i)
-            next[e] += 1
+            plan.order[Int(counts[Int(e)])] = Int32(i)
+            counts[Int(e)] += 1
         }
-        return plan
     }
 
     /// The experts of `plan` on its grouped rows xg ([R, D]), into yg (at least [R, D]).
     public func computeExperts(_ plan: ExpertPlan, _ xg: [Float], into yg: inout [Float], pool: ThreadPool) {
         let (g, u) = Ops.groupedMatmulPair(plan.gate, plan.up, xg, segments: plan.segments, pool: pool)  // [R, F] each, one region
         Ops.groupedMatmul(plan.down, Ops.swiglu(g, u, limit: clamp, pool: pool), segments: plan.segments, into: &yg, pool: pool)  // [R, D]
+    }
+
+    /// The same, with the [R, F] intermediates in slots 2-4 of `scratch` (R = `rows`).
+    func computeExperts(_ plan: ExpertPlan, _ xg: [Float], rows r: Int, into yg: inout [Float], scratch: ScratchArrays,
+                        pool: ThreadPool) {
+        let f = gate.first?.rows ?? 0
+        scratch.with(2, count: r * f) { g in
+            scratch.with(3, count: r * f) { u in
+                Ops.groupedMatmulPair(plan.gate, plan.up, xg, segments: plan.segments, into: &g, &u, pool: pool)  // [R, F] each
+                scratch.with(4, count: r * f) { act in
+                    Ops.swiglu(g, u, count: r * f, limit: clamp, into: &act, pool: pool)
+                    Ops.groupedMatmul(plan.down, act, segments: plan.segments, into: &yg, pool: pool)  // [R, D]
+                }
+            }
+        }
     }
 
     /// Runs row r of x [R, D] through expert `experts[r]` and returns [R, D] in the same order. Rows are

@@ -72,6 +72,12 @@ void sy_unpack4_q4k_row(const void *packed, int64_t cols, int64_t row, void *dst
 void sy_qpack_q4k(int isa, const void *group, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt,
                   float *out);
 
+/* Packed Q6_K (qpack_q6k.c), behind qpack.c's entry points. */
+void sy_pack4_q6k(const void *src, int64_t rows, int64_t cols, void *dst);
+void sy_unpack4_q6k_row(const void *packed, int64_t cols, int64_t row, void *dst);
+void sy_qpack_q6k(int isa, const void *group, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt,
+                  float *out);
+
 /* IQ4_NL's 16 levels (qdot.c). */
 extern const int8_t sy_iq4nl_levels[16];
 

@@ -26,7 +26,7 @@
 #include <immintrin.h>
 #endif
 
-int sy_pack4_takes(int type) { return type == SY_Q8_0 || type == SY_Q4_0 || type == SY_Q5_0 || type == SY_IQ4_NL || type == SY_Q4_K; }
+int sy_pack4_takes(int type) { return type == SY_Q8_0 || type == SY_Q4_0 || type == SY_Q5_0 || type == SY_IQ4_NL || type == SY_Q4_K || type == SY_Q6_K; }
 
 static inline int sy_pbb(int type) { return type == SY_Q8_0 ? 34 : type == SY_Q5_0 ? 22 : 18; }   /* GGUF bytes per 32-block */
 static inline int sy_pnib(int type) { return type == SY_Q5_0 ? 6 : 2; }   /* where a GGUF block's nibbles start */
@@ -39,6 +39,7 @@ static inline int sy_poff(int type) { return type == SY_Q4_0 ? 4 : type == SY_Q5
    one byte, so runs 0/1 come from the low nibbles of bytes 0-15 and runs 2/3 from their high nibbles. */
 void sy_pack4(int type, const void *src, int64_t rows, int64_t cols, void *dst) {
     if (type == SY_Q4_K) { sy_pack4_q4k(src, rows, cols, dst); return; }   /* qpack_k.c */
+    if (type == SY_Q6_K) { sy_pack4_q6k(src, rows, cols, dst); return; }   /* qpack_q6k.c */
     const int bb = sy_pbb(type);
     const int64_t nb = cols / 32, rb = nb * bb;
     const uint8_t *s = (const uint8_t *)src;
@@ -66,6 +67,7 @@ void sy_pack4(int type, const void *src, int64_t rows, int64_t cols, void *dst) 
 
 void sy_unpack4_row(int type, const void *packed, int64_t cols, int64_t row, void *dst) {
     if (type == SY_Q4_K) { sy_unpack4_q4k_row(packed, cols, row, dst); return; }
+    if (type == SY_Q6_K) { sy_unpack4_q6k_row(packed, cols, row, dst); return; }
     const int bb = sy_pbb(type);
     const int64_t nb = cols / 32, rb = nb * bb, g = row / 4;
     const int r = (int)(row % 4);
@@ -286,6 +288,7 @@ static void sy_qpack_signed_vnni(int type, const void *w, int64_t cols, const in
 void sy_qpack(int isa, int type, const void *group, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt,
               float *out) {
     if (type == SY_Q4_K) { sy_qpack_q4k(isa, group, cols, q, d, s, ldq, nt, out); return; }   /* Q8_K activations */
+    if (type == SY_Q6_K) { sy_qpack_q6k(isa, group, cols, q, d, s, ldq, nt, out); return; }
 #if defined(__x86_64__)
     if (sy_poff(type) && !s) isa = SY_ISA_SCALAR;   /* their kernels read the block sums */
     if (isa >= SY_ISA_AVX512) {

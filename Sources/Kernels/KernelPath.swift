@@ -70,15 +70,15 @@ extension Ops {
         return (0..<4).flatMap { r in out[(4 * r)..<(4 * r + tokens)] }
     }
 
-    /// Rows `row ..< row + 4` (row a multiple of 4) of a packed Q8_0, Q4_0, Q5_0, IQ4_NL or Q4_K matrix (`repacked()`) against
+    /// Rows `row ..< row + 4` (row a multiple of 4) of a packed Q8_0, Q4_0, Q5_0, IQ4_NL, Q4_K or Q6_K matrix (`repacked()`) against
     /// `tokens` (at most 4) quantized activation rows, as the packed kernels compute them on `path` (nil: their plain
     /// reference); element `4 * r + t` is row `row + r` against token `t`.
-    /// Q4_K takes Q8_K activations with their group sums `s` (`quantizeQ8K`).
+    /// Q4_K and Q6_K take Q8_K activations with their group sums `s` (`quantizeQ8K`).
     public static func quantizedPacked(_ w: WeightMatrix, row: Int, q: [Int8], d: [Float], s: [Int16]? = nil, tokens: Int,
                                        path: KernelPath?) -> [Float] {
         precondition(w.packed && row % 4 == 0 && row + 4 <= w.rows, "quantizedPacked: a row group of a packed matrix")
         precondition(tokens >= 1 && tokens <= 4 && q.count >= tokens * w.cols && d.count >= tokens * w.cols / 32)
-        precondition(w.type != .q4_K || s != nil, "quantizedPacked: Q4_K needs the Q8_K group sums")
+        precondition((w.type != .q4_K && w.type != .q6_K) || s != nil, "quantizedPacked: Q4_K and Q6_K need the Q8_K group sums")
         var out = [Float](repeating: 0, count: 16)
         let p = w.address + row * w.rowBytes
         let sums = s ?? blockSums(q)
@@ -86,6 +86,8 @@ extension Ops {
             sy_qpack(Int32(path.rawValue), Int32(w.type.rawValue), p, Int64(w.cols), q, d, sums, Int64(w.cols), Int32(tokens), &out)
         } else if w.type == .q4_K {
             sy_qpack_q4k_ref(p, Int64(w.cols), q, d, sums, Int64(w.cols), Int32(tokens), &out)
+        } else if w.type == .q6_K {
+            sy_qpack_q6k_ref(p, Int64(w.cols), q, d, sums, Int64(w.cols), Int32(tokens), &out)
         } else {
             sy_qpack_ref(Int32(w.type.rawValue), p, Int64(w.cols), q, d, Int64(w.cols), Int32(tokens), &out)
         }

@@ -9,13 +9,13 @@ import Testing
 /// and the matmul on packed weights against the unpacked ones.
 @Suite struct PackedKernelTests {
     static let types: [GGMLType] = [.q8_0, .q4_0, .q5_0, .iq4_nl]
-    static let allPacked = types + [.q4_K]
+    static let allPacked = types + [.q4_K, .q6_K]
 
     /// If this fails, packing loses or moves a byte: every row unpacked from the four-row layout must equal the
     /// GGUF row it came from (scales and values), and a packed matrix decodes to the same floats.
     @Test(arguments: allPacked)
     func packingRoundTrips(type: GGMLType) {
-        let rows = 12, cols = type == .q4_K ? 512 : 160
+        let rows = 12, cols = type == .q4_K || type == .q6_K ? 512 : 160
         let bytes = randomWeightBytes(type, rows: rows, cols: cols, seed: 9)
         let w = WeightMatrix(type: type, rows: rows, cols: cols, bytes: bytes), p = w.repacked()
         #expect(p.packed && !w.packed && p.byteCount == w.byteCount)
@@ -31,6 +31,7 @@ import Testing
     @Test func unpackableMatricesStayAsTheyAre() {
         #expect(!randomWeights(.q8_0, rows: 6, cols: 64, seed: 1).repacked().packed)
         #expect(!randomWeights(.q4_K, rows: 6, cols: 256, seed: 1).repacked().packed)
+        #expect(!randomWeights(.q6_K, rows: 6, cols: 256, seed: 1).repacked().packed)
         #expect(!randomWeights(.q5_K, rows: 8, cols: 256, seed: 1).repacked().packed)
         #expect(!randomWeights(.q4_1, rows: 8, cols: 64, seed: 1).repacked().packed)
     }
@@ -108,13 +109,16 @@ import Testing
         }
     }
 
-    /// If this fails, the packed Q4_K kernel (four rows' runs as packed codes, their six-bit scales in one
-    /// vpmaddwd per run, the minimums against the token's run sums) gives other bits than its plain reference on
-    /// some path, or another product than the row reference on the unpacked weights, for one to four tokens.
-    @Test func packedQ4KMatchesItsReferences() {
+    /// If this fails, a packed K-quant kernel (Q4_K: four rows' runs as packed codes, their six-bit scales in one
+    /// vpmaddwd per run, the minimums against the token's run sums; Q6_K: codes with their top bit pairs, int8
+    /// scales per 16 values, the 32 off against the token's 16-value sums) gives other bits than its plain
+    /// reference on some path, or another product than the row reference on the unpacked weights, for one to
+    /// four tokens.
+    @Test(arguments: [GGMLType.q4_K, .q6_K])
+    func packedKQuantMatchesItsReferences(type: GGMLType) {
         var r = Rand(47)
         let cols = 512
-        let w = randomWeights(.q4_K, rows: 8, cols: cols, seed: 23), p = w.repacked()
+        let w = randomWeights(type, rows: 8, cols: cols, seed: 23), p = w.repacked()
         #expect(p.packed)
         let (q, d, s) = Ops.quantizeQ8K(r.floats(4 * cols, scale: 3), tokens: 4)
         for row in [0, 4] {

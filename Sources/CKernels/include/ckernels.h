@@ -98,12 +98,13 @@ void sy_pack4(int type, const void *src, int64_t rows, int64_t cols, void *dst);
 /* Row `row` of a packed matrix back in GGUF block layout (row_bytes at dst). */
 void sy_unpack4_row(int type, const void *packed, int64_t cols, int64_t row, void *dst);
 /* One packed row group (four rows) against nt (<= 4) Q8_0 tokens (as sy_qdot_row; Q4_0 and Q5_0 read the block sums s),
-   or Q8_K tokens for Q4_K (as sy_qdot_k_row): out[4 * r + t]. The AVX2, VNNI and plain (sy_qpack_ref, sy_qpack_q4k_ref)
+   or Q8_K tokens for Q4_K and Q6_K (as sy_qdot_k_row): out[4 * r + t]. The AVX2, VNNI and plain (sy_qpack_ref, sy_qpack_q4k_ref, sy_qpack_q6k_ref)
    paths give the same bits, for any nt. */
 void sy_qpack(int isa, int type, const void *group, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt,
               float *out);
 void sy_qpack_ref(int type, const void *group, int64_t cols, const int8_t *q, const float *d, int64_t ldq, int nt, float *out);
 void sy_qpack_q4k_ref(const void *group, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt, float *out);
+void sy_qpack_q6k_ref(const void *group, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt, float *out);
 /* 1 for the weight types that pair with Q8_K activations (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS). */
 int sy_q8_k_pairs(int type);
 /* Q8_K activations (qdot_k.c): x[n] (n % 256 == 0) into n int8, n / 256 scales and n / 16 group sums (16 values each). */

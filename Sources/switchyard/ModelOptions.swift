@@ -21,7 +21,7 @@ struct ModelOptions: ParsableArguments {
     var exact = false
 
     @Flag(name: .customLong("no-repack"),
-          help: "Keep Q8_0/Q4_0/Q5_0/IQ4_NL/Q4_K weights as mapped instead of copying them into four-row groups at load (llama.cpp's --no-repack; slower).")
+          help: "Keep Q8_0/Q4_0/Q5_0/IQ4_NL/Q4_K/Q6_K weights as mapped instead of copying them into four-row groups at load (llama.cpp's --no-repack; slower).")
     var noRepack = false
 
     var threads: Int { threadsOption ?? ProcessInfo.processInfo.activeProcessorCount }

@@ -66,17 +66,23 @@ __attribute__((target("avx2"))) static inline __m256i sy_bits32(const uint8_t *p
 }
 #endif
 
-/* Packed Q4_K (qpack_k.c), behind qpack.c's entry points. */
+/* Packed Q4_K (qpack_k.c) and Q6_K (qpack_q6k.c), behind qpack.c's entry points; their AVX2 kernels serve
+   AVX-512 machines too. */
 void sy_pack4_q4k(const void *src, int64_t rows, int64_t cols, void *dst);
 void sy_unpack4_q4k_row(const void *packed, int64_t cols, int64_t row, void *dst);
-void sy_qpack_q4k(int isa, const void *group, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt,
-                  float *out);
-
-/* Packed Q6_K (qpack_q6k.c), behind qpack.c's entry points. */
+void sy_qpack_q4k_avx2(const void *group, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt, float *out);
 void sy_pack4_q6k(const void *src, int64_t rows, int64_t cols, void *dst);
 void sy_unpack4_q6k_row(const void *packed, int64_t cols, int64_t row, void *dst);
-void sy_qpack_q6k(int isa, const void *group, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt,
-                  float *out);
+void sy_qpack_q6k_avx2(const void *group, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt, float *out);
+
+/* Calls an always-inlined packed kernel body F with its token count as a constant for the counts that matter
+   (1: decode, 4: prefill), so each gets a copy with its per-token sums and accumulators in registers. */
+#define SY_PER_TOKEN_COUNT(F, group, cols, q, d, s, ldq, nt, out)                                       \
+    do {                                                                                            \
+        if ((nt) == 1) F(group, cols, q, d, s, ldq, 1, out);                                        \
+        else if ((nt) == 4) F(group, cols, q, d, s, ldq, 4, out);                                   \
+        else F(group, cols, q, d, s, ldq, nt, out);                                                 \
+    } while (0)
 
 /* IQ4_NL's 16 levels (qdot.c). */
 extern const int8_t sy_iq4nl_levels[16];

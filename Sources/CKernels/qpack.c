@@ -287,8 +287,16 @@ static void sy_qpack_signed_vnni(int type, const void *w, int64_t cols, const in
 
 void sy_qpack(int isa, int type, const void *group, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt,
               float *out) {
-    if (type == SY_Q4_K) { sy_qpack_q4k(isa, group, cols, q, d, s, ldq, nt, out); return; }   /* Q8_K activations */
-    if (type == SY_Q6_K) { sy_qpack_q6k(isa, group, cols, q, d, s, ldq, nt, out); return; }
+    if (type == SY_Q4_K || type == SY_Q6_K) {   /* Q8_K activations */
+#if defined(__x86_64__)
+        if (isa >= SY_ISA_AVX2) {
+            (type == SY_Q4_K ? sy_qpack_q4k_avx2 : sy_qpack_q6k_avx2)(group, cols, q, d, s, ldq, nt, out);
+            return;
+        }
+#endif
+        (type == SY_Q4_K ? sy_qpack_q4k_ref : sy_qpack_q6k_ref)(group, cols, q, d, s, ldq, nt, out);
+        return;
+    }
 #if defined(__x86_64__)
     if (sy_poff(type) && !s) isa = SY_ISA_SCALAR;   /* their kernels read the block sums */
     if (isa >= SY_ISA_AVX512) {

@@ -202,20 +202,8 @@ static inline __attribute__((always_inline)) void sy_qpack_q4k_avx2_t(const void
     }
 }
 
-static void sy_qpack_q4k_avx2(const void *group, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt,
-                              float *out) {
-    if (nt == 1) sy_qpack_q4k_avx2_t(group, cols, q, d, s, ldq, 1, out);
-    else if (nt == 4) sy_qpack_q4k_avx2_t(group, cols, q, d, s, ldq, 4, out);
-    else sy_qpack_q4k_avx2_t(group, cols, q, d, s, ldq, nt, out);
+void sy_qpack_q4k_avx2(const void *group, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt, float *out) {
+    SY_PER_TOKEN_COUNT(sy_qpack_q4k_avx2_t, group, cols, q, d, s, ldq, nt, out);
 }
 #pragma clang attribute pop
 #endif
-
-void sy_qpack_q4k(int isa, const void *group, int64_t cols, const int8_t *q, const float *d, const int16_t *s, int64_t ldq, int nt,
-                  float *out) {
-#if defined(__x86_64__)
-    if (isa >= SY_ISA_AVX2) { sy_qpack_q4k_avx2(group, cols, q, d, s, ldq, nt, out); return; }   /* AVX-512 machines too */
-#endif
-    (void)isa;
-    sy_qpack_q4k_ref(group, cols, q, d, s, ldq, nt, out);
-}

@@ -175,14 +175,14 @@ public enum Ops {
         x.withUnsafeMutableBufferPointer { sy_softmax($0.baseAddress, Int64(n)) }
     }
 
-    /// Clamped SwiGLU: `min(silu(g), L) * clamp(u, -L, L)`, or plain `silu(g) * u` when L <= 1e-6.
     /// `swiglu` of the first `count` elements into an existing buffer.
     public static func swiglu(_ g: [Float], _ u: [Float], count n: Int, limit: Float, into y: inout [Float], pool: ThreadPool? = nil) {
         precondition(g.count >= n && u.count >= n && y.count >= n)
         sy_swiglu_pool(pool?.raw, g, u, &y, Int64(n), limit)
     }
 
-    /// Split over `pool`'s threads when given and the input is large, with the same bits.
+    /// Clamped SwiGLU: `min(silu(g), L) * clamp(u, -L, L)`, or plain `silu(g) * u` when L <= 1e-6; split over
+    /// `pool`'s threads when given and the input is large, with the same bits.
     public static func swiglu(_ g: [Float], _ u: [Float], limit: Float, pool: ThreadPool? = nil) -> [Float] {
         precondition(g.count == u.count)
         return [Float](unsafeUninitializedCapacity: g.count) { buf, c in

@@ -324,8 +324,8 @@ public final class Step35Model: Sendable {
         ctx.profile?.add(window: a.window > 0, tokens: t, seconds: secondsSince(t0))
         ctx.hook("attn_out", il, o, [t, a.heads, dh])
         if let gw = a.gate {
-            let g = mm(gw, x, t)  // [T, H]: one gate per head, broadcast over Dh
-            let gs = g.map { 1 / (1 + expf(-$0)) }
+            var gs = mm(gw, x, t)  // [T, H]: one gate per head, broadcast over Dh
+            Ops.sigmoid(&gs)
             ctx.hook("attn_gate_sigmoid", il, gs, [t, a.heads])
             Ops.scaleRows(&o, gs, width: dh)  // [T·H, Dh] rows, one gate each
             ctx.hook("attn_gated", il, o, [t, a.heads * dh])

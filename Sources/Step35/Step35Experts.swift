@@ -128,13 +128,8 @@ extension Step35MoE {
         }
     }
 
-    /// The experts of `plan` on its grouped rows xg ([R, D]), into yg (at least [R, D]).
-    public func computeExperts(_ plan: ExpertPlan, _ xg: [Float], into yg: inout [Float], pool: ThreadPool) {
-        let (g, u) = Ops.groupedMatmulPair(plan.gate, plan.up, xg, segments: plan.segments, pool: pool)  // [R, F] each, one region
-        Ops.groupedMatmul(plan.down, Ops.swiglu(g, u, limit: clamp, pool: pool), segments: plan.segments, into: &yg, pool: pool)  // [R, D]
-    }
-
-    /// The same, with the [R, F] intermediates in slots 2-4 of `scratch` (R = `rows`).
+    /// The experts of `plan` on its grouped rows xg ([R, D], R = `rows`) into yg (at least [R, D]), with the
+    /// [R, F] intermediates in slots 2-4 of `scratch`.
     func computeExperts(_ plan: ExpertPlan, _ xg: [Float], rows r: Int, into yg: inout [Float], scratch: ScratchArrays,
                         pool: ThreadPool) {
         let f = gate.first?.rows ?? 0
@@ -157,7 +152,7 @@ extension Step35MoE {
         let plan = expertPlan(ex)
         let xg = Ops.gatherRows(x, plan.order, width: d)  // [R, D] ordered expert by expert
         var yg = [Float](repeating: 0, count: r * d)
-        computeExperts(plan, xg, into: &yg, pool: pool)
+        computeExperts(plan, xg, rows: r, into: &yg, scratch: ScratchArrays(slots: 5), pool: pool)
         var y = [Float](repeating: 0, count: r * d)
         Ops.scatterRows(yg, plan.order, width: d, into: &y)  // back to the callers' row order
         return y

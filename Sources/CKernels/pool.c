@@ -204,9 +204,11 @@ static _Thread_local size_t sy_scratch_cap[SY_SCRATCH_SLOTS];
 
 void *sy_scratch(int slot, size_t bytes) {
     if (bytes > sy_scratch_cap[slot]) {
+        /* Grow by half again at least: attention's buffers follow the context, one key longer every token. */
+        const size_t want = bytes > sy_scratch_cap[slot] + sy_scratch_cap[slot] / 2 ? bytes : sy_scratch_cap[slot] + sy_scratch_cap[slot] / 2;
         free(sy_scratch_ptr[slot]);
-        sy_scratch_ptr[slot] = malloc(bytes);
-        sy_scratch_cap[slot] = sy_scratch_ptr[slot] ? bytes : 0;
+        sy_scratch_ptr[slot] = malloc(want);
+        sy_scratch_cap[slot] = sy_scratch_ptr[slot] ? want : 0;
     }
     return sy_scratch_ptr[slot];
 }

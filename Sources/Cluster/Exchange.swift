@@ -82,7 +82,7 @@ public final class ClusterExperts: ExpertBackend, @unchecked Sendable {
     /// Counts and dispatch, then the combine is posted and this returns: the head computes the shared expert
     /// while the workers compute, and `finish()` waits for the rows (handing the lane baton over meanwhile).
     public func startRoutedExperts(layer m: Step35MoE, layerIndex il: Int, x: [Float], tokens t: Int, experts: [Int32],
-                                   weights: [Float], topK a: Int, pool: ThreadPool) throws -> RoutedExpertsInFlight {
+                                   weights: [Float], topK a: Int, pool: ThreadPool, into out: inout [Float]) throws -> RoutedExpertsInFlight {
         let finish = try startExchange(layerIndex: il, d: m.router.cols, x: x, tokens: t, experts: experts, weights: weights,
                                        topK: a, holdingBaton: true)
         return RoutedExpertsInFlight(finish: finish)

@@ -81,6 +81,8 @@ public final class Engine: @unchecked Sendable {
     private var executors: [LaneExecutor] = []
     /// Each lane's in-process experts (their scratch arrays stay with the lane between passes).
     private var localExperts: [LocalExperts] = []
+    /// Each lane's forward-pass buffers (a lane's passes run one at a time).
+    private var workspaces: [Step35Workspace] = []
     private var stopping = false, finished = false
     private var lanesRunning = 0
     /// The first fatal error (a lost rank), if any.
@@ -122,6 +124,7 @@ public final class Engine: @unchecked Sendable {
                               detokenize: { t in tok?.bytes(of: t) ?? [] })
         executors = (0..<(session?.lanes.count ?? 1)).map { _ in LaneExecutor(head: 0, model: model, store: store, keepCaches: config.prefixCache) }
         localExperts = executors.map { _ in LocalExperts() }
+        workspaces = executors.map { _ in Step35Workspace() }
         for i in executors.indices { start(lane: i) }
     }
 
@@ -283,7 +286,7 @@ public final class Engine: @unchecked Sendable {
     /// This process's pass on lane `i` (with empty exchanges when its head has nothing on the lane).
     private func runPass(_ i: Int) throws {
         let ctx = PassContext(experts: session.map { $0.lanes[i].experts } ?? localExperts[i], profile: config.profile,
-                              expertStats: expertStats, debugHook: config.debugHook)
+                              expertStats: expertStats, debugHook: config.debugHook, workspace: workspaces[i])
         if let s = session {
             try s.headStep(lane: i, hasWork: executors[i].hasSequences, moeLayers: model.moeLayerIndices, d: model.config.embeddingLength) {
                 try executors[i].step(ctx)

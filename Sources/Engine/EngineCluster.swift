@@ -63,6 +63,8 @@ final class FollowerLanes: @unchecked Sendable {
     let session: ClusterSession
     let model: Step35Model
     let executors: [LaneExecutor]
+    /// Each lane's forward-pass buffers.
+    let workspaces: [Step35Workspace]
 
     init(session: ClusterSession, model: Step35Model, prefixCache: Bool) {
         self.session = session
@@ -70,6 +72,7 @@ final class FollowerLanes: @unchecked Sendable {
         let store = CacheStore()
         let head = session.comm.rank
         executors = session.lanes.map { _ in LaneExecutor(head: head, model: model, store: store, keepCaches: prefixCache) }
+        workspaces = session.lanes.map { _ in Step35Workspace() }
     }
 
     /// Runs every lane on its own thread until rank 0 stops them; throws the first lane's error.
@@ -101,7 +104,7 @@ final class FollowerLanes: @unchecked Sendable {
             if isHead {
                 executors[i].apply(plan)
                 if plan.run {
-                    let ctx = PassContext(experts: session.lanes[i].experts)
+                    let ctx = PassContext(experts: session.lanes[i].experts, workspace: workspaces[i])
                     try session.headStep(lane: i, hasWork: executors[i].hasSequences, moeLayers: model.moeLayerIndices,
                                          d: model.config.embeddingLength) { try executors[i].step(ctx) }
                 }

@@ -157,15 +157,20 @@ public enum Ops {
     /// RMSNorm over `rows` rows of `x.count / rows`, times `weight` (broadcast per row) when given; split over
     /// `pool`'s threads when given and the input is large (a prefill), with the same bits.
     public static func rmsNorm(_ x: [Float], weight: [Float]?, rows: Int, eps: Float, pool: ThreadPool? = nil) -> [Float] {
+        var y: [Float] = []
+        rmsNorm(x, weight: weight, rows: rows, eps: eps, into: &y, pool: pool)
+        return y
+    }
+
+    /// `rmsNorm` into `y`, which takes x's count (its storage kept).
+    public static func rmsNorm(_ x: [Float], weight: [Float]?, rows: Int, eps: Float, into y: inout [Float], pool: ThreadPool? = nil) {
         let n = x.count / rows
         precondition(weight == nil || weight!.count == n)
-        return [Float](unsafeUninitializedCapacity: x.count) { buf, c in
-            if let w = weight {
-                w.withUnsafeBufferPointer { sy_rmsnorm_pool(pool?.raw, x, $0.baseAddress, buf.baseAddress, Int64(rows), Int64(n), eps) }
-            } else {
-                sy_rmsnorm_pool(pool?.raw, x, nil, buf.baseAddress, Int64(rows), Int64(n), eps)
-            }
-            c = x.count
+        y.setCount(x.count)
+        if let w = weight {
+            w.withUnsafeBufferPointer { sy_rmsnorm_pool(pool?.raw, x, $0.baseAddress, &y, Int64(rows), Int64(n), eps) }
+        } else {
+            sy_rmsnorm_pool(pool?.raw, x, nil, &y, Int64(rows), Int64(n), eps)
         }
     }
 
@@ -173,6 +178,25 @@ public enum Ops {
     public static func softmax(_ x: inout [Float]) {
         let n = x.count
         x.withUnsafeMutableBufferPointer { sy_softmax($0.baseAddress, Int64(n)) }
+    }
+
+    /// Softmax of each of `rows` rows of x in place.
+    public static func softmax(_ x: inout [Float], rows: Int) {
+        let n = x.count / max(rows, 1)
+        x.withUnsafeMutableBufferPointer { xp in for r in 0..<rows { sy_softmax(xp.baseAddress! + r * n, Int64(n)) } }
+    }
+
+    /// RMSNorm of x in place (the kernel reads each element before it writes it): the q/k norms.
+    public static func rmsNormInPlace(_ x: inout [Float], weight: [Float]?, rows: Int, eps: Float) {
+        let n = x.count / rows
+        precondition(weight == nil || weight!.count == n)
+        x.withUnsafeMutableBufferPointer { xp in
+            if let w = weight {
+                w.withUnsafeBufferPointer { sy_rmsnorm(xp.baseAddress, $0.baseAddress, xp.baseAddress, Int64(rows), Int64(n), eps) }
+            } else {
+                sy_rmsnorm(xp.baseAddress, nil, xp.baseAddress, Int64(rows), Int64(n), eps)
+            }
+        }
     }
 
     /// `swiglu` of the first `count` elements into an existing buffer.
@@ -246,22 +270,43 @@ public enum Ops {
     public static func attention(q: [Float], queryPositions: [Int32], k: UnsafeRawPointer, v: UnsafeRawPointer,
                                  rowBytes: Int, type: GGMLType, keyPositions: UnsafePointer<Int32>, count n: Int,
                                  shape s: AttentionShape, pool: ThreadPool) -> [Float] {
-        let t = queryPositions.count, qStride = s.heads * s.headDim
-        precondition(s.heads % s.kvHeads == 0 && q.count >= t * qStride)
+        var out = [Float](repeating: 0, count: queryPositions.count * s.heads * s.headDim)
+        attention(q: q, queryPositions: queryPositions, rows: 0..<queryPositions.count, k: k, v: v, rowBytes: rowBytes, type: type,
+                  keyPositions: keyPositions, count: n, shape: s, into: &out, pool: pool)
+        return out
+    }
+
+    /// The typed-cache attention of query rows `rows` of q [T, H·D] (at those entries of `queryPositions`) into
+    /// the same rows of `out` ([T, H·D] already): one sequence's rows of a batched pass, without copies.
+    public static func attention(q: [Float], queryPositions: [Int32], rows: Range<Int>, k: UnsafeRawPointer, v: UnsafeRawPointer,
+                                 rowBytes: Int, type: GGMLType, keyPositions: UnsafePointer<Int32>, count n: Int,
+                                 shape s: AttentionShape, into out: inout [Float], pool: ThreadPool) {
+        let t = rows.count, qStride = s.heads * s.headDim, r0 = rows.lowerBound
+        precondition(s.heads % s.kvHeads == 0 && q.count >= rows.upperBound * qStride && out.count >= rows.upperBound * qStride
+                     && queryPositions.count >= rows.upperBound)
         precondition(type == .f32 || type == .f16 || (type == .q8_0 && s.headDim % 32 == 0), "unsupported KV row type")
-        var out = [Float](repeating: 0, count: t * qStride)
         q.withUnsafeBufferPointer { qp in
             queryPositions.withUnsafeBufferPointer { qpos in
                 out.withUnsafeMutableBufferPointer { op in
                     var a = sy_attn_args(
-                        q: qp.baseAddress, ldq: Int64(qStride), k: k, v: v, ldk: Int64(rowBytes), ldv: Int64(rowBytes),
-                        kv_type: Int32(type.rawValue), kpos: keyPositions, n_kv: Int64(n), qpos: qpos.baseAddress,
+                        q: qp.baseAddress! + r0 * qStride, ldq: Int64(qStride), k: k, v: v, ldk: Int64(rowBytes), ldv: Int64(rowBytes),
+                        kv_type: Int32(type.rawValue), kpos: keyPositions, n_kv: Int64(n), qpos: qpos.baseAddress! + r0,
                         n_tok: Int64(t), n_head: Int64(s.heads), n_head_kv: Int64(s.kvHeads), head_dim: Int64(s.headDim),
-                        window: Int32(s.window), scale: s.scale, out: op.baseAddress, ldo: Int64(qStride))
+                        window: Int32(s.window), scale: s.scale, out: op.baseAddress! + r0 * qStride, ldo: Int64(qStride))
                     sy_attention(pool.raw, &a)
                 }
             }
         }
-        return out
+    }
+
+    /// Rows `tokens` of an embedding table decoded into h [T, D] (its count set; storage kept).
+    public static func embed(_ table: WeightMatrix, tokens: [Int32], into h: inout [Float]) {
+        let d = table.cols
+        h.setCount(tokens.count * d)
+        h.withUnsafeMutableBufferPointer { hp in
+            for (i, tok) in tokens.enumerated() {
+                table.withRowBytes(Int(tok)) { sy_dequant_row(Int32(table.type.rawValue), $0.baseAddress, hp.baseAddress! + i * d, Int64(d)) }
+            }
+        }
     }
 }

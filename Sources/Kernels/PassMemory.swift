@@ -39,3 +39,11 @@ public final class ScratchArrays: @unchecked Sendable {
         return try body(&a)
     }
 }
+
+extension Array where Element: ExpressibleByIntegerLiteral {
+    /// Sets the count to `n`, keeping the storage: a pass's buffer sized for this pass without allocating
+    /// once it has held as many. Elements kept keep their values, new ones are zero.
+    @inlinable public mutating func setCount(_ n: Int) {
+        if n < count { removeLast(count - n) } else if n > count { append(contentsOf: repeatElement(0, count: n - count)) }
+    }
+}

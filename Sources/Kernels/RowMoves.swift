@@ -51,15 +51,23 @@ extension Ops {
     /// weights, divided by their sum (at least 2^-14) when `normalize`, then times `scale` unless it is 0 or 1.
     public static func routeTopK(_ scores: [Float], bias: [Float]?, tokens t: Int, topK a: Int, normalize: Bool,
                                  scale: Float) -> (experts: [Int32], weights: [Float]) {
+        var experts: [Int32] = [], weights: [Float] = []
+        routeTopK(scores, bias: bias, tokens: t, topK: a, normalize: normalize, scale: scale, into: &experts, &weights)
+        return (experts, weights)
+    }
+
+    /// `routeTopK` into `experts` and `weights` (their counts set to T·A; storage kept).
+    public static func routeTopK(_ scores: [Float], bias: [Float]?, tokens t: Int, topK a: Int, normalize: Bool, scale: Float,
+                                 into experts: inout [Int32], _ weights: inout [Float]) {
         let e = scores.count / max(t, 1)
         precondition(scores.count == t * e && a <= e && (bias?.count ?? e) == e)
-        var experts = [Int32](repeating: 0, count: t * a), weights = [Float](repeating: 0, count: t * a)
+        experts.setCount(t * a)
+        weights.setCount(t * a)
         if let bias {
             sy_moe_route(scores, bias, Int64(t), Int64(e), Int32(a), normalize ? 1 : 0, scale, &experts, &weights)
         } else {
             sy_moe_route(scores, nil, Int64(t), Int64(e), Int32(a), normalize ? 1 : 0, scale, &experts, &weights)
         }
-        return (experts, weights)
     }
 
     /// `x[i] = 1 / (1 + exp(-x[i]))` in place.

@@ -106,9 +106,10 @@ public struct WeightMatrix: @unchecked Sendable {
         precondition(r >= 0 && r < rows, "row \(r) out of range 0..<\(rows)")
         defer { withExtendedLifetime(owner) {} }
         guard packed else { return try body(UnsafeRawBufferPointer(start: address + r * rowBytes, count: rowBytes)) }
-        var copy = [UInt8](repeating: 0, count: rowBytes)
-        copy.withUnsafeMutableBytes { sy_unpack4_row(Int32(type.rawValue), address, Int64(cols), Int64(r), $0.baseAddress) }
-        return try copy.withUnsafeBytes(body)
+        return try withUnsafeTemporaryAllocation(byteCount: rowBytes, alignment: 16) { copy in
+            sy_unpack4_row(Int32(type.rawValue), address, Int64(cols), Int64(r), copy.baseAddress)
+            return try body(UnsafeRawBufferPointer(copy))
+        }
     }
 
     /// Row `r` decoded to floats (embedding lookup).

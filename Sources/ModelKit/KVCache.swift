@@ -90,7 +90,16 @@ public final class LayerKVCache: @unchecked Sendable {
     /// Writes T rows of keys and values ([T, Hk·D] each) at their positions, encoding to the cache type.
     public func append(keys k: [Float], values v: [Float], positions p: [Int32]) {
         precondition(k.count == p.count * rowWidth && v.count == k.count, "KV append: shape mismatch")
-        for (i, pos) in p.enumerated() {
+        append(keys: k, values: v, positions: p, rows: 0..<p.count)
+    }
+
+    /// Writes rows `rows` of keys and values ([*, Hk·D] each) at those entries of `p`: one sequence's rows of a
+    /// batched pass, without copies.
+    public func append(keys k: [Float], values v: [Float], positions p: [Int32], rows: Range<Int>) {
+        precondition(k.count >= rows.upperBound * rowWidth && v.count >= rows.upperBound * rowWidth && p.count >= rows.upperBound,
+                     "KV append: shape mismatch")
+        for i in rows {
+            let pos = p[i]
             precondition(window > 0 || Int(pos) < capacity, "KV append: position \(pos) is past the context (\(capacity))")
             let slot = Int(pos) % capacity
             store(k[(i * rowWidth)..<((i + 1) * rowWidth)], at: keys + slot * rowBytes)
@@ -170,6 +179,14 @@ public final class LayerKVCache: @unchecked Sendable {
     public func attention(q: [Float], positions: [Int32], shape: AttentionShape, pool: ThreadPool) -> [Float] {
         Ops.attention(q: q, queryPositions: positions, k: keys, v: values, rowBytes: rowBytes, type: type.ggml,
                       keyPositions: slotPositions, count: used, shape: shape, pool: pool)
+    }
+
+    /// Attention of query rows `rows` of q [T, H·D] (at those entries of `positions`) over this cache into the
+    /// same rows of `out` ([T, H·D] already).
+    public func attention(q: [Float], positions: [Int32], rows: Range<Int>, shape: AttentionShape, into out: inout [Float],
+                          pool: ThreadPool) {
+        Ops.attention(q: q, queryPositions: positions, rows: rows, k: keys, v: values, rowBytes: rowBytes, type: type.ggml,
+                      keyPositions: slotPositions, count: used, shape: shape, into: &out, pool: pool)
     }
 
     /// Bytes reserved for keys and values.

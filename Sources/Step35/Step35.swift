@@ -112,14 +112,17 @@ public struct PassContext: @unchecked Sendable {
     public var expertStats: ExpertStats?
     /// Receives every named intermediate when set.
     public var debugHook: DebugHook?
+    /// The pass's buffers, kept for the next pass on the same lane.
+    public var workspace: Step35Workspace
 
-    /// A context; by default experts run in process and nothing watches.
+    /// A context; by default experts run in process, nothing watches and the buffers are fresh.
     public init(experts: any ExpertBackend = LocalExperts(), profile: AttentionProfile? = nil, expertStats: ExpertStats? = nil,
-                debugHook: DebugHook? = nil) {
+                debugHook: DebugHook? = nil, workspace: Step35Workspace = Step35Workspace()) {
         self.experts = experts
         self.profile = profile
         self.expertStats = expertStats
         self.debugHook = debugHook
+        self.workspace = workspace
     }
 
     /// Values are built only when a hook is set (the arguments are autoclosures: no copies on the hot path).
@@ -184,35 +187,40 @@ public final class Step35Model: Sendable {
         Step35Cache(blocks: blocks, context: context, type: type, maxPass: maxPass)
     }
 
-    private func mm(_ w: WeightMatrix, _ x: [Float], _ t: Int) -> [Float] { Ops.matmul(w, x, tokens: t, pool: pool) }
+    /// y[T, R] = x[T, C] · Wᵀ into y (its count set to T·R, storage kept).
+    private func mm(_ w: WeightMatrix, _ x: [Float], _ t: Int, into y: inout [Float]) {
+        y.setCount(t * w.rows)
+        Ops.matmul(w, x, tokens: t, into: &y, pool: pool)
+    }
 
     /// The one forward pass: the concatenated tokens of `batch` ([T, D] with T the sum of their lengths),
     /// each sequence at its cache's next positions and attending to its own cache, every weight read once
     /// for all of them. Appends to every cache; returns logits per sequence (its last row, or all its rows)
-    /// and the final hidden state [T, D].
+    /// and the final hidden state [T, D]. Every intermediate lives in `ctx.workspace`; the returned arrays
+    /// share its buffers until the caller lets them go (a decode step allocates nothing).
     public func forward(_ batch: [SequenceInput], _ ctx: PassContext = PassContext()) throws -> PassOutput {
-        let d = config.embeddingLength
+        let d = config.embeddingLength, ws = ctx.workspace
         guard !batch.isEmpty, batch.allSatisfy({ !$0.tokens.isEmpty }) else { throw ModelError(description: "empty batch") }
-        var segments: [PassSegment] = [], positions: [Int32] = [], tokens: [Int32] = []
+        ws.segments.removeAll(keepingCapacity: true); ws.positions.removeAll(keepingCapacity: true); ws.tokens.removeAll(keepingCapacity: true)
+        defer { ws.segments.removeAll(keepingCapacity: true) }  // the caches are not held past the pass
         for s in batch {
-            try check(s, against: segments)
-            segments.append(PassSegment(start: tokens.count, count: s.tokens.count, cache: s.cache, layer: nil))
-            positions += (0..<s.tokens.count).map { Int32(s.cache.nextPosition + $0) }
-            tokens += s.tokens
+            try check(s, against: ws.segments)
+            ws.segments.append(PassSegment(start: ws.tokens.count, count: s.tokens.count, cache: s.cache, layer: nil))
+            for i in 0..<s.tokens.count { ws.positions.append(Int32(s.cache.nextPosition + i)) }
+            ws.tokens.append(contentsOf: s.tokens)
         }
-        let t = tokens.count
-        var h = [Float](repeating: 0, count: t * d)  // [T, D]
-        for (i, tok) in tokens.enumerated() {
-            let row = tokenEmbedding.row(Int(tok))
-            for c in 0..<d { h[i * d + c] = row[c] }
-        }
+        let t = ws.tokens.count
+        var h = ws.hidden  // [T, D], the residual stream: taken out so it stays unique while the blocks add into it
+        ws.hidden = []
+        defer { ws.hidden = h }
+        Ops.embed(tokenEmbedding, tokens: ws.tokens, into: &h)
         ctx.hook("inp_embd", -1, h, [t, d])
         for b in blocks {
-            h = try block(b, h, t: t, positions: positions, segments: segments, ctx)
+            try block(b, &h, t: t, positions: ws.positions, segments: ws.segments, ctx)
         }
-        for s in segments { s.cache?.advance(by: s.count) }
+        for s in ws.segments { s.cache?.advance(by: s.count) }
         ctx.hook("h_nextn", -1, h, [t, d])
-        return PassOutput(logits: outputLogits(h, segments: segments, selection: batch.map(\.logits), ctx), hidden: h)
+        return PassOutput(logits: outputLogits(h, segments: ws.segments, batch: batch, ctx), hidden: h)
     }
 
     /// Why a pass cannot run this sequence (too long, past its context, bad ids), or nil.
@@ -236,150 +244,148 @@ public final class Step35Model: Sendable {
         guard !earlier.contains(where: { $0.cache === s.cache }) else { throw ModelError(description: "a cache appears twice in one batch") }
     }
 
-    /// Output norm and head over the rows whose logits are wanted: each sequence's last, or all of them.
-    private func outputLogits(_ h: [Float], segments: [PassSegment], selection sel: [LogitsSelection], _ ctx: PassContext) -> [[Float]] {
-        let d = config.embeddingLength, v = config.vocabSize
-        let rows = zip(segments, sel).flatMap { s, l in l == .all ? Array(s.start..<(s.start + s.count)) : [s.start + s.count - 1] }
-        var last = [Float](repeating: 0, count: rows.count * d)  // [R, D]
-        for (i, r) in rows.enumerated() { for c in 0..<d { last[i * d + c] = h[r * d + c] } }
-        let normed = Ops.rmsNorm(last, weight: outputNorm, rows: rows.count, eps: config.rmsEpsilon)
-        ctx.hook("result_norm", -1, normed, [rows.count, d])
-        let logits = ctx.timed(.lmHead) { mm(output, normed, rows.count) }  // [R, V]
-        ctx.hook("result_output", -1, logits, [rows.count, v])
-        var out: [[Float]] = [], r0 = 0
-        for (s, l) in zip(segments, sel) {
-            let n = l == .all ? s.count : 1
-            out.append(Array(logits[(r0 * v)..<((r0 + n) * v)]))
-            r0 += n
+    /// Output norm and head over the rows whose logits are wanted: each sequence's last, or all of them. One
+    /// sequence's logits come straight out of the head; several are copied out of one [R, V] product.
+    private func outputLogits(_ h: [Float], segments: [PassSegment], batch: [SequenceInput], _ ctx: PassContext) -> [[Float]] {
+        let d = config.embeddingLength, v = config.vocabSize, ws = ctx.workspace
+        ws.logitRows.removeAll(keepingCapacity: true)
+        for (s, b) in zip(segments, batch) {
+            if b.logits == .all { for r in s.start..<(s.start + s.count) { ws.logitRows.append(Int32(r)) } }
+            else { ws.logitRows.append(Int32(s.start + s.count - 1)) }
+        }
+        let n = ws.logitRows.count
+        ws.lastHidden.setCount(n * d)
+        Ops.gatherRows(h, ws.logitRows, width: d, into: &ws.lastHidden)  // [R, D]
+        Ops.rmsNorm(ws.lastHidden, weight: outputNorm, rows: n, eps: config.rmsEpsilon, into: &ws.lastNormed)
+        ctx.hook("result_norm", -1, ws.lastNormed, [n, d])
+        var out = ws.logitsOut  // taken out so each buffer is unique again once the caller has let the last pass's go
+        ws.logitsOut = []
+        defer { ws.logitsOut = out }
+        if out.count > segments.count { out.removeLast(out.count - segments.count) }
+        while out.count < segments.count { out.append([]) }
+        if segments.count == 1 {
+            ctx.timed(.lmHead) { mm(output, ws.lastNormed, n, into: &out[0]) }  // [R, V]
+            ctx.hook("result_output", -1, out[0], [n, v])
+            return out
+        }
+        ctx.timed(.lmHead) { mm(output, ws.lastNormed, n, into: &ws.logits) }  // [R, V]
+        ctx.hook("result_output", -1, ws.logits, [n, v])
+        var r0 = 0
+        for (i, b) in batch.enumerated() {
+            let k = b.logits == .all ? segments[i].count : 1
+            out[i].setCount(k * v)
+            out[i].replaceSubrange(0..<(k * v), with: ws.logits[(r0 * v)..<((r0 + k) * v)])
+            r0 += k
         }
         return out
     }
 
-/// One decoder block: h + attn(norm(h)), then + ffn(norm(·)).
-    func block(_ b: Step35Block, _ h: [Float], t: Int, positions: [Int32], segments: [PassSegment], _ ctx: PassContext) throws -> [Float] {
-        let il = b.index, d = config.embeddingLength
-        let x = Ops.rmsNorm(h, weight: b.attnNorm, rows: t, eps: config.rmsEpsilon, pool: pool)
-        ctx.hook("attn_norm", il, x, [t, d])
-        let attn = ctx.timed(b.attention.window > 0 ? .attentionSWA : .attentionFull) {
-            attention(b.attention, x, t: t, positions: positions, segments: segments, il: il, ctx)
+/// One decoder block: h + attn(norm(h)), then + ffn(norm(·)), in place on h [T, D].
+    func block(_ b: Step35Block, _ h: inout [Float], t: Int, positions: [Int32], segments: [PassSegment], _ ctx: PassContext) throws {
+        let il = b.index, d = config.embeddingLength, ws = ctx.workspace
+        Ops.rmsNorm(h, weight: b.attnNorm, rows: t, eps: config.rmsEpsilon, into: &ws.attnIn, pool: pool)
+        ctx.hook("attn_norm", il, ws.attnIn, [t, d])
+        ctx.timed(b.attention.window > 0 ? .attentionSWA : .attentionFull) {
+            attention(b.attention, ws.attnIn, t: t, positions: positions, segments: segments, il: il, ctx)  // into ws.attnProj
         }
-        var ffnInp = h
-        Ops.add(attn, into: &ffnInp)
-        ctx.hook("ffn_inp", il, ffnInp, [t, d])
-        let xf = Ops.rmsNorm(ffnInp, weight: b.ffnNorm, rows: t, eps: config.rmsEpsilon, pool: pool)
-        ctx.hook("ffn_norm", il, xf, [t, d])
-        let f: [Float]
+        Ops.add(ws.attnProj, into: &h)
+        ctx.hook("ffn_inp", il, h, [t, d])
+        Ops.rmsNorm(h, weight: b.ffnNorm, rows: t, eps: config.rmsEpsilon, into: &ws.ffnIn, pool: pool)
+        ctx.hook("ffn_norm", il, ws.ffnIn, [t, d])
         switch b.ffn {
-        case .dense(let mlp): f = ctx.timed(.denseFFN) { self.mlp(mlp, xf, t: t) }
-        case .moe(let moe): f = try self.moe(moe, xf, t: t, il: il, ctx)
+        case .dense(let mlp): ctx.timed(.denseFFN) { self.mlp(mlp, ws.ffnIn, t: t, into: &ws.ffnOut, ws) }
+        case .moe(let moe): try self.moe(moe, ws.ffnIn, t: t, il: il, ctx)  // into ws.ffnOut
         }
-        ctx.hook("ffn_out", il, f, [t, d])
-        var out = ffnInp
-        Ops.add(f, into: &out)
-        ctx.hook("l_out", il, out, [t, d])
-        return out
+        ctx.hook("ffn_out", il, ws.ffnOut, [t, d])
+        Ops.add(ws.ffnOut, into: &h)
+        ctx.hook("l_out", il, h, [t, d])
     }
 
-    /// Gated GQA attention with q/k RMSNorm and partial NeoX RoPE (spec §4).
+    /// Gated GQA attention with q/k RMSNorm and partial NeoX RoPE (spec §4), into `ctx.workspace.attnProj` [T, D].
     func attention(_ a: Step35Attention, _ x: [Float], t: Int, positions: [Int32], segments: [PassSegment], il: Int,
-                   _ ctx: PassContext) -> [Float] {
-        let dh = a.headDim
-        var q = mm(a.wq, x, t)  // [T, H·Dh]
-        var k = mm(a.wk, x, t)  // [T, Hk·Dh]
-        let v = mm(a.wv, x, t)  // [T, Hk·Dh]
-        ctx.hook("Qcur", il, q, [t, a.heads, dh])
-        ctx.hook("Kcur", il, k, [t, a.kvHeads, dh])
-        ctx.hook("Vcur", il, v, [t, a.kvHeads, dh])
+                   _ ctx: PassContext) {
+        let dh = a.headDim, ws = ctx.workspace
+        mm(a.wq, x, t, into: &ws.q)  // [T, H·Dh]
+        mm(a.wk, x, t, into: &ws.k)  // [T, Hk·Dh]
+        mm(a.wv, x, t, into: &ws.v)  // [T, Hk·Dh]
+        ctx.hook("Qcur", il, ws.q, [t, a.heads, dh])
+        ctx.hook("Kcur", il, ws.k, [t, a.kvHeads, dh])
+        ctx.hook("Vcur", il, ws.v, [t, a.kvHeads, dh])
         // Per-head norms: rows are (token, head) pairs of Dh.
-        if let w = a.qNorm { q = Ops.rmsNorm(q, weight: w, rows: t * a.heads, eps: config.rmsEpsilon) }
-        if let w = a.kNorm { k = Ops.rmsNorm(k, weight: w, rows: t * a.kvHeads, eps: config.rmsEpsilon) }
-        ctx.hook("Qcur_normed", il, q, [t, a.heads, dh])
-        ctx.hook("Kcur_normed", il, k, [t, a.kvHeads, dh])
-        Ops.ropeNeox(&q, heads: a.heads, headDim: dh, rotaryDims: a.rotaryDims, positions: positions,
+        if let w = a.qNorm { Ops.rmsNormInPlace(&ws.q, weight: w, rows: t * a.heads, eps: config.rmsEpsilon) }
+        if let w = a.kNorm { Ops.rmsNormInPlace(&ws.k, weight: w, rows: t * a.kvHeads, eps: config.rmsEpsilon) }
+        ctx.hook("Qcur_normed", il, ws.q, [t, a.heads, dh])
+        ctx.hook("Kcur_normed", il, ws.k, [t, a.kvHeads, dh])
+        Ops.ropeNeox(&ws.q, heads: a.heads, headDim: dh, rotaryDims: a.rotaryDims, positions: positions,
                      base: a.ropeBase, factors: a.ropeFactors)
-        Ops.ropeNeox(&k, heads: a.kvHeads, headDim: dh, rotaryDims: a.rotaryDims, positions: positions,
+        Ops.ropeNeox(&ws.k, heads: a.kvHeads, headDim: dh, rotaryDims: a.rotaryDims, positions: positions,
                      base: a.ropeBase, factors: a.ropeFactors)
-        ctx.hook("Qcur_pos", il, q, [t, a.heads, dh])
-        ctx.hook("Kcur_pos", il, k, [t, a.kvHeads, dh])
+        ctx.hook("Qcur_pos", il, ws.q, [t, a.heads, dh])
+        ctx.hook("Kcur_pos", il, ws.k, [t, a.kvHeads, dh])
         let shape = AttentionShape(heads: a.heads, kvHeads: a.kvHeads, headDim: dh, window: a.window,
                                    scale: 1 / Float(dh).squareRoot())
-        // Each sequence appends to and attends over its own cache; one segment is the whole pass.
-        var o: [Float]  // [T, H·Dh]
+        // Each sequence appends its rows to, and attends over, its own cache ([T, H·Dh] out, its rows each).
+        ws.attnOut.setCount(t * a.heads * dh)
         let t0 = DispatchTime.now()
-        if segments.count == 1 {
-            let kv = segments[0].kv(il)
-            kv.append(keys: k, values: v, positions: positions)
-            o = kv.attention(q: q, positions: positions, shape: shape, pool: pool)
-        } else {
-            o = [Float](repeating: 0, count: t * a.heads * dh)
-            let qw = a.heads * dh, kw = a.kvHeads * dh
-            for s in segments {
-                let kv = s.kv(il), r = s.start..<(s.start + s.count)
-                kv.append(keys: Array(k[(r.lowerBound * kw)..<(r.upperBound * kw)]), values: Array(v[(r.lowerBound * kw)..<(r.upperBound * kw)]),
-                          positions: Array(positions[r]))
-                let os = kv.attention(q: Array(q[(r.lowerBound * qw)..<(r.upperBound * qw)]), positions: Array(positions[r]), shape: shape, pool: pool)
-                o.replaceSubrange((r.lowerBound * qw)..<(r.upperBound * qw), with: os)
-            }
+        for s in segments {
+            let kv = s.kv(il), r = s.start..<(s.start + s.count)
+            kv.append(keys: ws.k, values: ws.v, positions: positions, rows: r)
+            kv.attention(q: ws.q, positions: positions, rows: r, shape: shape, into: &ws.attnOut, pool: pool)
         }
         ctx.profile?.add(window: a.window > 0, tokens: t, seconds: secondsSince(t0))
-        ctx.hook("attn_out", il, o, [t, a.heads, dh])
+        ctx.hook("attn_out", il, ws.attnOut, [t, a.heads, dh])
         if let gw = a.gate {
-            var gs = mm(gw, x, t)  // [T, H]: one gate per head, broadcast over Dh
-            Ops.sigmoid(&gs)
-            ctx.hook("attn_gate_sigmoid", il, gs, [t, a.heads])
-            Ops.scaleRows(&o, gs, width: dh)  // [T·H, Dh] rows, one gate each
-            ctx.hook("attn_gated", il, o, [t, a.heads * dh])
+            mm(gw, x, t, into: &ws.headGate)  // [T, H]: one gate per head, broadcast over Dh
+            Ops.sigmoid(&ws.headGate)
+            ctx.hook("attn_gate_sigmoid", il, ws.headGate, [t, a.heads])
+            Ops.scaleRows(&ws.attnOut, ws.headGate, width: dh)  // [T·H, Dh] rows, one gate each
+            ctx.hook("attn_gated", il, ws.attnOut, [t, a.heads * dh])
         }
-        let out = mm(a.wo, o, t)
-        ctx.hook("attn_proj", il, out, [t, config.embeddingLength])
-        return out
+        mm(a.wo, ws.attnOut, t, into: &ws.attnProj)
+        ctx.hook("attn_proj", il, ws.attnProj, [t, config.embeddingLength])
     }
 
-    /// SwiGLU MLP (dense layers, shared expert, MTP blocks).
-    func mlp(_ m: Step35MLP, _ x: [Float], t: Int) -> [Float] {
-        let g = mm(m.gate, x, t), u = mm(m.up, x, t)
-        return mm(m.down, Ops.swiglu(g, u, limit: m.clamp, pool: pool), t)
+    /// SwiGLU MLP (dense layers, shared expert, MTP blocks) into y [T, D], its intermediates in `ws`.
+    func mlp(_ m: Step35MLP, _ x: [Float], t: Int, into y: inout [Float], _ ws: Step35Workspace) {
+        mm(m.gate, x, t, into: &ws.mlpGate)  // [T, F]
+        mm(m.up, x, t, into: &ws.mlpUp)  // [T, F]
+        ws.mlpAct.setCount(ws.mlpGate.count)
+        Ops.swiglu(ws.mlpGate, ws.mlpUp, count: ws.mlpGate.count, limit: m.clamp, into: &ws.mlpAct, pool: pool)
+        mm(m.down, ws.mlpAct, t, into: &y)
     }
 
-    /// Router: scores, top-A selection with the selection bias, renormalised and scaled weights ([T, A] each).
-    func route(_ m: Step35MoE, _ x: [Float], t: Int, il: Int, _ ctx: PassContext) -> (experts: [Int32], weights: [Float]) {
-        let e = m.gate.count, a = config.expertUsedCount
-        var probs = mm(m.router, x, t)  // [T, E] router logits, then scores in place
-        if config.expertGatingFunc == 1 {
-            for r in 0..<t {
-                var row = Array(probs[(r * e)..<((r + 1) * e)])
-                Ops.softmax(&row)
-                probs.replaceSubrange((r * e)..<((r + 1) * e), with: row)
-            }
-        } else {
-            Ops.sigmoid(&probs)
-        }
-        ctx.hook("ffn_moe_probs", il, probs, [t, e])
-        let (experts, weights) = Ops.routeTopK(probs, bias: m.selectionBias, tokens: t, topK: a, normalize: config.expertWeightsNorm,
-                                               scale: config.expertWeightsScale)  // [T, A] each
-        ctx.hook("ffn_moe_topk", il, experts.map(Float.init), [t, a])
-        ctx.hook("ffn_moe_weights_scaled", il, weights, [t, a])
-        ctx.expertStats?.record(layer: il, tokens: t, chosen: experts)
-        return (experts, weights)
+    /// Router: scores, top-A selection with the selection bias, renormalised and scaled weights, into
+    /// `ctx.workspace`'s experts and weights ([T, A] each).
+    func route(_ m: Step35MoE, _ x: [Float], t: Int, il: Int, _ ctx: PassContext) {
+        let e = m.gate.count, a = config.expertUsedCount, ws = ctx.workspace
+        mm(m.router, x, t, into: &ws.probs)  // [T, E] router logits, then scores in place
+        if config.expertGatingFunc == 1 { Ops.softmax(&ws.probs, rows: t) } else { Ops.sigmoid(&ws.probs) }
+        ctx.hook("ffn_moe_probs", il, ws.probs, [t, e])
+        Ops.routeTopK(ws.probs, bias: m.selectionBias, tokens: t, topK: a, normalize: config.expertWeightsNorm,
+                      scale: config.expertWeightsScale, into: &ws.experts, &ws.weights)  // [T, A] each
+        ctx.hook("ffn_moe_topk", il, ws.experts.map(Float.init), [t, a])
+        ctx.hook("ffn_moe_weights_scaled", il, ws.weights, [t, a])
+        ctx.expertStats?.record(layer: il, tokens: t, chosen: ws.experts)
     }
 
-    /// Router, top-A selection with the bias, renormalised and scaled weights, routed experts + shared expert.
-    func moe(_ m: Step35MoE, _ x: [Float], t: Int, il: Int, _ ctx: PassContext) throws -> [Float] {
-        let a = config.expertUsedCount, d = config.embeddingLength
-        let (experts, weights) = ctx.timed(.router) { route(m, x, t: t, il: il, ctx) }
+    /// Router, top-A selection with the bias, renormalised and scaled weights, routed experts + shared expert,
+    /// into `ctx.workspace.ffnOut` [T, D].
+    func moe(_ m: Step35MoE, _ x: [Float], t: Int, il: Int, _ ctx: PassContext) throws {
+        let a = config.expertUsedCount, d = config.embeddingLength, ws = ctx.workspace
+        ctx.timed(.router) { route(m, x, t: t, il: il, ctx) }
         // The shared expert runs while the routed rows are away (a cluster head would otherwise sit idle in
         // the exchange); in process the routed experts are done by the time it starts.
         let routed = try ctx.timed(.experts) {
-            try ctx.experts.startRoutedExperts(layer: m, layerIndex: il, x: x, tokens: t, experts: experts, weights: weights, topK: a, pool: pool)
+            try ctx.experts.startRoutedExperts(layer: m, layerIndex: il, x: x, tokens: t, experts: ws.experts, weights: ws.weights,
+                                               topK: a, pool: pool, into: &ws.ffnOut)
         }
-        let shared = m.shared.map { sh in ctx.timed(.shared) { mlp(sh, x, t: t) } }
-        var out = try ctx.timed(.experts) { try routed.finish() }
-        ctx.hook("ffn_moe_out", il, out, [t, d])
-        if let s = shared {
-            ctx.hook("ffn_shared_out", il, s, [t, d])
-            Ops.add(s, into: &out)
+        if let sh = m.shared { ctx.timed(.shared) { mlp(sh, x, t: t, into: &ws.shared, ws) } }
+        try ctx.timed(.experts) { try routed.finish(into: &ws.ffnOut) }
+        ctx.hook("ffn_moe_out", il, ws.ffnOut, [t, d])
+        if m.shared != nil {
+            ctx.hook("ffn_shared_out", il, ws.shared, [t, d])
+            Ops.add(ws.shared, into: &ws.ffnOut)
         }
-        return out
     }
 }
 

@@ -19,19 +19,21 @@ extension SequenceRun {
     }
 
     /// Runs one pass over `runs` (each sequence's next input, with its own logits selection) and hands each
-    /// its logits and hidden rows. Returns the sequences that ran.
+    /// its logits and hidden rows. Returns whether any sequence ran.
     @discardableResult
-    public static func runPass(_ runs: [SequenceRun], model: Step35Model, _ ctx: PassContext) throws -> [SequenceRun] {
+    public static func runPass(_ runs: [SequenceRun], model: Step35Model, _ ctx: PassContext) throws -> Bool {
         let v = model.config.vocabSize, d = model.config.embeddingLength
         let pass = runs.compactMap { r in r.nextInput().map { (run: r, input: $0) } }
-        guard !pass.isEmpty else { return [] }
+        guard !pass.isEmpty else { return false }
         let out = try model.forward(pass.map { SequenceInput($0.input, cache: $0.run.cache, logits: $0.run.selection) }, ctx)
         var row = 0
         for (i, p) in pass.enumerated() {
             let n = p.input.count
-            try p.run.consume(out.logits[i], hidden: Array(out.hidden[(row * d)..<((row + n) * d)]), vocab: v, ctx)
+            // One sequence takes the pass's hidden state as it is (no copy of the workspace's buffer).
+            let hidden = pass.count == 1 ? out.hidden : Array(out.hidden[(row * d)..<((row + n) * d)])
+            try p.run.consume(out.logits[i], hidden: hidden, vocab: v, ctx)
             row += n
         }
-        return pass.map(\.run)
+        return true
     }
 }

@@ -14,26 +14,33 @@ public protocol ExpertBackend: Sendable {
                        topK: Int, pool: ThreadPool) throws -> [Float]
 
     /// Starts the same computation and returns how to finish it, so the caller can compute other work of the
-    /// layer (the shared expert) while a transport's rows are away. The default computes at once.
+    /// layer (the shared expert) while a transport's rows are away. A backend that computes at once writes the
+    /// output into `out` ([T, D]; its storage reused) and returns `.written`; the default does that through
+    /// `routedExperts`.
     func startRoutedExperts(layer: Step35MoE, layerIndex: Int, x: [Float], tokens: Int, experts: [Int32], weights: [Float],
-                            topK: Int, pool: ThreadPool) throws -> RoutedExpertsInFlight
+                            topK: Int, pool: ThreadPool, into out: inout [Float]) throws -> RoutedExpertsInFlight
 }
 
-/// Routed experts started by `ExpertBackend.startRoutedExperts`; `finish()` returns [T, D].
+/// Routed experts started by `ExpertBackend.startRoutedExperts`: already written, or a step that completes them.
 public struct RoutedExpertsInFlight {
-    private let body: () throws -> [Float]
+    private let body: (() throws -> [Float])?
     /// Wraps the step that completes the computation.
     public init(finish: @escaping () throws -> [Float]) { body = finish }
-    /// Waits for (or computes) the routed experts' output.
-    public func finish() throws -> [Float] { try body() }
+    private init() { body = nil }
+    /// The output is in the caller's buffer already (no closure: nothing allocated per layer).
+    public static var written: RoutedExpertsInFlight { RoutedExpertsInFlight() }
+    /// Waits for (or computes) the routed experts' output into `out` ([T, D]).
+    public func finish(into out: inout [Float]) throws {
+        if let body { out = try body() }
+    }
 }
 
 extension ExpertBackend {
     public func startRoutedExperts(layer: Step35MoE, layerIndex: Int, x: [Float], tokens: Int, experts: [Int32], weights: [Float],
-                                   topK: Int, pool: ThreadPool) throws -> RoutedExpertsInFlight {
-        let y = try routedExperts(layer: layer, layerIndex: layerIndex, x: x, tokens: tokens, experts: experts, weights: weights,
-                                  topK: topK, pool: pool)
-        return RoutedExpertsInFlight { y }
+                                   topK: Int, pool: ThreadPool, into out: inout [Float]) throws -> RoutedExpertsInFlight {
+        out = try routedExperts(layer: layer, layerIndex: layerIndex, x: x, tokens: tokens, experts: experts, weights: weights,
+                                topK: topK, pool: pool)
+        return .written
     }
 }
 
@@ -50,16 +57,31 @@ public struct LocalExperts: ExpertBackend {
     /// back, without the two [R, D] copies. Every intermediate but the result lives in the scratch.
     public func routedExperts(layer m: Step35MoE, layerIndex: Int, x: [Float], tokens t: Int, experts: [Int32],
                               weights: [Float], topK a: Int, pool: ThreadPool) -> [Float] {
+        var out: [Float] = []
+        compute(layer: m, x: x, tokens: t, experts: experts, weights: weights, topK: a, pool: pool, into: &out)
+        return out
+    }
+
+    /// Computes at once, into `out`.
+    public func startRoutedExperts(layer m: Step35MoE, layerIndex: Int, x: [Float], tokens t: Int, experts: [Int32], weights: [Float],
+                                   topK a: Int, pool: ThreadPool, into out: inout [Float]) -> RoutedExpertsInFlight {
+        compute(layer: m, x: x, tokens: t, experts: experts, weights: weights, topK: a, pool: pool, into: &out)
+        return .written
+    }
+
+    private func compute(layer m: Step35MoE, x: [Float], tokens t: Int, experts: [Int32], weights: [Float], topK a: Int,
+                         pool: ThreadPool, into out: inout [Float]) {
         let d = m.router.cols, r = t * a
         let c = scratch
         m.fillPlan(&c.plan, counts: &c.counts, experts: experts)
-        c.token.resize(r); c.position.resize(r); c.pairToken.resize(r)
+        c.token.setCount(r); c.position.setCount(r); c.pairToken.setCount(r)
         for (k, i) in c.plan.order.enumerated() {
             c.token[k] = Int32(Int(i) / a)  // row k of the plan is token order[k] / A
             c.position[Int(i)] = Int32(k)  // where pair i sits in the plan's rows
         }
         for i in 0..<r { c.pairToken[i] = Int32(i / a) }
-        var out = [Float](repeating: 0, count: t * d)
+        out.setCount(t * d)
+        out.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }  // the rows are added into it
         c.floats.with(0, count: r * d) { xg in
             Ops.gatherRows(x, c.token, width: d, into: &xg)  // [R, D] expert by expert
             c.floats.with(1, count: r * d) { yg in
@@ -67,7 +89,6 @@ public struct LocalExperts: ExpertBackend {
                 Ops.addRows(yg, from: c.position, c.pairToken, weights: weights, width: d, into: &out)
             }
         }
-        return out
     }
 }
 
@@ -78,13 +99,6 @@ final class LocalExpertsScratch: @unchecked Sendable {
     let floats = ScratchArrays(slots: 5)
     var plan = ExpertPlan(order: [], segments: [], gate: [], up: [], down: [])
     var counts: [Int32] = [], token: [Int32] = [], position: [Int32] = [], pairToken: [Int32] = []
-}
-
-extension Array where Element == Int32 {
-    /// Sets the count to n, reusing the storage (contents unspecified).
-    mutating func resize(_ n: Int) {
-        if count != n { removeAll(keepingCapacity: true); append(contentsOf: repeatElement(0, count: n)) }
-    }
 }
 
 /// Rows grouped by expert: the order that sorts them (stable), each expert's segment and matrices.
@@ -108,10 +122,10 @@ extension Step35MoE {
     /// Groups rows routed to `ex[r]` expert by expert into `plan`, reusing its storage: a counting sort
     /// (stable, so rows keep their order within an expert); `counts` is the sort's scratch.
     func fillPlan(_ plan: inout ExpertPlan, counts: inout [Int32], experts ex: [Int32]) {
-        counts.resize(gate.count)
+        counts.setCount(gate.count)
         for e in 0..<counts.count { counts[e] = 0 }
         for e in ex { counts[Int(e)] += 1 }
-        plan.order.resize(ex.count)
+        plan.order.setCount(ex.count)
         plan.segments.removeAll(keepingCapacity: true)
         plan.gate.removeAll(keepingCapacity: true); plan.up.removeAll(keepingCapacity: true); plan.down.removeAll(keepingCapacity: true)
         var start: Int32 = 0

@@ -73,11 +73,10 @@ extension Step35Model {
             }
         }
         let il = m.block.index
-        let u = Ops.matmul(m.ehProj, cat, tokens: t, pool: pool)  // [T, D]
-        ctx.debugHook?("mtp_eh_proj", il, u, [t, d])
+        var out = Ops.matmul(m.ehProj, cat, tokens: t, pool: pool)  // [T, D]
+        ctx.debugHook?("mtp_eh_proj", il, out, [t, d])
         // MTP blocks have a dense FFN: the context's expert backend is never asked.
-        let out = try block(m.block, u, t: t, positions: positions, segments: [PassSegment(start: 0, count: t, cache: nil, layer: kv)],
-                            ctx)  // [T, D]
+        try block(m.block, &out, t: t, positions: positions, segments: [PassSegment(start: 0, count: t, cache: nil, layer: kv)], ctx)
         let last = Array(out[((t - 1) * d)...])
         let normed = Ops.rmsNorm(last, weight: m.headNorm ?? outputNorm, rows: 1, eps: config.rmsEpsilon)
         let logits = Ops.matmul(m.head ?? output, normed, tokens: 1, pool: pool)

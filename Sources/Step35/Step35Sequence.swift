@@ -223,7 +223,8 @@ public final class SequenceRun {
     private func catchUp(hidden: [Float], tokens: [Int32], from: Int, _ ctx: PassContext) throws {
         let d = model.config.embeddingLength
         guard !tokens.isEmpty else { return }
-        defer { pendingH = Array(hidden.suffix(d)) }
+        // Only a drafting head pairs with it (keeping it otherwise would hold the pass's buffer: a copy next pass).
+        defer { if mtpCache != nil { pendingH = Array(hidden.suffix(d)) } }
         guard let mc = mtpCache, drafter == nil else { return }
         let h = pendingH + hidden.prefix((tokens.count - 1) * d)  // [T, D]: h_{q-1} for each x_q
         let pos = (0..<tokens.count).map { Int32(from + $0) }

@@ -13,7 +13,7 @@ import Testing
     /// Runs a job to its end (one pass at a time), reusing `cached` if given; returns the run.
     static func run(_ job: GenerationJob, reusing cached: CachedSequence? = nil) throws -> SequenceRun {
         let s = SequenceRun(job, model: model, reusing: cached)
-        while try !SequenceRun.runPass([s], model: model, PassContext()).isEmpty {}
+        while try SequenceRun.runPass([s], model: model, PassContext()) {}
         return s
     }
 

@@ -52,7 +52,7 @@ extension Step35Model {
     func run(_ job: GenerationJob, drafter: (([Int32], Int) -> [Int32])? = nil) throws -> GenerationResult {
         let s = SequenceRun(job, model: self)
         s.drafter = drafter
-        while try !SequenceRun.runPass([s], model: self, PassContext()).isEmpty {}
+        while try SequenceRun.runPass([s], model: self, PassContext()) {}
         return s.result
     }
 }

@@ -108,4 +108,10 @@ static inline float sy_f16_at(const void *p) {
     return (float)h;
 }
 
+/* How far ahead (bytes) the packed 4-bit and K-quant kernels prefetch their weight stream. Decode reads every
+   weight once; with the nibble unpacking between loads the hardware prefetcher alone fell behind (Q4_0 decode
+   +30%, Q4_K_S +15% at 2048 on an AVX2 EPYC; Q8_0, already near the read bandwidth, was slower with it, so its
+   kernel does not prefetch). Docs/PERFORMANCE.md has the A/B. */
+#define SY_PF_AHEAD 2048
+
 #endif

@@ -132,10 +132,12 @@ void sy_qpack_ref(int type, const void *group, int64_t cols, const int8_t *q, co
 /* The loop both SIMD paths share. LOAD(gb) sets W[0..3] (the four runs, as the path's dot wants them) for
    group-block gb; TDOT(x, s) gives one token's block as 8 int32 lanes (two per row) from the token's 32
    int8 at x and its block sum s. Tokens past nt repeat token 0 and are not written out. */
+/* Prefetch distance: none for Q8_0 (kernels_internal.h). */
+static inline int sy_ppf(int type) { return type == SY_Q8_0 ? 0 : SY_PF_AHEAD; }
 #define SY_QPACK_LOOP(LOAD, TDOT)                                                                     \
     do {                                                                                              \
         const int64_t nb = cols / 32, ldd = ldq / 32;                                                 \
-        const int gbb = 4 * sy_pbb(type);                                                             \
+        const int gbb = 4 * sy_pbb(type), pf = sy_ppf(type);                                          \
         const int8_t *xs[4] = {q, nt > 1 ? q + ldq : q, nt > 2 ? q + 2 * ldq : q, nt > 3 ? q + 3 * ldq : q}; \
         const float *ds[4] = {d, nt > 1 ? d + ldd : d, nt > 2 ? d + 2 * ldd : d, nt > 3 ? d + 3 * ldd : d}; \
         const int16_t *ss[4] = {s, s && nt > 1 ? s + ldd : s, s && nt > 2 ? s + 2 * ldd : s, s && nt > 3 ? s + 3 * ldd : s}; \
@@ -143,6 +145,7 @@ void sy_qpack_ref(int type, const void *group, int64_t cols, const int8_t *q, co
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                   \
         for (int64_t b = 0; b < nb; b++) {                                                            \
             const uint8_t *gb = (const uint8_t *)w + b * gbb;                                         \
+            if (pf) _mm_prefetch((const char *)gb + pf, _MM_HINT_T0);                                 \
             __m256i W[4];                                                                             \
             LOAD(gb);                                                                                 \
             const __m256 dw = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)gb))), dup); \

@@ -167,6 +167,7 @@ static inline __attribute__((always_inline)) void sy_qpack_q4k_avx2_t(const void
         __m256i sumi[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
         for (int k = 0; k < 8; k++) {
             const uint8_t *run = gb + 64 + 64 * k;
+            _mm_prefetch((const char *)run + SY_PF_AHEAD, _MM_HINT_T0);
             const __m256i v0 = _mm256_loadu_si256((const __m256i *)run), v1 = _mm256_loadu_si256((const __m256i *)(run + 32));
             const __m256i c0 = _mm256_and_si256(v0, m4), c1 = _mm256_and_si256(_mm256_srli_epi16(v0, 4), m4);
             const __m256i c2 = _mm256_and_si256(v1, m4), c3 = _mm256_and_si256(_mm256_srli_epi16(v1, 4), m4);

@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""The proof that what was trained is Step 3.5: the exported F32 GGUF's logits in llama.cpp (llama-cpp-python
+0.3.36, F32 KV, no flash attention) against JAX's on the same tokens, and Switchyard's (`logits --exact`)
+against llama.cpp's. The tokens are a held-out conversation followed by held-out code, cut to `--tokens`
+(past the sliding window, so the windowed layers' masking is covered).
+
+llama.cpp runs in Scripts/reference/.venv (Scripts/reference/run.sh builds it); Switchyard is the release
+build. Prints the largest absolute differences and whether the greedy tokens agree, and writes them to
+`--report` (JSON).
+
+Usage: Scripts/train/.venv/bin/python Scripts/train/check.py --gguf F32.gguf [--run work/run] [--tokens 250]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import jax.numpy as jnp
+import numpy as np
+from tokenizers import Tokenizer
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+import model as M  # noqa: E402
+
+WORK = os.path.join(HERE, "work")
+LLAMA = """
+import sys, numpy as np
+sys.path.insert(0, sys.argv[4])
+from make_fixtures import llama_reference
+l, _ = llama_reference(sys.argv[1], [int(x) for x in sys.argv[2].split(",")], 0, 2)
+np.save(sys.argv[3], l)
+"""
+
+
+def sample_tokens(n):
+    tok = Tokenizer.from_file(os.path.join(WORK, "tokenizer.json"))
+    with open(os.path.join(WORK, "chat", "heldout.jsonl"), encoding="utf-8") as f:
+        chat = json.loads(f.readline())["text"]
+    with open(os.path.join(WORK, "corpus", "heldout.jsonl"), encoding="utf-8") as f:
+        code = next(json.loads(line)["text"] for line in f if json.loads(line)["source"] == "code")
+    return tok.encode(chat + code, add_special_tokens=False).ids[:n]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--gguf", required=True, help="the F32 export of the run")
+    ap.add_argument("--run", default=os.path.join(WORK, "run"))
+    ap.add_argument("--tokens", type=int, default=250)
+    ap.add_argument("--report", default=os.path.join(WORK, "check.json"))
+    ap.add_argument("--llama-python", default=os.path.join(ROOT, "Scripts", "reference", ".venv", "bin", "python"),
+                    help="a Python with llama-cpp-python 0.3.36 (LLAMA_CPP_LIB_PATH is passed on)")
+    a = ap.parse_args()
+    conf = json.load(open(os.path.join(a.run, "config.json")))["model"]
+    cfg = M.Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in conf.items()})
+    params = {k: jnp.asarray(v) for k, v in np.load(os.path.join(a.run, "params.npz")).items()}
+    toks = sample_tokens(a.tokens)
+    jax_logits = np.asarray(M.forward(cfg, params, jnp.asarray([toks]))[0][0], np.float32)
+    ids = ",".join(map(str, toks))
+    with tempfile.TemporaryDirectory() as tmp:
+        py = a.llama_python
+        if not os.path.exists(py):
+            sys.exit("check: llama-cpp-python is missing; run bash Scripts/reference/run.sh --help first (it builds the venv)")
+        subprocess.run([py, "-c", LLAMA, a.gguf, ids, os.path.join(tmp, "llama.npy"), os.path.join(ROOT, "Scripts", "reference")],
+                       check=True)
+        llama = np.load(os.path.join(tmp, "llama.npy"))
+        sy = os.path.join(ROOT, ".build", "release", "switchyard")
+        subprocess.run([sy, "logits", "-m", a.gguf, "--tokens", ids, "--out", os.path.join(tmp, "sy.f32"), "--exact"],
+                       check=True, capture_output=True)
+        ours = np.fromfile(os.path.join(tmp, "sy.f32"), dtype="<f4").reshape(llama.shape)
+    report = {"tokens": len(toks), "window": cfg.sliding_window,
+              "max_abs_jax_vs_llama": float(np.abs(jax_logits - llama).max()),
+              "max_abs_switchyard_vs_llama": float(np.abs(ours - llama).max()),
+              "greedy_agree_jax_llama": float((jax_logits.argmax(1) == llama.argmax(1)).mean()),
+              "greedy_agree_switchyard_llama": float((ours.argmax(1) == llama.argmax(1)).mean())}
+    with open(a.report, "w") as f:
+        json.dump(report, f, indent=1)
+    print(json.dumps(report))
+    if report["max_abs_jax_vs_llama"] > 1e-3:
+        sys.exit("check: llama.cpp's logits differ from JAX's by more than 1e-3")
+
+
+if __name__ == "__main__":
+    main()

@@ -4,8 +4,8 @@
 pre-tokenizer) and the real chat template as `tokenizer.chat_template`.
 
 Matrices go out as F32 (`--type f32`, the file llama.cpp's logits are checked on against JAX) or Q8_0 (`--type
-q8_0`, gguf-py's reference quantizer); norms, the router, its selection bias and `rope_freqs` stay F32, as
-llama.cpp's quantizer keeps them. Token types: the control tokens 3, the tags the parsers read (`<think>`,
+q8_0`, gguf-py's reference quantizer); norms, the router, its selection bias, `rope_freqs` and the head gates
+stay F32 (`keeps_f32`). Token types: the control tokens 3, the tags the parsers read (`<think>`,
 `<tool_call>`, ...) user-defined 4, the rest normal 1.
 
 Usage: Scripts/train/.venv/bin/python Scripts/train/export.py [--run work/run] [--type q8_0] --out FILE.gguf
@@ -36,7 +36,11 @@ def ggml_array(name, w):
 
 
 def keeps_f32(name, w):
-    return w.ndim == 1 or "ffn_gate_inp" in name or name == "rope_freqs.weight"
+    """Norms, biases, the router and `rope_freqs` (as llama.cpp's quantizer), and the head gates: a sliding
+    layer's gate has 6 rows, which Switchyard cannot repack into four-row groups, and its unpacked Q8_0 path
+    rounds a token differently in a pass of one and a pass of several (a draft verification), which changed
+    greedy tokens under --draft on the trial model (6 KB of F32 instead)."""
+    return w.ndim == 1 or "ffn_gate_inp" in name or name == "rope_freqs.weight" or "attn_gate" in name
 
 
 def add_config(g, cfg):

@@ -113,7 +113,7 @@ def main():
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--chat-share", type=float, default=0.5)
-    ap.add_argument("--mtp-sample", type=int, default=128, help="positions per step for the MTP vocabulary projections")
+    ap.add_argument("--mtp-sample", type=int, default=64, help="positions per step for the MTP vocabulary projections")
     ap.add_argument("--bias-rate", type=float, default=1e-3)
     ap.add_argument("--log-every", type=int, default=10)
     ap.add_argument("--out", default=os.path.join(WORK, "run"))

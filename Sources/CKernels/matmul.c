@@ -278,29 +278,34 @@ static void sy_row_dot_avx2(int type, const uint8_t *w, int64_t cols, const floa
             b3 = _mm256_fmadd_ps(v1, _mm256_loadu_ps(x3 + (o) + 8), b3);        \
         }                                                                       \
     } while (0)
+    float fused[SY_TB];
     if (sy_fused(type)) {
         /* Float types may have rows of any length: the vector loop stops at the last full 32 and a
-           scalar tail (below) finishes the row. Quantized rows are whole blocks by construction. */
+           scalar tail (below) finishes the row. Quantized rows are whole blocks by construction.
+           Every token takes four independent chains, one per 8-lane group of the block (one chain would make
+           the loop latency-bound), two tokens a sweep: a token's dot is the same bits in a pass of one token
+           and in a pass of several, so a draft verification computes what decode would (greedy tokens do not
+           change under drafting). */
         const int64_t main = sy_block_size(type) == 1 ? cols / 32 * 32 : cols;
-        if (nt == 1) {
-            /* Decode: four independent chains, one per 8-lane group of the block. */
+        for (int t0 = 0; t0 < nt; t0 += 2) {
+            const float *xa = x + t0 * ldx, *xb = t0 + 1 < nt ? xa + ldx : xa;
+            __m256 p0 = _mm256_setzero_ps(), p1 = p0, p2 = p0, p3 = p0, q0 = p0, q1 = p0, q2 = p0, q3 = p0;
             for (int64_t k = 0; k < main; k += 32) {
                 __m256 v[4];
                 load32(type, w, k, v);
-                a0 = _mm256_fmadd_ps(v[0], _mm256_loadu_ps(x0 + k), a0);
-                b0 = _mm256_fmadd_ps(v[1], _mm256_loadu_ps(x0 + k + 8), b0);
-                a1 = _mm256_fmadd_ps(v[2], _mm256_loadu_ps(x0 + k + 16), a1);
-                b1 = _mm256_fmadd_ps(v[3], _mm256_loadu_ps(x0 + k + 24), b1);
+                p0 = _mm256_fmadd_ps(v[0], _mm256_loadu_ps(xa + k), p0);
+                p1 = _mm256_fmadd_ps(v[1], _mm256_loadu_ps(xa + k + 8), p1);
+                p2 = _mm256_fmadd_ps(v[2], _mm256_loadu_ps(xa + k + 16), p2);
+                p3 = _mm256_fmadd_ps(v[3], _mm256_loadu_ps(xa + k + 24), p3);
+                if (t0 + 1 < nt) {
+                    q0 = _mm256_fmadd_ps(v[0], _mm256_loadu_ps(xb + k), q0);
+                    q1 = _mm256_fmadd_ps(v[1], _mm256_loadu_ps(xb + k + 8), q1);
+                    q2 = _mm256_fmadd_ps(v[2], _mm256_loadu_ps(xb + k + 16), q2);
+                    q3 = _mm256_fmadd_ps(v[3], _mm256_loadu_ps(xb + k + 24), q3);
+                }
             }
-            a0 = _mm256_add_ps(a0, a1);
-            b0 = _mm256_add_ps(b0, b1);
-        } else {
-            for (int64_t k = 0; k < main; k += 32) {
-                __m256 v[4];
-                load32(type, w, k, v);
-                SY_FMA2(v[0], v[1], k);
-                SY_FMA2(v[2], v[3], k + 16);
-            }
+            fused[t0] = sy_hsum8(_mm256_add_ps(_mm256_add_ps(p0, p2), _mm256_add_ps(p1, p3)));
+            if (t0 + 1 < nt) fused[t0 + 1] = sy_hsum8(_mm256_add_ps(_mm256_add_ps(q0, q2), _mm256_add_ps(q1, q3)));
         }
     } else {
         /* Other types: up to 256 elements decoded into buf at a time (whole blocks; rows are whole blocks). */
@@ -312,10 +317,14 @@ static void sy_row_dot_avx2(int type, const uint8_t *w, int64_t cols, const floa
         }
     }
 #undef SY_FMA2
-    out[0] = sy_hsum8(_mm256_add_ps(a0, b0));
-    if (nt > 1) out[1] = sy_hsum8(_mm256_add_ps(a1, b1));
-    if (nt > 2) out[2] = sy_hsum8(_mm256_add_ps(a2, b2));
-    if (nt > 3) out[3] = sy_hsum8(_mm256_add_ps(a3, b3));
+    if (sy_fused(type)) {
+        for (int t = 0; t < nt; t++) out[t] = fused[t];
+    } else {
+        out[0] = sy_hsum8(_mm256_add_ps(a0, b0));
+        if (nt > 1) out[1] = sy_hsum8(_mm256_add_ps(a1, b1));
+        if (nt > 2) out[2] = sy_hsum8(_mm256_add_ps(a2, b2));
+        if (nt > 3) out[3] = sy_hsum8(_mm256_add_ps(a3, b3));
+    }
     if (sy_block_size(type) == 1 && cols % 32) {
         const int64_t k0 = cols / 32 * 32, n = cols - k0;
         sy_dequant_row(type, w + (size_t)k0 * sy_block_bytes(type), buf, n);

@@ -179,10 +179,20 @@ static inline double sy_exp_sub_sum_avx2(float *x, int64_t n, float m) {
             acc = _mm256_setzero_ps();
         }
     }
+    /* The last partial vector too, padded with masked lanes: every score takes sy_exp8 and lane i % 8 whatever
+       n is, so a query's weights do not depend on how many masked rows share its block (a pass of several
+       tokens against one of a single token; drafting's verification must not change greedy tokens). */
+    if (i < n) {
+        float b[8];
+        for (int k = 0; k < 8; k++) b[k] = i + k < n ? x[i + k] : -INFINITY;
+        const __m256 e = sy_exp8(_mm256_sub_ps(_mm256_loadu_ps(b), mv));
+        _mm256_storeu_ps(b, e);
+        for (int k = 0; i + k < n; k++) x[i + k] = b[k];
+        acc = _mm256_add_ps(acc, e);
+    }
     float l[8];
     _mm256_storeu_ps(l, acc);
     for (int k = 0; k < 8; k++) total += l[k];
-    for (; i < n; i++) { x[i] = x[i] == -INFINITY ? 0 : expf(x[i] - m); total += x[i]; }
     return total;
 }
 

@@ -65,6 +65,24 @@ import Testing
         }
     }
 
+    /// If this fails, one sequence's pass of several tokens (a draft verification, a prompt chunk) computes a
+    /// token differently from a pass of that token alone on the fast path, and drafting changes greedy tokens:
+    /// forty tokens in one pass must give, bit for bit, the logits of forty one-token passes (the float matmul
+    /// of the router and the attention's exponentials both broke this before; a tail of `expf` did at 40).
+    @Test(arguments: ["tiny-a-q8_0.gguf", "tiny-a-q4_0.gguf", "tiny-b-q4_k_s.gguf"])
+    func oneLongPassIsManyShortOnes(_ which: String) throws {
+        let m = try Step35Model(file: try GGUFFile(path: Fixtures.path(which)), threads: 2, repack: .all)
+        let prompt: [Int32] = (0..<40).map { ($0 * 7 + 3) % 200 }
+        let long = m.makeCache(context: 64), short = m.makeCache(context: 64)
+        let all = try m.forward([SequenceInput(prompt, cache: long, logits: .all)]).logits[0]  // [T, V]
+        var rows: [Float] = []
+        for t in prompt { rows += try m.forward([SequenceInput([t], cache: short)]).logits[0] }
+        #expect(all.count == rows.count)
+        let v = m.config.vocabSize
+        let first = (0..<prompt.count).first { Array(all[($0 * v)..<(($0 + 1) * v)]) != Array(rows[($0 * v)..<(($0 + 1) * v)]) }
+        #expect(first == nil, "first differing position \(first ?? -1): \(maxAbs(all, rows))")
+    }
+
     /// If this fails, a batch that lists one cache twice (two rows writing the same sequence) is accepted.
     @Test func sameCacheTwiceIsRefused() throws {
         let m = try Step35Model(file: try GGUFFile(bytes: Step35Synthetic.gguf(shape: .tiny)), threads: 1)

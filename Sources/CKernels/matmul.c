@@ -258,8 +258,9 @@ static inline void load32(int type, const uint8_t *w, int64_t k, __m256 v[4]) {
 }
 
 /* One weight row against nt (<= SY_TB) token vectors. buf: scratch of >= 256 floats.
-   Each token keeps two accumulators (even and odd 8-lane groups) so consecutive FMAs do not wait on
-   each other: one chain per token would make the loop latency-bound at a quarter of the bandwidth. */
+   Independent accumulators per token so consecutive FMAs do not wait on each other (one chain per token
+   would make the loop latency-bound): four for the float and fused types (the same for any nt, see below),
+   two (even and odd 8-lane groups) for the types decoded through buf. */
 static void sy_row_dot_avx2(int type, const uint8_t *w, int64_t cols, const float *x, int64_t ldx,
                             int nt, float *out, float *buf) {
     /* Unused token slots read token 0 again, so the loop body has a fixed shape the compiler keeps in registers. */

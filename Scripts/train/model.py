@@ -22,9 +22,14 @@ E experts, A active experts, F FFN width.
 import dataclasses
 import json
 import math
+import os
+import sys
 
 import jax
 import jax.numpy as jnp
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "reference"))
+import make_fixtures  # noqa: E402  (the fixtures' rope_freqs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,20 +90,10 @@ class Config:
 
 def llama3_divisors(cfg):
     """`rope_freqs`: llama3 scaling divisors (factor 2, low 1, high 32, original context 131072) over the full
-    layers' rotary slice, as Step35Synthetic.llama3Divisors and the real checkpoint's scaling."""
-    rot = cfg.key_length // 2
-    out = []
-    for i in range(cfg.key_length // 2):
-        inv = cfg.rope_freq_base ** (-2 * i / rot)
-        wl = 2 * math.pi / inv
-        if wl < 131072 / 32:
-            out.append(1.0)
-        elif wl > 131072:
-            out.append(2.0)
-        else:
-            s = (131072 / wl - 1) / 31
-            out.append(1 / ((1 - s) / 2 + s))
-    return jnp.asarray(out, jnp.float32)
+    layers' rotary slice, as the golden fixtures and Step35Synthetic write them (make_fixtures.py's function,
+    which assumes base 5e6)."""
+    assert cfg.rope_freq_base == 5e6, "make_fixtures.llama3_divisors assumes rope base 5e6"
+    return jnp.asarray(make_fixtures.llama3_divisors(cfg.key_length // 2, cfg.key_length // 2), jnp.float32)
 
 
 def init_params(cfg, key):

@@ -43,6 +43,12 @@ def keeps_f32(name, w):
     return w.ndim == 1 or "ffn_gate_inp" in name or name == "rope_freqs.weight" or "attn_gate" in name
 
 
+def q8_0_values(w):
+    """The values a Q8_0 tensor of `w` holds, as F32 (gguf-py's reference quantizer, then its dequantizer)."""
+    q = gguf.quants.quantize(w, gguf.GGMLQuantizationType.Q8_0)
+    return gguf.quants.dequantize(q, gguf.GGMLQuantizationType.Q8_0).reshape(w.shape).astype(np.float32)
+
+
 def add_config(g, cfg):
     n = cfg.layers
     swa = [cfg.is_swa(il) for il in range(n)]
@@ -102,7 +108,8 @@ def add_tokenizer(g, tok_json):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--run", default=os.path.join(WORK, "run"))
-    ap.add_argument("--type", choices=["f32", "q8_0"], default="q8_0")
+    ap.add_argument("--type", choices=["f32", "q8_0", "q8_0-twin"], default="q8_0",
+                    help="q8_0-twin: F32 holding exactly the values the q8_0 file holds (llama.cpp's golden logits)")
     ap.add_argument("--name", default="switchyard-demo-step35")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
@@ -117,9 +124,12 @@ def main():
     add_tokenizer(g, os.path.join(WORK, "tokenizer.json"))
     for name in sorted(params, key=lambda k: (k.startswith("blk."), int(k.split(".")[1]) if k.startswith("blk.") else 0, k)):
         w = ggml_array(name, params[name])
-        if a.type == "q8_0" and not keeps_f32(name, w) and w.shape[-1] % 32 == 0:
+        quantized = a.type != "f32" and not keeps_f32(name, w) and w.shape[-1] % 32 == 0
+        if quantized and a.type == "q8_0":
             q = gguf.quants.quantize(w, gguf.GGMLQuantizationType.Q8_0)
             g.add_tensor(name, q, raw_shape=q.shape, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+        elif quantized:
+            g.add_tensor(name, q8_0_values(w))
         else:
             g.add_tensor(name, w)
     g.write_header_to_file()

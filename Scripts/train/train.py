@@ -103,6 +103,14 @@ def heldout(cfg, params, tok, t, batch):
     return out
 
 
+def save(out, params, frozen):
+    """Writes params.npz (trained and frozen tensors together) and returns them as one dict."""
+    final = {**params, **frozen}
+    np.savez(os.path.join(out, "params.tmp.npz"), **{k: np.asarray(v) for k, v in final.items()})
+    os.replace(os.path.join(out, "params.tmp.npz"), os.path.join(out, "params.npz"))
+    return final
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", type=float, default=85.0)
@@ -116,6 +124,9 @@ def main():
     ap.add_argument("--mtp-sample", type=int, default=64, help="positions per step for the MTP vocabulary projections")
     ap.add_argument("--bias-rate", type=float, default=1e-3)
     ap.add_argument("--log-every", type=int, default=10)
+    ap.add_argument("--stop-minutes", type=float, default=88.0,
+                    help="end the loop here even if steps remain (the machine got slower than the first steps said)")
+    ap.add_argument("--save-every", type=int, default=50, help="steps between params.npz checkpoints")
     ap.add_argument("--out", default=os.path.join(WORK, "run"))
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
@@ -192,9 +203,14 @@ def main():
             log.flush()
             print(f"step {s}/{steps}  {row[2]:.0f}s  loss {float(loss):.3f}  ce {float(ce):.3f}  mtp "
                   f"{' '.join(f'{c:.2f}' for c in ces)}  max load x{row[-1]:.2f}", flush=True)
+        if s % a.save_every == 0:
+            save(a.out, params, frozen)
+        if time.time() - t0 > a.stop_minutes * 60:
+            print(f"stopped at step {s} of {steps}: past --stop-minutes {a.stop_minutes}", flush=True)
+            log.write(f"# stopped at step {s} of {steps}: past --stop-minutes\n")
+            break
     log.close()
-    final = {**params, **frozen}
-    np.savez(os.path.join(a.out, "params.npz"), **{k: np.asarray(v) for k, v in final.items()})
+    final = save(a.out, params, frozen)
     ev = heldout(cfg, final, tok, a.seq, a.batch)
     with open(os.path.join(a.out, "heldout.json"), "w") as f:
         json.dump(ev, f, indent=1)

@@ -69,33 +69,36 @@ final class Liveness: @unchecked Sendable {
         }
     }
 
-    /// Pings every peer and returns those that do not answer within `window` seconds.
-    func silentPeers(window: Double) throws -> [Int] {
-        try probeLock.withLock {
+    /// Pings every peer and returns those that do not answer within `window` seconds. A peer whose ping or
+    /// pong fails outright (over TCP, UCX reports an endpoint timeout or reset once the peer's process or
+    /// link is gone) counts as not answering: the caller names it instead of passing on an MPI error stack.
+    func silentPeers(window: Double) -> [Int] {
+        probeLock.withLock {
             token += 1
             let buf = UnsafeMutablePointer<Int32>.allocate(capacity: 2 * size)  // leaked on purpose if a peer is dead
             var recvs = [MPI_Request](repeating: MPI_REQUEST_NULL, count: size)
+            var failed = Set<Int>()
             for peer in 0..<size where peer != rank {
                 buf[peer] = token
                 var sreq: MPI_Request = MPI_REQUEST_NULL
-                try MPI.check(MPI_Isend(buf + peer, 1, MPI_INT, Int32(peer), Self.pingTag, comm, &sreq), "liveness ping")
+                guard MPI_Isend(buf + peer, 1, MPI_INT, Int32(peer), Self.pingTag, comm, &sreq) == MPI_SUCCESS,
+                      MPI_Irecv(buf + size + peer, 1, MPI_INT, Int32(peer), Self.pongTag, comm, &recvs[peer]) == MPI_SUCCESS
+                else { failed.insert(peer); continue }
                 MPI_Request_free(&sreq)
-                try MPI.check(MPI_Irecv(buf + size + peer, 1, MPI_INT, Int32(peer), Self.pongTag, comm, &recvs[peer]), "liveness pong")
             }
             let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(window * 1e9)
             var heard = Set([rank])
-            while heard.count < size && DispatchTime.now().uptimeNanoseconds < deadline {
-                try answer()
-                for peer in 0..<size where !heard.contains(peer) {
+            while heard.count + failed.count < size && DispatchTime.now().uptimeNanoseconds < deadline {
+                try? answer()
+                for peer in 0..<size where !heard.contains(peer) && !failed.contains(peer) {
                     var f: Int32 = 0
-                    try MPI.check(MPI_Test(&recvs[peer], &f, cmpi_status_ignore()), "liveness pong")
-                    if f != 0 { heard.insert(peer) }
+                    if MPI_Test(&recvs[peer], &f, cmpi_status_ignore()) != MPI_SUCCESS { failed.insert(peer) } else if f != 0 { heard.insert(peer) }
                 }
                 usleep(200)
             }
             // A late pong from a peer that was only slow must not be taken for the next probe's answer:
             // drop unanswered receives (MPI_Cancel on a receive is well defined).
-            for peer in 0..<size where !heard.contains(peer) && peer != rank {
+            for peer in 0..<size where !heard.contains(peer) && peer != rank && recvs[peer] != MPI_REQUEST_NULL {
                 MPI_Cancel(&recvs[peer])
                 MPI_Request_free(&recvs[peer])
             }

@@ -53,8 +53,33 @@ public enum MPI {
             started = true
             liveness = Liveness(world: MPI_COMM_WORLD)
             liveness?.startResponder()
+            hosts = try gatherHostNames(Communicator(MPI_COMM_WORLD))
         }
         return Communicator(MPI_COMM_WORLD)
+    }
+
+    /// Each rank's host (MPI_Get_processor_name), gathered at `initialize`: messages about a lost peer name
+    /// its host too, which on a cluster says which machine (or link) to look at.
+    nonisolated(unsafe) public private(set) static var hosts: [String] = []
+
+    /// "rank 2 (syhost2)": a rank and its host, as every message about a peer names it.
+    public static func describe(rank: Int) -> String {
+        rank < hosts.count && !hosts[rank].isEmpty ? "rank \(rank) (\(hosts[rank]))" : "rank \(rank)"
+    }
+
+    private static func gatherHostNames(_ world: Communicator) throws -> [String] {
+        var name = [CChar](repeating: 0, count: Int(MPI_MAX_PROCESSOR_NAME) + 1)
+        var len: Int32 = 0
+        try check(MPI_Get_processor_name(&name, &len), "MPI_Get_processor_name")
+        let width = Int(MPI_MAX_PROCESSOR_NAME)
+        var mine = [UInt8](repeating: 0, count: width)
+        for i in 0..<min(Int(len), width) { mine[i] = UInt8(bitPattern: name[i]) }
+        // Startup: the other ranks may still be starting, so the deadline is long; dead peers are named.
+        world.timeout = 3600
+        let all = try world.allgather(mine, "host names")
+        return (0..<world.size).map { r in
+            String(decoding: all[(r * width)..<((r + 1) * width)].prefix { $0 != 0 }, as: UTF8.self)
+        }
     }
 
     /// Finalises MPI (call once, at the end, on every rank).
@@ -124,17 +149,18 @@ public final class Communicator: @unchecked Sendable {
         var spins = 0
         var nextProbe = suspectAfter
         while true {
-            try MPI.check(MPI_Test(&req, &flag, cmpi_status_ignore()), what)
+            let rc = MPI_Test(&req, &flag, cmpi_status_ignore())
+            if rc != MPI_SUCCESS { try failed(rc, what) }
             if flag != 0 { return }
             spins += 1
             if spins & 63 == 0 && !MPI.multipleThreads { try liveness.answer() }
             if spins & 1023 == 0 {
                 let waited = elapsed()
                 if probing && size > 1 && waited > nextProbe {
-                    let gone = try liveness.silentPeers(window: MPI.multipleThreads ? 5 : 15)
+                    let gone = liveness.silentPeers(window: MPI.multipleThreads ? 5 : 15)
                     nextProbe = elapsed() + suspectAfter
                     if !gone.isEmpty {
-                        throw MPIError(operation: what, code: nil, detail: "no answer from rank\(gone.count > 1 ? "s" : "") \(gone.map(String.init).joined(separator: ", ")): stopped answering (died, hung, or stuck on a dead peer)")
+                        throw MPIError(operation: what, code: nil, detail: "no answer from \(gone.map { MPI.describe(rank: $0) }.joined(separator: ", ")): stopped answering (died, hung, or stuck on a dead peer)")
                     }
                 }
                 if waited > timeout {
@@ -144,6 +170,16 @@ public final class Communicator: @unchecked Sendable {
             }
             _ = cmpi_yield()
         }
+    }
+
+    /// A collective failed outright (over TCP, UCX ends a dead peer's endpoint with an error rather than a
+    /// stall): name the peers that no longer answer, as a stall would, or else pass the MPI error on.
+    private func failed(_ rc: Int32, _ what: String) throws -> Never {
+        if probing && size > 1, case let gone = liveness.silentPeers(window: 5), !gone.isEmpty {
+            throw MPIError(operation: what, code: nil, detail: "no answer from \(gone.map { MPI.describe(rank: $0) }.joined(separator: ", ")): its connection failed (died, or its host or link is down)")
+        }
+        try MPI.check(rc, what)
+        fatalError("unreachable: MPI.check throws for \(rc)")
     }
 
     /// Replies to pending liveness pings (the responder thread does this too, where MPI allows it).
@@ -171,6 +207,20 @@ public final class Communicator: @unchecked Sendable {
         for c in incoming {
             out.append(Array(all[o..<(o + Int(c))]))
             o += Int(c)
+        }
+        return out
+    }
+
+    /// Every rank's `bytes` (the same length on each), concatenated in rank order, on every rank.
+    public func allgather(_ bytes: [UInt8], _ what: String = "allgather") throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: bytes.count * size)
+        var req: MPI_Request = MPI_REQUEST_NULL
+        try bytes.withUnsafeBufferPointer { s in
+            try out.withUnsafeMutableBufferPointer { r in
+                try MPI.check(MPI_Iallgather(s.baseAddress, Int32(bytes.count), MPI_BYTE, r.baseAddress, Int32(bytes.count), MPI_BYTE,
+                                             comm, &req), what)
+                try wait(&req, what)
+            }
         }
         return out
     }

@@ -123,10 +123,10 @@ import Testing
         if ends.isEmpty && !last && !errors.text.contains("rank 0 (head 0)") { return (false, String(errors.text.suffix(300))) }
         #expect(ends.count == 4, "\(lines.text.suffix(2000))\n\(errors.text)")
         for (i, e) in ends {
-            // "no answer from rank(s) a, b": peers stuck on the dead one may be named beside it (issue 16).
-            let named = (e.error ?? "").components(separatedBy: "no answer from rank").dropFirst().first.map { tail in
-                tail.drop { $0 == "s" || $0 == " " }.prefix { $0.isNumber || $0 == "," || $0 == " " }.split(separator: ",")
-                    .compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            // "no answer from rank a (host), rank b (host): ...": peers stuck on the dead one may be named beside
+            // it (issue 16).
+            let named = (e.error ?? "").components(separatedBy: "no answer from ").dropFirst().first.map { tail in
+                tail.prefix { $0 != ":" }.components(separatedBy: "rank ").dropFirst().compactMap { Int($0.prefix { $0.isNumber }) }
             } ?? []
             #expect(e.finish == "error" && named.contains(victimRank) && !e.tokens.isEmpty, "request \(i): \(e)")
         }

@@ -13,8 +13,14 @@ public struct ClusterSpec: Sendable {
 
     public let file: String
     public let nodes: [Node]
+    /// The program Hydra starts remote proxies with instead of plain `ssh` (`launcher_exec:`, e.g. the
+    /// testbed's ssh wrapper with its own keys).
+    public let launcherExec: String?
+    /// Environment for every rank (`env:`, e.g. UCX_TLS and UCX_NET_DEVICES to pin the network path).
+    public let env: [(String, String)]
 
-    /// Parses a cluster file (`nodes:` list of `{host, slots, numa_nodes}`).
+    /// Parses a cluster file (`nodes:` list of `{host, slots, numa_nodes}`; optional `launcher_exec:` and an
+    /// `env:` mapping).
     public init(path: String) throws {
         func err(_ n: Yams.Node?, _ m: String) -> TopologyError { TopologyError(file: path, line: n?.mark?.line, problem: m) }
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw err(nil, "cannot read the file") }
@@ -28,6 +34,16 @@ public struct ClusterSpec: Sendable {
             return Node(host: host, slots: slots, numaNodes: numa)
         }
         file = path
+        launcherExec = root?.mapping?["launcher_exec"]?.string
+        if let e = root?.mapping?["env"] {
+            guard let m = e.mapping else { throw err(e, "'env' must be a mapping of variable names to values") }
+            env = try m.map { k, v in
+                guard let name = k.string, let value = v.string, !name.isEmpty else { throw err(k, "'env' entries need a name and a value") }
+                return (name, value)
+            }
+        } else {
+            env = []
+        }
     }
 
     /// The mpiexec command line that runs `args` (a switchyard subcommand and its options) with `topology`.
@@ -49,6 +65,8 @@ public struct ClusterSpec: Sendable {
             cmd += ["-hosts", nodes.map { "\($0.host):\($0.slots)" }.joined(separator: ",")]
         }
         if nodes.contains(where: { $0.numaNodes > 1 }) { cmd += ["-bind-to", "numa", "-map-by", "numa"] }
+        if let l = launcherExec { cmd += ["-launcher", "ssh", "-launcher-exec", URL(fileURLWithPath: l).standardizedFileURL.path] }
+        for (k, v) in env { cmd += ["-genv", k, v] }
         // Report dead ranks ourselves (Docs/CLUSTER.md) instead of having the launcher kill the job silently.
         cmd += ["-disable-auto-cleanup", binary] + args + ["--topology", topologyPath]
         return (cmd, warning)

@@ -1,0 +1,114 @@
+// Runs an mpiexec command and makes sure it ends (`switchyard launch --run`).
+//
+// Hydra's mpiexec waits for every host's proxy to report. When a host's link goes down, the ranks notice (their
+// collectives stop, liveness pings go unanswered), name the lost rank and host, and exit. But mpiexec keeps
+// waiting on the TCP connection of the unreachable host's proxy, which gets no FIN or RST while the link is
+// down: it would hang until the link comes back. So the supervisor watches rank 0 (a descendant of mpiexec on
+// this host, found by its PMI_RANK), and once rank 0 has ended, it gives mpiexec `grace` seconds to finish,
+// then stops mpiexec's process group. Signals to the supervisor (SIGINT, SIGTERM) go to mpiexec first.
+import Foundation
+
+/// Runs a launcher command (mpiexec) in its own process group and ends it once rank 0 has ended.
+public final class JobSupervisor: @unchecked Sendable {
+    public let command: [String]
+    /// Seconds mpiexec may keep running after rank 0 ended.
+    public let grace: Double
+    private var pid: pid_t = 0
+
+    public init(command: [String], grace: Double = 5) {
+        self.command = command
+        self.grace = grace
+    }
+
+    /// Runs the command to its end and returns the exit status to pass on: mpiexec's, or 1 when it had to be
+    /// stopped after rank 0 ended (rank 0's own message says why).
+    public func run(log: (String) -> Void) throws -> Int32 {
+        pid = try spawn(command)
+        let me = self
+        forwardSignals { sig in kill(-me.pid, sig) }
+        var rank0: pid_t?, rank0Gone: Date?, stopping: Date?
+        var status: Int32 = 0
+        while true {
+            let r = waitpid(pid, &status, WNOHANG)
+            if r == pid { return exitCode(status) }
+            if rank0 == nil { rank0 = Self.descendant(of: pid, withRank: 0) }
+            if let r0 = rank0, rank0Gone == nil, kill(r0, 0) != 0 { rank0Gone = Date() }
+            if let gone = rank0Gone, stopping == nil, Date().timeIntervalSince(gone) > grace {
+                log("switchyard launch: rank 0 ended \(Int(grace)) s ago, but mpiexec is still waiting for a host's proxy "
+                    + "(an unreachable host or a link that is down?): stopping it")
+                kill(-pid, SIGTERM)
+                stopping = Date()
+            }
+            if let s = stopping, Date().timeIntervalSince(s) > 3 {
+                kill(-pid, SIGKILL)
+                waitpid(pid, &status, 0)
+                return 1
+            }
+            usleep(200_000)
+        }
+    }
+
+    private func exitCode(_ status: Int32) -> Int32 {
+        let sig = status & 0x7f
+        return sig == 0 ? (status >> 8) & 0xff : 128 + sig
+    }
+
+    /// Starts `args` (PATH lookup) in a new process group, sharing this process's stdin, stdout and stderr.
+    private func spawn(_ args: [String]) throws -> pid_t {
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attr, 0)
+        let cargs = args.map { strdup($0) } + [nil]
+        defer { for p in cargs { free(p) } }
+        var child: pid_t = 0
+        let rc = posix_spawnp(&child, args[0], nil, &attr, cargs, environ)
+        guard rc == 0 else { throw SupervisorError(message: "cannot start \(args[0]): \(String(cString: strerror(rc)))") }
+        return child
+    }
+
+    private func forwardSignals(_ send: @escaping @Sendable (Int32) -> Void) {
+        for sig in [SIGINT, SIGTERM, SIGHUP] {
+            signal(sig, SIG_IGN)
+            let src = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            src.setEventHandler { send(sig) }
+            src.resume()
+            Self.sources.append(src)
+        }
+    }
+    nonisolated(unsafe) private static var sources: [DispatchSourceSignal] = []
+
+    /// A process under `root` (children, grandchildren, ...) whose environment has PMI_RANK=`rank`.
+    static func descendant(of root: pid_t, withRank rank: Int) -> pid_t? {
+        var parents: [pid_t: pid_t] = [:]
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return nil }
+        for e in entries {
+            guard let p = pid_t(e), let stat = try? String(contentsOfFile: "/proc/\(e)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 1, let ppid = pid_t(fields[1]) { parents[p] = ppid }
+        }
+        func under(_ p: pid_t) -> Bool {
+            var q = p, hops = 0
+            while let up = parents[q], hops < 16 {
+                if up == root { return true }
+                q = up
+                hops += 1
+            }
+            return false
+        }
+        let want = "PMI_RANK=\(rank)"
+        for (p, _) in parents where under(p) {
+            guard let env = FileManager.default.contents(atPath: "/proc/\(p)/environ") else { continue }
+            if env.split(separator: 0).contains(where: { String(decoding: $0, as: UTF8.self) == want }) { return p }
+        }
+        return nil
+    }
+}
+
+/// The launcher could not be started.
+public struct SupervisorError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}

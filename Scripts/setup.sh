@@ -5,6 +5,8 @@
 # --browser also installs Debian's chromium and chromium-driver (the web UI's browser test).
 set -euo pipefail
 pkgs=(libmpich-dev mpich libnuma-dev python3 python3-pip python3-venv pkg-config curl)
+# The multi-host testbed (Scripts/testbed/): network namespaces, veth links and an sshd per test host.
+pkgs+=(iproute2 openssh-server openssh-client)
 [ "${1:-}" = "--browser" ] && pkgs+=(chromium chromium-driver)
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }

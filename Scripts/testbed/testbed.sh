@@ -10,6 +10,8 @@
 #   testbed.sh exec I CMD...   run CMD on host I (its network, hostname and /etc/hosts), e.g. mpiexec
 #   testbed.sh link I up|down  raise or cut host I's link (the fault tests)
 #   testbed.sh counters I      host I's eth0 "rx_bytes tx_bytes"
+#   testbed.sh procs I         processes in host I's network namespace, but its sshd ("PID ARGS" lines)
+#   testbed.sh kill I PATTERN  SIGKILL host I's processes whose command line contains PATTERN (the fault tests)
 #
 # mpiexec runs on host 0 and starts the others through Hydra's ssh launcher with Scripts/testbed/ssh (ssh with
 # the testbed's keys and known hosts): see Docs/CLUSTER.md and Cluster/testbed.hosts. Needs root (or
@@ -63,6 +65,9 @@ UsePAM no
 StrictModes no
 PermitUserEnvironment no
 MaxStartups 64
+# A session whose client is unreachable (the link-down fault) ends after ~6 s instead of lingering.
+ClientAliveInterval 2
+ClientAliveCountMax 3
 LogLevel ERROR
 EOF
     local pid; pid=$(sshd_pid "$i")
@@ -149,6 +154,16 @@ counters() {
     echo "rx_bytes $(ip netns exec "$n" cat /sys/class/net/eth0/statistics/rx_bytes) tx_bytes $(ip netns exec "$n" cat /sys/class/net/eth0/statistics/tx_bytes)"
 }
 
+procs() {
+    local pid; pid=$(sshd_pid "$1")
+    for p in $(ip netns pids "$(ns "$1")" 2>/dev/null); do
+        [ "$p" = "$pid" ] && continue
+        local a; a=$(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null) || continue
+        [ -n "$a" ] && echo "$p $a"
+    done
+    return 0
+}
+
 cmd=${1:-}; shift || true
 case "$cmd" in
     up) up "${1:-3}" ;;
@@ -157,5 +172,8 @@ case "$cmd" in
     exec) [ $# -ge 2 ] || die "usage: testbed.sh exec I CMD..."; run_on "$@" ;;
     link) [ $# -eq 2 ] && [[ "$2" =~ ^(up|down)$ ]] || die "usage: testbed.sh link I up|down"; ip -n "$(ns "$1")" link set eth0 "$2" ;;
     counters) [ $# -eq 1 ] || die "usage: testbed.sh counters I"; counters "$1" ;;
-    *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || exit 2 ;;
+    procs) [ $# -eq 1 ] || die "usage: testbed.sh procs I"; procs "$1" ;;
+    kill) [ $# -eq 2 ] || die "usage: testbed.sh kill I PATTERN"
+          procs "$1" | grep -F -- "$2" | grep -v "testbed.sh" | awk '{print $1}' | xargs -r kill -9 ;;
+    *) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || exit 2 ;;
 esac

@@ -35,6 +35,8 @@ let package = Package(
         .target(name: "SwiftNUMA", dependencies: ["CNUMA"]),
         .target(name: "Cluster", dependencies: ["SwiftMPI", "SwiftNUMA", "Step35", "Kernels", "GGUF", .product(name: "Yams", package: "Yams")]),
         .target(name: "Chat"),
+        // The trained demo model (Scripts/train/), the default when no -m is given: a resource, found at run time.
+        .target(name: "DemoModel", resources: [.copy("switchyard-demo-q8_0.gguf")]),
         .target(name: "Engine", dependencies: ["Step35", "Tokenizer", "GGUF", "ModelKit", "Cluster", "SwiftMPI", "SwiftNUMA"]),
         .target(name: "Server", dependencies: ["Engine", "Chat", "Tokenizer", "Step35", "ModelKit", "Cluster",
                                               .product(name: "Hummingbird", package: "hummingbird"),
@@ -44,7 +46,7 @@ let package = Package(
         .executableTarget(
             name: "switchyard",
             dependencies: [
-                "Engine", "BenchKit", "Server", "Step35", "Tokenizer", "GGUF", "Kernels", "ModelKit", "Cluster", "SwiftMPI", "SwiftNUMA", "CostModel", "Tuning",
+                "Engine", "BenchKit", "Server", "Step35", "Tokenizer", "GGUF", "Kernels", "ModelKit", "Cluster", "SwiftMPI", "SwiftNUMA", "CostModel", "Tuning", "DemoModel", "Chat",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF"]),

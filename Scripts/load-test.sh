@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Load: N concurrent streaming clients for M minutes against `switchyard serve` on loopback, in one process
-# and as 1 head + 2 workers under mpiexec (release build, embedded model unless -m is given after --).
+# and as 1 head + 2 workers under mpiexec (release build, the random-weight tiny model unless -m is given after --).
 # Usage: Scripts/load-test.sh [CLIENTS] [MINUTES] [-- SERVE ARGS...]   (defaults 32 clients, 10 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +8,8 @@ CLIENTS=${1:-32}
 MINUTES=${2:-10}
 shift $(( $# > 2 ? 2 : $# ))
 [ "${1:-}" = "--" ] && shift
+# The tiny model (16 experts, as the topology below says) unless the serve arguments name one.
+case " $* " in *" -m "*|*" --model "*) ;; *) set -- -m builtin:tiny "$@" ;; esac
 B=.build/release/switchyard
 [ -x "$B" ] || swift build -c release >/dev/null
 source Scripts/serve-lib.sh

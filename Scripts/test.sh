@@ -6,6 +6,13 @@ cd "$(dirname "$0")/.."
 bash Scripts/setup.sh --browser
 bash Scripts/fetch-vocab.sh
 swift build --build-tests
+# Three test hosts in network namespaces for the multi-host tests (TestbedTests); where namespaces are not
+# allowed the script says why and those tests report themselves skipped.
+if bash Scripts/testbed/testbed.sh up 3; then
+    trap 'bash Scripts/testbed/testbed.sh down' EXIT
+else
+    echo "test: no testbed (see the message above): the multi-host tests will be skipped" >&2
+fi
 swift test --skip-build
 # The openai and anthropic SDKs against `switchyard serve` (one process, and mpiexec -n 3).
 bash Scripts/sdk/run.sh

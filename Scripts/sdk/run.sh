@@ -13,7 +13,7 @@ printf "experts: 16\nheads: 1\nworkers: 2\n" > "$T/1h2w.yaml"
 # serve LABEL LAUNCHER [ARGS...]: start (under LAUNCHER, e.g. "mpiexec -n 3"), run the SDK tests, stop.
 serve() {
     local label=$1 launcher=$2; shift 2
-    start_server "$T/$label.log" "$launcher" "$B" --api-key sdk-key "$@"
+    start_server "$T/$label.log" "$launcher" "$B" -m builtin:tiny --api-key sdk-key "$@"
     echo "sdk: $label (port $SERVER_PORT)"
     "$V/bin/python" Scripts/sdk/test_sdk.py "http://127.0.0.1:$SERVER_PORT" sdk-key
     kill -INT "$SERVER_PID"

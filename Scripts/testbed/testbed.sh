@@ -138,7 +138,7 @@ run_on() {
     local i=$1; shift
     local pid; pid=$(sshd_pid "$i")
     [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || die "host $i is not up (testbed.sh up)"
-    nsenter --target "$pid" --net --uts --mount --wd="$PWD" -- "$@"
+    exec nsenter --target "$pid" --net --uts --mount --wd="$PWD" -- "$@"
 }
 
 status() {

@@ -16,7 +16,7 @@ printf "experts: 16\nheads: 1\nworkers: 2\n" > "$T/1h2w.yaml"
 # ui LABEL WORKERS LAUNCHER [ARGS...]: start the server, run the browser test, stop.
 ui() {
     local label=$1 workers=$2 launcher=$3; shift 3
-    start_server "$T/$label.log" "$launcher" "$B" --api-key ui-key --draft 1 "$@"
+    start_server "$T/$label.log" "$launcher" "$B" -m builtin:tiny --api-key ui-key --draft 1 "$@"
     echo "webui: $label (port $SERVER_PORT)"
     "$V/bin/python" Scripts/webui/test_webui.py "http://127.0.0.1:$SERVER_PORT" ui-key "Scripts/webui/out/webui-$label.png" "$workers"
     kill -INT "$SERVER_PID"

@@ -5,7 +5,7 @@
 // waiting on the TCP connection of the unreachable host's proxy, which gets no FIN or RST while the link is
 // down: it would hang until the link comes back. So the supervisor watches rank 0 (a descendant of mpiexec on
 // this host, found by its PMI_RANK), and once rank 0 has ended, it gives mpiexec `grace` seconds to finish,
-// then stops mpiexec's process group. Signals to the supervisor (SIGINT, SIGTERM) go to mpiexec first.
+// then stops mpiexec's process group. Signals to the supervisor (SIGINT, SIGTERM, SIGHUP) go to mpiexec.
 import Foundation
 
 /// Runs a launcher command (mpiexec) in its own process group and ends it once rank 0 has ended.
@@ -25,7 +25,9 @@ public final class JobSupervisor: @unchecked Sendable {
     public func run(log: (String) -> Void) throws -> Int32 {
         pid = try spawn(command)
         let me = self
-        forwardSignals { sig in kill(-me.pid, sig) }
+        // mpiexec passes a signal on to every host's proxy and ranks; sending it to the whole group as well
+        // would hit the local proxy and rank 0 directly, before mpiexec can order the shutdown.
+        forwardSignals { sig in kill(me.pid, sig) }
         var rank0: pid_t?, rank0Gone: Date?, stopping: Date?
         var status: Int32 = 0
         while true {
@@ -58,8 +60,16 @@ public final class JobSupervisor: @unchecked Sendable {
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETPGROUP))
+        // Its own process group (so the whole tree can be stopped), no blocked signals and default handling of
+        // the stop signals, whatever this process inherited: mpiexec must hear SIGINT and pass it on.
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         posix_spawnattr_setpgroup(&attr, 0)
+        var none = sigset_t(), stops = sigset_t()
+        sigemptyset(&none)
+        sigemptyset(&stops)
+        for s in [SIGINT, SIGTERM, SIGHUP, SIGPIPE] { sigaddset(&stops, s) }
+        posix_spawnattr_setsigmask(&attr, &none)
+        posix_spawnattr_setsigdefault(&attr, &stops)
         let cargs = args.map { strdup($0) } + [nil]
         defer { for p in cargs { free(p) } }
         var child: pid_t = 0

@@ -1,5 +1,6 @@
 // `switchyard generate`: prompt in, tokens out, with llama-cli style flags.
 import ArgumentParser
+import Chat
 import Engine
 import Foundation
 import GGUF
@@ -17,6 +18,9 @@ struct Generate: ParsableCommand {
     @Option(name: [.short, .customLong("prompt")],
             help: "Prompt text. Repeat for several sequences (under a topology they run on the heads' lanes at once).")
     var prompt: [String] = []
+
+    @Flag(help: "Treat each --prompt as a user's chat message: render it with Step 3.5's chat template (the assistant's turn opens with <think>), as llama-cli's conversation mode does for one turn.")
+    var chat = false
 
     @Option(help: "Prompt as comma-separated token ids (e.g. 5,17,200) instead of text. Repeatable.")
     var promptTokens: [String] = []
@@ -76,7 +80,7 @@ struct Generate: ParsableCommand {
         var prompts: [[Int32]] = try promptTokens.map { try parseTokenList($0) }
         if promptTokens.isEmpty {
             guard tokenizer != nil else { throw ValidationError("this model has no usable tokenizer: use --prompt-tokens") }
-            for text in prompt.isEmpty ? [""] : prompt { prompts.append(engine.tokenize(text)) }
+            for text in prompt.isEmpty ? [""] : prompt { prompts.append(engine.tokenize(chat ? Self.chatPrompt(text, tokenizer: tokenizer) : text)) }
         }
         let requests = prompts.enumerated().map { i, ids in
             // Each sequence draws from its own stream, so results do not depend on where it runs.
@@ -120,6 +124,13 @@ struct Generate: ParsableCommand {
             }
         }
         if !failed.isEmpty { engine.shutdown(); throw ExitCode(1) }
+    }
+
+    /// One user message in Step 3.5's chat template, with the assistant's turn opened.
+    static func chatPrompt(_ text: String, tokenizer: BPETokenizer?) -> String {
+        let bos = tokenizer.flatMap { t in t.bos.map { String(decoding: t.bytes(of: $0, special: true), as: UTF8.self) } } ?? ""
+        let message = JSONValue.object([(key: "role", value: .string("user")), (key: "content", value: .string(text))])
+        return StepFunTemplate.render(messages: [message], tools: nil, addGenerationPrompt: true, bos: bos)
     }
 
     private func report(_ outcomes: [RequestOutcome], prompts: [[Int32]], wall: Double, engine: Engine) {

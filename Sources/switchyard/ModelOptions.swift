@@ -1,6 +1,7 @@
 // Options shared by every command that loads a model.
 import ArgumentParser
 import Engine
+import DemoModel
 import Foundation
 import GGUF
 import ModelKit
@@ -8,7 +9,7 @@ import Step35
 import Tokenizer
 
 struct ModelOptions: ParsableArguments {
-    @Option(name: [.short, .customLong("model")], help: "Path to a step35 GGUF file (default: the embedded tiny model).")
+    @Option(name: [.short, .customLong("model")], help: "Path to a step35 GGUF file, or builtin:tiny for the random-weight tiny model built in memory (default: the shipped demo model, builtin:demo).")
     var model: String?
 
     @Option(name: [.short, .customLong("threads")], help: "Threads for the kernels (default: all cores; under --topology, the topology's threads).")
@@ -27,14 +28,39 @@ struct ModelOptions: ParsableArguments {
     var threads: Int { threadsOption ?? ProcessInfo.processInfo.activeProcessorCount }
     var threadsGiven: Bool { threadsOption != nil }
 
-    /// Opens the GGUF (or builds the embedded default in memory).
+    /// The random-weight tiny model's name for `-m` (synthetic tests, shapes the demo model lacks).
+    static let builtinTiny = "builtin:tiny"
+    /// The shipped demo model's name for `-m` (the default).
+    static let builtinDemo = "builtin:demo"
+
+    /// Opens the GGUF: the named file, the tiny model built in memory, or the shipped demo model.
     func file() throws -> GGUFFile {
-        guard let path = model else { return try GGUFFile(bytes: Step35Synthetic.gguf(shape: .tiny)) }
-        guard FileManager.default.fileExists(atPath: path) else { throw ValidationError("model file not found: \(path)") }
-        return try GGUFFile(path: path)
+        switch model ?? Self.builtinDemo {
+        case Self.builtinTiny: return try GGUFFile(bytes: Step35Synthetic.gguf(shape: .tiny))
+        case Self.builtinDemo:
+            do { return try GGUFFile(path: try DemoModel.path()) } catch let e as DemoModelError { throw ValidationError(e.description) }
+        case let path:
+            guard FileManager.default.fileExists(atPath: path) else { throw ValidationError("model file not found: \(path)") }
+            return try GGUFFile(path: path)
+        }
     }
 
-    var displayName: String { model ?? "embedded tiny Step 3.5 model (random weights)" }
+    var displayName: String {
+        switch model ?? Self.builtinDemo {
+        case Self.builtinTiny: return "built-in tiny Step 3.5 model (random weights)"
+        case Self.builtinDemo: return "demo Step 3.5 model (\(DemoModel.fileName), 12.8M parameters, trained; Docs/MODEL.md)"
+        case let path: return path
+        }
+    }
+
+    /// The name the server answers to by default: the file's name without extension, or the built-in's alias.
+    var servedName: String {
+        switch model ?? Self.builtinDemo {
+        case Self.builtinTiny: return "switchyard-tiny"
+        case Self.builtinDemo: return DemoModel.alias
+        case let path: return URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        }
+    }
 
     /// Where the engine gets the model (`open` overrides the file, e.g. a built-in shape).
     func source(open: (() throws -> GGUFFile)? = nil) -> ModelSource {

@@ -82,7 +82,7 @@ struct Serve: ParsableCommand {
             }
             guard let engine = try options.startEngine(engineConfig, source: source) else { return }
             defer { engine.shutdown() }
-            let file = options.model.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent } ?? "switchyard-tiny"
+            let file = options.servedName
             let m = metrics ? ServerMetrics() : nil
             if let m, let s = engine.session { for lane in s.lanes { lane.experts.observe { m.exchanged($0) } } }
             let service = ChatService(engine: engine, modelNames: [alias ?? file, file], metrics: m, draft: draft,

@@ -9,6 +9,22 @@ struct Switchyard: ParsableCommand {
         abstract: "Expert-parallel inference for Step 3.5 Flash.",
         subcommands: [Generate.self, Serve.self, Logits.self, Replay.self, Bench.self, Cost.self, Tune.self, Inspect.self, Synth.self, Launch.self],
         defaultSubcommand: Generate.self)
+
+    /// Unblocks the stop signals before anything else: a parent that spawned us from a thread with them
+    /// blocked (Foundation's Process on a dispatch thread does) would otherwise leave SIGINT and SIGTERM
+    /// pending forever, and `serve` or `launch --run` could not be stopped.
+    static func main() {
+        unblockStopSignals()
+        Self.main(nil)
+    }
+}
+
+/// Unblocks SIGINT, SIGTERM and SIGHUP on the calling thread (the main thread: later threads inherit it).
+func unblockStopSignals() {
+    var set = sigset_t()
+    sigemptyset(&set)
+    for s in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&set, s) }
+    pthread_sigmask(SIG_UNBLOCK, &set, nil)
 }
 
 /// Prints an error the way every subcommand reports one, and exits non-zero.

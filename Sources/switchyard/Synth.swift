@@ -11,7 +11,7 @@ struct Synth: ParsableCommand {
     @Option(help: "Output path.")
     var out: String
 
-    @Option(help: "Preset: tiny (the embedded default) or bench-1gb (~1 GB at q8_0).")
+    @Option(help: "Preset: tiny (what -m builtin:tiny builds in memory) or bench-1gb (~1 GB at q8_0).")
     var preset: String = "tiny"
 
     @Option(help: "Weight type: f32, f16, bf16, q8_0 or q4_0.")

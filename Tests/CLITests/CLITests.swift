@@ -69,10 +69,31 @@ struct GoldenMeta: Decodable {
         #expect(ids == meta.greedy)
     }
 
-    /// If this fails, the README's first command (generate on the embedded default model) is broken.
+    /// If this fails, MTP drafting on the shipped demo model (the default, three MTP blocks) changes greedy
+    /// output: `--draft 3` must print `--draft 0`'s tokens on a code prompt and on a chat prompt.
+    @Test(arguments: ["def parse_args(argv):\n    ", "<|im_start|>user\nWhat is 12 * 7?<|im_end|>\n<|im_start|>assistant\n<think>\n"])
+    func draftingKeepsGreedyTokens(prompt: String) throws {
+        func ids(_ draft: Int) throws -> [Substring] {
+            let r = try switchyard(["generate", "-p", prompt, "-n", "64", "--temp", "0", "--draft", "\(draft)", "--print-ids", "--ignore-eos"])
+            #expect(r.status == 0, "\(r.stderr)")
+            return String(decoding: r.stdout, as: UTF8.self).split(separator: "\n")
+        }
+        let plain = try ids(0)
+        #expect(plain.count == 64)
+        #expect(try ids(3) == plain)
+    }
+
+    /// If this fails, the README's first command (generate on the shipped demo model) is broken.
+    /// It runs that command: the demo model must close its reasoning and answer, drafting with --draft 3.
     @Test func generateRunsOnEmbeddedModel() throws {
-        let r = try switchyard(["generate", "-p", "Hello", "-n", "8", "--temp", "0.7", "--seed", "1"])
+        let r = try switchyard(["generate", "--chat", "--prompt", "What is 12 * 7?", "-n", "64", "--draft", "3", "--verbose"])
         #expect(r.status == 0, "\(r.stderr)")
+        let text = String(decoding: r.stdout, as: UTF8.self)
+        let answer = text.components(separatedBy: "</think>").dropFirst().first?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        #expect(!answer.isEmpty, "no answer after </think>: \(text)")
+        #expect(r.stderr.contains("speculative: draft 3"), "\(r.stderr)")
+        let sampled = try switchyard(["generate", "-m", "builtin:tiny", "-p", "Hello", "-n", "8", "--temp", "0.7", "--seed", "1"])
+        #expect(sampled.status == 0, "\(sampled.stderr)")
     }
 
     /// If this fails, bad input crashes or exits 0 instead of a clear message and a non-zero status.

@@ -16,7 +16,7 @@ import Testing
         defer { for f in [topo, wrapper] { try? FileManager.default.removeItem(atPath: f) } }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/mpiexec")
-        p.arguments = ["-disable-auto-cleanup", "-n", "3", wrapper, switchyardBinary, "generate", "--topology", topo,
+        p.arguments = ["-disable-auto-cleanup", "-n", "3", wrapper, switchyardBinary, "generate", "-m", "builtin:tiny", "--topology", topo,
                        "-n", "1000000", "--ignore-eos", "--print-ids"]
         p.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PMI_") }
         let err = Pipe(), out = Pipe()

@@ -4,19 +4,20 @@ import Testing
 import FoundationNetworking
 #endif
 
-/// A `switchyard serve` process on a free loopback port, stopped at the end.
+/// A `switchyard serve` process on a free loopback port, stopped at the end. It serves the random-weight
+/// tiny model unless told another (`model: "builtin:demo"` for the shipped one).
 final class ServerProcess: @unchecked Sendable {
     let process = Process()
     private(set) var port = 0
 
-    init(_ args: [String] = []) throws {
+    init(_ args: [String] = [], model: String = "builtin:tiny") throws {
         let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         let direct = dir.appendingPathComponent("switchyard").path
         let bin = FileManager.default.fileExists(atPath: direct) ? direct
             : Bundle.allBundles.map { $0.bundleURL.deletingLastPathComponent().appendingPathComponent("switchyard").path }
                 .first { FileManager.default.fileExists(atPath: $0) }!
         process.executableURL = URL(fileURLWithPath: bin)
-        process.arguments = ["serve", "--port", "0"] + args
+        process.arguments = ["serve", "--port", "0", "-m", model] + args
         let err = Pipe()
         process.standardError = err
         process.standardOutput = FileHandle.nullDevice
@@ -56,7 +57,7 @@ final class ServerProcess: @unchecked Sendable {
 
 func object(_ s: String) throws -> [String: Any] { try JSONSerialization.jsonObject(with: Data(s.utf8)) as! [String: Any] }
 
-/// The OpenAI-compatible server over the engine (embedded model).
+/// The OpenAI-compatible server over the engine (the random-weight tiny model).
 @Suite(.serialized) struct ServerTests {
     /// If this fails, a chat completion stops coming back in OpenAI's shape: a message with content or
     /// reasoning_content, a finish reason, and usage that counts the prompt and the generated tokens.

@@ -4,26 +4,36 @@
 // collectives stop, liveness pings go unanswered), name the lost rank and host, and exit. But mpiexec keeps
 // waiting on the TCP connection of the unreachable host's proxy, which gets no FIN or RST while the link is
 // down: it would hang until the link comes back. So the supervisor watches rank 0 (a descendant of mpiexec on
-// this host, found by its PMI_RANK), and once rank 0 has ended, it gives mpiexec `grace` seconds to finish,
-// then stops mpiexec's process group. Signals to the supervisor (SIGINT, SIGTERM, SIGHUP) go to mpiexec.
+// this host, found by its PMI_RANK). Once rank 0 has ended it gives mpiexec `grace` seconds to finish when a
+// rank reported a lost peer (SWITCHYARD_LAUNCH_STATUS names the file they write to), and `normalGrace`
+// seconds otherwise (the workers of a loaded machine may take a while to finish normally), then stops
+// mpiexec's process group. Signals to the supervisor (SIGINT, SIGTERM, SIGHUP) go to mpiexec.
 import Foundation
 
 /// Runs a launcher command (mpiexec) in its own process group and ends it once rank 0 has ended.
 public final class JobSupervisor: @unchecked Sendable {
     public let command: [String]
-    /// Seconds mpiexec may keep running after rank 0 ended.
-    public let grace: Double
+    /// Seconds mpiexec may keep running after rank 0 ended on a lost peer, and after a normal end.
+    public let grace: Double, normalGrace: Double
     private var pid: pid_t = 0
+    /// Where ranks that end on a lost peer say so (passed to them as SWITCHYARD_LAUNCH_STATUS).
+    let statusFile = NSTemporaryDirectory() + "switchyard-launch-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).status"
 
-    public init(command: [String], grace: Double = 5) {
+    public init(command: [String], grace: Double = 5, normalGrace: Double = 60) {
         self.command = command
         self.grace = grace
+        self.normalGrace = normalGrace
     }
 
     /// Runs the command to its end and returns the exit status to pass on: mpiexec's, or 1 when it had to be
     /// stopped after rank 0 ended (rank 0's own message says why).
     public func run(log: (String) -> Void) throws -> Int32 {
-        pid = try spawn(command)
+        var cmd = command
+        if cmd.first.map({ URL(fileURLWithPath: $0).lastPathComponent.hasPrefix("mpiexec") }) == true {
+            cmd.insert(contentsOf: ["-genv", "SWITCHYARD_LAUNCH_STATUS", statusFile], at: 1)
+        }
+        defer { unlink(statusFile) }
+        pid = try spawn(cmd)
         let me = self
         // mpiexec passes a signal on to every host's proxy and ranks; sending it to the whole group as well
         // would hit the local proxy and rank 0 directly, before mpiexec can order the shutdown.
@@ -35,9 +45,10 @@ public final class JobSupervisor: @unchecked Sendable {
             if r == pid { return exitCode(status) }
             if rank0 == nil { rank0 = Self.descendant(of: pid, withRank: 0) }
             if let r0 = rank0, rank0Gone == nil, kill(r0, 0) != 0 { rank0Gone = Date() }
-            if let gone = rank0Gone, stopping == nil, Date().timeIntervalSince(gone) > grace {
-                log("switchyard launch: rank 0 ended \(Int(grace)) s ago, but mpiexec is still waiting for a host's proxy "
-                    + "(an unreachable host or a link that is down?): stopping it")
+            let lost = FileManager.default.fileExists(atPath: statusFile)
+            if let gone = rank0Gone, stopping == nil, Date().timeIntervalSince(gone) > (lost ? grace : normalGrace) {
+                log("switchyard launch: rank 0 ended \(Int(lost ? grace : normalGrace)) s ago\(lost ? " on a lost peer" : ""), but mpiexec "
+                    + "is still waiting for a host's proxy (an unreachable host or a link that is down?): stopping it")
                 kill(-pid, SIGTERM)
                 stopping = Date()
             }

@@ -97,9 +97,24 @@ public enum MPI {
         // Give the launcher a moment to forward the message before this exit (or the abort) makes it tear the
         // job down: a process manager that loses its proxy on the way drops whatever it had not forwarded.
         usleep(300_000)
-        if let e = cause as? MPIError, e.peerLost { exit(code) }
+        if let e = cause as? MPIError, e.peerLost {
+            noteLostPeer(message)
+            exit(code)
+        }
         if started { MPI_Abort(MPI_COMM_WORLD, code) }
         exit(code)
+    }
+
+    /// Tells a supervising `switchyard launch --run` (through the file it names in SWITCHYARD_LAUNCH_STATUS)
+    /// that this rank is ending on a lost peer, so it may stop an mpiexec that waits on an unreachable host
+    /// after a short grace instead of the long one a normal ending gets.
+    static func noteLostPeer(_ message: String) {
+        guard let path = ProcessInfo.processInfo.environment["SWITCHYARD_LAUNCH_STATUS"], !path.isEmpty else { return }
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0o600)
+        guard fd >= 0 else { return }
+        let line = Array("lost peer: \(message)\n".utf8)
+        _ = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
     }
 
     static func check(_ rc: Int32, _ what: @autoclosure () -> String) throws {

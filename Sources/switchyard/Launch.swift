@@ -18,7 +18,7 @@ struct Launch: ParsableCommand {
     @Flag(name: .customLong("run"), help: "Run the command instead of printing it (mpiexec must be on PATH here).")
     var execute = false
 
-    @Option(help: "With --run: seconds mpiexec may outlive rank 0 before it is stopped.")
+    @Option(help: "With --run: seconds mpiexec may outlive rank 0 once a rank has reported a lost peer before it is stopped (60 after a normal end).")
     var grace: Double = 5
 
     @Argument(parsing: .captureForPassthrough, help: "The switchyard command to run, after --.")

@@ -84,7 +84,7 @@ import Testing
         defer { for f in [topo, wrapper, trace, results] { try? FileManager.default.removeItem(atPath: f) } }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/mpiexec")
-        p.arguments = ["-disable-auto-cleanup", "-n", "\(ranks)", wrapper, switchyardBinary, "replay", "--topology", topo, "--requests", trace,
+        p.arguments = ["-disable-auto-cleanup", "-n", "\(ranks)", wrapper, switchyardBinary, "replay", "-m", "builtin:tiny", "--topology", topo, "--requests", trace,
                        "-np", "\(4 / heads)", "--stream", "--output", results]
         p.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PMI_") }
         let out = Pipe(), err = Pipe()

@@ -23,14 +23,17 @@ struct Run {
 
 /// Runs a command; `mpi` ranks > 0 run it under `mpiexec -n`.
 func run(_ args: [String], ranks: Int = 0, timeout: Double = 120) throws -> Run {
+    ranks > 0 ? try runProcess("/usr/bin/mpiexec", ["-n", "\(ranks)", switchyardBinary] + args, timeout: timeout)
+        : try runProcess(switchyardBinary, args, timeout: timeout)
+}
+
+/// Runs `executable` with `args` (in `directory` if given) to its end or until `timeout` seconds pass, then
+/// stops it; stdout and stderr are read concurrently, so neither can fill and block the child.
+func runProcess(_ executable: String, _ args: [String], timeout: Double = 120, directory: URL? = nil) throws -> Run {
     let p = Process()
-    if ranks > 0 {
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/mpiexec")
-        p.arguments = ["-n", "\(ranks)", switchyardBinary] + args
-    } else {
-        p.executableURL = URL(fileURLWithPath: switchyardBinary)
-        p.arguments = args
-    }
+    p.executableURL = URL(fileURLWithPath: executable)
+    p.arguments = args
+    p.currentDirectoryURL = directory
     // If the test runner itself runs under a launcher, keep its PMI settings out of the child job.
     p.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PMI_") && !$0.key.hasPrefix("PMIX_") }
     let out = Pipe(), err = Pipe()
@@ -39,11 +42,12 @@ func run(_ args: [String], ranks: Int = 0, timeout: Double = 120) throws -> Run 
     try p.run()
     let killer = DispatchWorkItem { if p.isRunning { p.terminate() } }
     DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: killer)
+    let e = Collector(err.fileHandleForReading)
     let o = out.fileHandleForReading.readDataToEndOfFile()
-    let e = err.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
     killer.cancel()
-    return Run(status: p.terminationStatus, stdout: o, stderr: String(decoding: e, as: UTF8.self))
+    e.wait()
+    return Run(status: p.terminationStatus, stdout: o, stderr: e.text)
 }
 
 func writeTopology(_ yaml: String) throws -> String {

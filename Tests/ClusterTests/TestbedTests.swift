@@ -18,23 +18,7 @@ enum Testbed {
 
     /// Runs `testbed.sh ARGS` (e.g. exec 0 CMD..., link 2 down, counters 1).
     static func shell(_ args: [String], timeout: Double = 120) throws -> Run {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = [script] + args
-        p.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PMI_") && !$0.key.hasPrefix("PMIX_") }
-        p.currentDirectoryURL = root
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let killer = DispatchWorkItem { if p.isRunning { p.terminate() } }
-        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: killer)
-        let e = Collector(err.fileHandleForReading)
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        killer.cancel()
-        e.wait()
-        return Run(status: p.terminationStatus, stdout: o, stderr: e.text)
+        try runProcess("/bin/bash", [script] + args, timeout: timeout, directory: root)
     }
 
     /// `switchyard launch --run` on host 0 over the testbed cluster file: the head there, workers on hosts 1, 2.

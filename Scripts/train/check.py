@@ -97,8 +97,7 @@ def main():
     ap.add_argument("--llama-python", default=os.path.join(ROOT, "Scripts", "reference", ".venv", "bin", "python"),
                     help="a Python with llama-cpp-python 0.3.36 (LLAMA_CPP_LIB_PATH is passed on)")
     a = ap.parse_args()
-    conf = json.load(open(os.path.join(a.run, "config.json")))["model"]
-    cfg = M.Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in conf.items()})
+    cfg = M.load_config(a.run)
     params = {k: jnp.asarray(v) for k, v in np.load(os.path.join(a.run, "params.npz")).items()}
     toks = sample_tokens(a.tokens)
     jax_logits = np.asarray(M.forward(cfg, params, jnp.asarray([toks]))[0][0], np.float32)

@@ -115,8 +115,7 @@ def main():
     a = ap.parse_args()
     if not os.path.exists(TEMPLATE):
         sys.exit("export: the chat template is missing; run bash Scripts/chat/fetch-template.sh")
-    conf = json.load(open(os.path.join(a.run, "config.json")))["model"]
-    cfg = M.Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in conf.items()})
+    cfg = M.load_config(a.run)
     params = dict(np.load(os.path.join(a.run, "params.npz")))
     g = gguf.GGUFWriter(a.out, "step35")
     g.add_name(a.name)

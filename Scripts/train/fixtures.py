@@ -82,8 +82,7 @@ def main():
     ap.add_argument("--llama-python", default=os.path.join(ROOT, "Scripts", "reference", ".venv", "bin", "python"))
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
-    conf = json.load(open(os.path.join(a.run, "config.json")))["model"]
-    cfg = M.Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in conf.items()})
+    cfg = M.load_config(a.run)
     params = twin_params(dict(np.load(os.path.join(a.run, "params.npz"))))
     held = np.load(os.path.join(WORK, "tokens-heldout.npz"))
 

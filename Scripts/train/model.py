@@ -88,6 +88,13 @@ class Config:
         return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
 
 
+
+def load_config(run):
+    """The model configuration a training run recorded (`RUN/config.json`'s "model")."""
+    with open(os.path.join(run, "config.json")) as f:
+        conf = json.load(f)["model"]
+    return Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in conf.items()})
+
 def llama3_divisors(cfg):
     """`rope_freqs`: llama3 scaling divisors (factor 2, low 1, high 32, original context 131072) over the full
     layers' rotary slice, as the golden fixtures and Step35Synthetic write them (make_fixtures.py's function,

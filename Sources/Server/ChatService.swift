@@ -33,7 +33,12 @@ public final class ChatService: Sendable {
         self.metrics = metrics
         self.draft = draft
         vocabulary = VocabularyBytes(engine.tokenizer)
-        bosText = engine.tokenizer.flatMap { t in t.bos.map { String(decoding: t.bytes(of: $0, special: true), as: UTF8.self) } } ?? ""
+        bosText = Self.bosText(engine.tokenizer)
+    }
+
+    /// The text of the tokenizer's BOS token, which the chat template writes first ("" without one).
+    public static func bosText(_ tokenizer: BPETokenizer?) -> String {
+        tokenizer.flatMap { t in t.bos.map { String(decoding: t.bytes(of: $0, special: true), as: UTF8.self) } } ?? ""
     }
 
     /// The alias requests and `/v1/models` use.

@@ -3,6 +3,7 @@ import ArgumentParser
 import Chat
 import Engine
 import Foundation
+import Server
 import GGUF
 import ModelKit
 import Step35
@@ -128,9 +129,8 @@ struct Generate: ParsableCommand {
 
     /// One user message in Step 3.5's chat template, with the assistant's turn opened.
     static func chatPrompt(_ text: String, tokenizer: BPETokenizer?) -> String {
-        let bos = tokenizer.flatMap { t in t.bos.map { String(decoding: t.bytes(of: $0, special: true), as: UTF8.self) } } ?? ""
         let message = JSONValue.object([(key: "role", value: .string("user")), (key: "content", value: .string(text))])
-        return StepFunTemplate.render(messages: [message], tools: nil, addGenerationPrompt: true, bos: bos)
+        return StepFunTemplate.render(messages: [message], tools: nil, addGenerationPrompt: true, bos: ChatService.bosText(tokenizer))
     }
 
     private func report(_ outcomes: [RequestOutcome], prompts: [[Int32]], wall: Double, engine: Engine) {

@@ -33,32 +33,43 @@ struct ModelOptions: ParsableArguments {
     /// The shipped demo model's name for `-m` (the default).
     static let builtinDemo = "builtin:demo"
 
+    /// What `-m` names: a built-in model or a file.
+    enum Choice { case tiny, demo, file(String) }
+
+    var choice: Choice {
+        switch model ?? Self.builtinDemo {
+        case Self.builtinTiny: return .tiny
+        case Self.builtinDemo: return .demo
+        case let path: return .file(path)
+        }
+    }
+
     /// Opens the GGUF: the named file, the tiny model built in memory, or the shipped demo model.
     func file() throws -> GGUFFile {
-        switch model ?? Self.builtinDemo {
-        case Self.builtinTiny: return try GGUFFile(bytes: Step35Synthetic.gguf(shape: .tiny))
-        case Self.builtinDemo:
+        switch choice {
+        case .tiny: return try GGUFFile(bytes: Step35Synthetic.gguf(shape: .tiny))
+        case .demo:
             do { return try GGUFFile(path: try DemoModel.path()) } catch let e as DemoModelError { throw ValidationError(e.description) }
-        case let path:
+        case .file(let path):
             guard FileManager.default.fileExists(atPath: path) else { throw ValidationError("model file not found: \(path)") }
             return try GGUFFile(path: path)
         }
     }
 
     var displayName: String {
-        switch model ?? Self.builtinDemo {
-        case Self.builtinTiny: return "built-in tiny Step 3.5 model (random weights)"
-        case Self.builtinDemo: return "demo Step 3.5 model (\(DemoModel.fileName), 12.8M parameters, trained; Docs/MODEL.md)"
-        case let path: return path
+        switch choice {
+        case .tiny: return "built-in tiny Step 3.5 model (random weights)"
+        case .demo: return "demo Step 3.5 model (\(DemoModel.fileName), 12.8M parameters, trained; Docs/MODEL.md)"
+        case .file(let path): return path
         }
     }
 
     /// The name the server answers to by default: the file's name without extension, or the built-in's alias.
     var servedName: String {
-        switch model ?? Self.builtinDemo {
-        case Self.builtinTiny: return "switchyard-tiny"
-        case Self.builtinDemo: return DemoModel.alias
-        case let path: return URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        switch choice {
+        case .tiny: return "switchyard-tiny"
+        case .demo: return DemoModel.alias
+        case .file(let path): return URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
         }
     }
 

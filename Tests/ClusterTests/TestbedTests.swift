@@ -27,6 +27,20 @@ enum Testbed {
                   timeout: timeout)
     }
 
+    /// Starts `launch --run` on host 0 like `launch`, but returns at once with the process and its output
+    /// being collected (long jobs: a server, a generation to be cut by a fault).
+    static func start(_ topology: String, _ args: [String]) throws -> (process: Process, stdout: Collector, stderr: Collector) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments = [script, "exec", "0", switchyardBinary, "launch", "--run", "--cluster", cluster, "--topology", topology, "--"] + args
+        p.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PMI_") && !$0.key.hasPrefix("PMIX_") }
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        return (p, Collector(out.fileHandleForReading), Collector(err.fileHandleForReading))
+    }
+
     /// eth0's received and sent bytes on a host.
     static func counters(_ host: Int) throws -> (rx: Int, tx: Int) {
         let r = try shell(["counters", "\(host)"])
@@ -94,16 +108,7 @@ extension TestbedTests {
     @Test func serverStreamsAcrossHosts() throws {
         let topo = try writeTopology("experts: 8\nheads: 1\nworkers: 2\nthreads: 1\n")
         defer { try? FileManager.default.removeItem(atPath: topo) }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = [Testbed.script, "exec", "0", switchyardBinary, "launch", "--run", "--cluster", Testbed.cluster, "--topology", topo,
-                       "--", "serve", "-m", Self.model, "--port", "0"]
-        p.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PMI_") && !$0.key.hasPrefix("PMIX_") }
-        let err = Pipe()
-        p.standardError = err
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        let errors = Collector(err.fileHandleForReading)
+        let (p, _, errors) = try Testbed.start(topo, ["serve", "-m", Self.model, "--port", "0"])
         defer {
             if p.isRunning { kill(p.processIdentifier, SIGINT) }
             p.waitUntilExit()
@@ -151,16 +156,7 @@ extension TestbedTests {
             _ = try? Testbed.shell(["link", "2", "up"])
             try? FileManager.default.removeItem(atPath: topo)
         }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = [Testbed.script, "exec", "0", switchyardBinary, "launch", "--run", "--cluster", Testbed.cluster, "--topology", topo,
-                       "--", "generate", "-m", Self.model, "-p", "import os\n", "-n", "1000000", "--ignore-eos", "--print-ids"]
-        p.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PMI_") && !$0.key.hasPrefix("PMIX_") }
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let lines = Collector(out.fileHandleForReading), errors = Collector(err.fileHandleForReading)
+        let (p, lines, errors) = try Testbed.start(topo, ["generate", "-m", Self.model, "-p", "import os\n", "-n", "1000000", "--ignore-eos", "--print-ids"])
         let start = Date()
         while lines.text.split(separator: "\n").count < 40 && p.isRunning && Date().timeIntervalSince(start) < 90 { usleep(200_000) }
         #expect(p.isRunning, "the job ended before the fault: \(errors.text)")

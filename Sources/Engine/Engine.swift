@@ -218,6 +218,15 @@ public final class Engine: @unchecked Sendable {
     /// Why the engine stopped serving, if it failed.
     public var failureMessage: String? { lock.withLock { failure.map { "\($0)" } } }
 
+    /// Blocks until the engine fails (returning why: a lost rank, named with its host) or shuts down (nil).
+    /// By then every request it held has had its error event.
+    public func waitForFailure() -> String? {
+        lock.lock()
+        defer { lock.unlock() }
+        while failure == nil && !finished { lock.wait() }
+        return failure.map { "\($0)" }
+    }
+
     /// Rank 0: seconds one MoE layer's exchange takes with no expert compute (lane 0 runs the probe).
     public func probeExchange(rounds: Int = 200, rows: Int = 8, rowBytes: Int, combineBytes: Int) throws -> Double {
         guard session != nil else { return 0 }

@@ -12,7 +12,8 @@ extension ChatService {
     /// Fields `/v1/chat/completions` reads; any other is refused with a 400 that names it.
     static let chatFields: Set<String> = ["model", "messages", "tools", "tool_choice", "stream", "stream_options", "max_tokens",
                                           "max_completion_tokens", "temperature", "top_p", "top_k", "min_p", "seed", "stop", "logprobs",
-                                          "top_logprobs", "presence_penalty", "frequency_penalty", "n", "user", "parallel_tool_calls"]
+                                          "top_logprobs", "presence_penalty", "frequency_penalty", "n", "user", "parallel_tool_calls",
+                                          "ignore_eos"]
 
     /// `POST /v1/chat/completions`.
     func chatCompletions(_ b: JSONValue) async throws -> Response {
@@ -115,7 +116,7 @@ extension ChatService {
     /// `POST /v1/completions`: a raw prompt (text or token ids), continued as text.
     func completions(_ b: JSONValue) async throws -> Response {
         try checkFields(b, ["model", "prompt", "max_tokens", "temperature", "top_p", "top_k", "min_p", "seed", "stop", "stream", "stream_options",
-                            "n", "presence_penalty", "frequency_penalty", "logprobs", "user", "echo"])
+                            "n", "presence_penalty", "frequency_penalty", "logprobs", "user", "echo", "ignore_eos"])
         try checkModel(b["model"])
         if let n = try Self.number(b, "n"), n != 1 { throw APIError.bad("n: only 1 choice per request is supported", param: "n") }
         if b["echo"] == .bool(true) { throw APIError.bad("echo is not supported", param: "echo") }
@@ -140,6 +141,16 @@ extension ChatService {
                         let (text, finish): (String, String?) = switch e {
                         case .tokens(let t): (t.text, nil)
                         case .finished(let c): (c.text, c.reason == .length ? "length" : "stop")
+                        }
+                        if case .finished(let c) = e, c.reason == .error {
+                            // The cause (e.g. a lost rank), as chat completions send it; never a quiet "stop".
+                            if !text.isEmpty {
+                                let choice = JSONValue.object([("index", .integer("0")), ("text", .string(text)), ("logprobs", .null), ("finish_reason", .null)])
+                                try await writer.write(sse(.object(head + [("choices", .array([choice]))])))
+                            }
+                            try await writer.write(sse(.object([("error", .object([("message", .string(c.error ?? "generation failed")),
+                                                                                  ("type", .string("server_error"))]))])))
+                            continue
                         }
                         let choice = JSONValue.object([("index", .integer("0")), ("text", .string(text)), ("logprobs", .null),
                                                        ("finish_reason", finish.map { .string($0) } ?? .null)])
@@ -181,6 +192,12 @@ extension ChatService {
         var r = InferenceRequest(prompt: prompt, sampling: try Self.sampling(b), maxTokens: maxTokens,
                                  stopStrings: try Self.stops(b[stopKey], param: stopKey))
         if b["logprobs"] == .bool(true) { r.logprobs = Int(try Self.number(b, "top_logprobs") ?? 0) }
+        // llama-server's extension: keep going past end-of-generation tokens (benchmarks, load and fault tests).
+        switch b["ignore_eos"] {
+        case nil, .null?: break
+        case .bool(let v)?: r.ignoreEOS = v
+        default: throw APIError.bad("ignore_eos must be a boolean", param: "ignore_eos")
+        }
         return r
     }
 

@@ -82,6 +82,11 @@ public enum SwitchyardServer {
                 return json(.object([("error", .object([("code", .integer("503")), ("message", .string("Loading model")),
                                                        ("type", .string("unavailable_error"))]))]), status: .serviceUnavailable)
             }
+            if let why = slot.service?.engine.failureMessage {
+                // The engine stopped (a lost rank): the process is about to exit; say why meanwhile.
+                return json(.object([("error", .object([("code", .integer("503")), ("message", .string("engine failed: \(why)")),
+                                                       ("type", .string("unavailable_error"))]))]), status: .serviceUnavailable)
+            }
             return json(.object([("status", .string("ok"))]))
         }
         if config.metrics {

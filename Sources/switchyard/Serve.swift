@@ -90,9 +90,26 @@ struct Serve: ParsableCommand {
             slot.service = service
             FileHandle.standardError.write(Data("switchyard: \(KernelPath.summary), \(engine.model.weightSummary)\n".utf8))
             ready.loaded(service.alias)
+            Thread.detachNewThread {
+                // A failed engine (a lost rank) has already failed every request with the cause; stop serving
+                // rather than answer errors forever, so the launcher (or a supervisor) sees the job end.
+                guard let why = engine.waitForFailure() else { return }
+                FileHandle.standardError.write(Data("switchyard: serve: the engine stopped (\(why)); in-flight requests were failed with that message; exiting\n".utf8))
+                usleep(1_000_000)  // the streams' error events reach their clients
+                done.signal()
+            }
             done.wait()
+            if let why = engine.failureMessage {
+                engine.shutdown()  // in a cluster this ends the process, naming the cause
+                throw ServeFailure(description: "the engine stopped: \(why)")
+            }
         }
     }
+}
+
+/// Why `serve` ended without being asked to.
+struct ServeFailure: Error, CustomStringConvertible {
+    let description: String
 }
 
 /// Prints "serving ALIAS on http://HOST:PORT" once both the port is bound and the model is ready

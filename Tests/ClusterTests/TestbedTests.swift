@@ -30,9 +30,14 @@ enum Testbed {
     /// Starts `launch --run` on host 0 like `launch`, but returns at once with the process and its output
     /// being collected (long jobs: a server, a generation to be cut by a fault).
     static func start(_ topology: String, _ args: [String]) throws -> (process: Process, stdout: Collector, stderr: Collector) {
+        try background(["exec", "0", switchyardBinary, "launch", "--run", "--cluster", cluster, "--topology", topology, "--"] + args)
+    }
+
+    /// Starts `testbed.sh ARGS` and returns at once, its output being collected.
+    static func background(_ args: [String]) throws -> (process: Process, stdout: Collector, stderr: Collector) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = [script, "exec", "0", switchyardBinary, "launch", "--run", "--cluster", cluster, "--topology", topology, "--"] + args
+        p.arguments = [script] + args
         p.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PMI_") && !$0.key.hasPrefix("PMIX_") }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
@@ -108,18 +113,12 @@ extension TestbedTests {
     @Test func serverStreamsAcrossHosts() throws {
         let topo = try writeTopology("experts: 8\nheads: 1\nworkers: 2\nthreads: 1\n")
         defer { try? FileManager.default.removeItem(atPath: topo) }
-        let (p, _, errors) = try Testbed.start(topo, ["serve", "-m", Self.model, "--port", "0"])
+        let (p, errors, base) = try Self.startServer(topo)
         defer {
             if p.isRunning { kill(p.processIdentifier, SIGINT) }
             p.waitUntilExit()
         }
-        var port: String?
-        let start = Date()
-        while port == nil && p.isRunning && Date().timeIntervalSince(start) < 90 {
-            if let r = errors.text.range(of: #"http://127\.0\.0\.1:\d+"#, options: .regularExpression) { port = String(errors.text[r].split(separator: ":").last!) }
-            usleep(200_000)
-        }
-        let url = try #require(port.map { "http://127.0.0.1:\($0)/v1/chat/completions" }, "no server: \(errors.text)")
+        let url = base + "/v1/chat/completions"
         let body = #"{"messages": [{"role": "user", "content": "What is 2 + 3?"}], "max_tokens": 24, "temperature": 0, "stream": true}"#
         let r = try Testbed.shell(["exec", "0", "curl", "-sN", "--max-time", "60", url, "-H", "Content-Type: application/json", "-d", body])
         let events = r.text.components(separatedBy: "\n").filter { $0.hasPrefix("data: ") }
@@ -134,6 +133,25 @@ extension TestbedTests {
         #expect(!p.isRunning, "serve did not stop within 30 s of SIGINT")
         let left = try (0..<3).flatMap { try Self.leftovers(host: $0) }
         #expect(left.isEmpty, "left running: \(left)")
+    }
+}
+
+extension TestbedTests {
+    /// Starts `serve` under `launch --run` across the testbed and waits for its URL (as seen from host 0).
+    static func startServer(_ topo: String) throws -> (process: Process, stderr: Collector, base: String) {
+        let (p, _, errors) = try Testbed.start(topo, ["serve", "-m", Self.model, "--port", "0"])
+        var port: String?
+        let start = Date()
+        while port == nil && p.isRunning && Date().timeIntervalSince(start) < 90 {
+            if let r = errors.text.range(of: #"http://127\.0\.0\.1:\d+"#, options: .regularExpression) { port = String(errors.text[r].split(separator: ":").last!) }
+            usleep(200_000)
+        }
+        guard let port else {
+            if p.isRunning { kill(p.processIdentifier, SIGINT) }
+            p.waitUntilExit()
+            throw TestbedError(message: "no server: \(errors.text)")
+        }
+        return (p, errors, "http://127.0.0.1:\(port)")
     }
 }
 
@@ -187,5 +205,57 @@ extension TestbedTests {
     /// Processes in a test host's network namespace other than its sshd (ranks, proxies, mpiexec, launch).
     static func leftovers(host: Int) throws -> [String] {
         try Testbed.shell(["procs", "\(host)"]).text.split(separator: "\n").map(String.init)
+    }
+}
+
+/// The server on the testbed faults.
+extension TestbedTests {
+    /// If this fails, a lost worker host leaves the server's clients hanging or told nothing, or leaves the
+    /// server up answering errors, or running processes behind: after syhost2's link goes down (or its rank is
+    /// killed) while a completion streams, the stream must end with an error event naming rank 2 (syhost2),
+    /// `serve` must say so on stderr and exit non-zero within 30 s, and nothing may be left on any host.
+    @Test(arguments: TestbedFault.allCases)
+    func lostWorkerHostFailsServerRequestsNamingIt(fault: TestbedFault) throws {
+        let topo = try writeTopology("experts: 8\nheads: 1\nworkers: 2\nthreads: 1\n")
+        defer {
+            _ = try? Testbed.shell(["link", "2", "up"])
+            try? FileManager.default.removeItem(atPath: topo)
+        }
+        let (p, errors, base) = try Self.startServer(topo)
+        defer {
+            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+            p.waitUntilExit()
+        }
+        let body = #"{"prompt": "import os\n", "max_tokens": 3500, "temperature": 0, "stream": true, "ignore_eos": true}"#
+        let (c, stream, _) = try Testbed.background(["exec", "0", "curl", "-sN", "--max-time", "120", base + "/v1/completions",
+                                                     "-H", "Content-Type: application/json", "-d", body])
+        func events() -> [String] { stream.text.components(separatedBy: "\n").filter { $0.hasPrefix("data: ") } }
+        let start = Date()
+        while events().count < 40 && c.isRunning && Date().timeIntervalSince(start) < 90 { usleep(200_000) }
+        #expect(c.isRunning && p.isRunning, "the request ended before the fault: \(stream.text.suffix(500)) \(errors.text)")
+        let t0 = Date()
+        switch fault {
+        case .linkDown: _ = try Testbed.shell(["link", "2", "down"])
+        case .kill: _ = try Testbed.shell(["kill", "2", "switchyard serve"])
+        }
+        while p.isRunning && Date().timeIntervalSince(t0) < 45 { usleep(100_000) }
+        let elapsed = Date().timeIntervalSince(t0)
+        if p.isRunning { p.terminate() }
+        p.waitUntilExit()
+        c.waitUntilExit()
+        stream.wait()
+        errors.wait()
+        var left = try (0..<3).flatMap { try Self.leftovers(host: $0) }
+        while !left.isEmpty && Date().timeIntervalSince(t0) < 30 {
+            usleep(250_000)
+            left = try (0..<3).flatMap { try Self.leftovers(host: $0) }
+        }
+        let last = events().last(where: { $0 != "data: [DONE]" }) ?? ""
+        print("testbed server fault (\(fault.rawValue)): \(events().count) events, the last: \(last.prefix(240)); serve exited \(String(format: "%.1f", elapsed)) s after the fault with status \(p.terminationStatus); processes left: \(left.count)")
+        #expect(elapsed < 30, "serve still running \(Int(elapsed)) s after the fault")
+        #expect(p.terminationStatus != 0)
+        #expect(left.isEmpty, "left running: \(left)")
+        #expect(last.contains("\"error\"") && last.contains("rank 2 (syhost2)"), "\(stream.text.suffix(1500))")
+        #expect(errors.text.contains("rank 2 (syhost2)"), "\(errors.text.suffix(1500))")
     }
 }

@@ -103,14 +103,16 @@ public final class ClusterSession: @unchecked Sendable {
         // rank sends are also the counts it receives.
         let peers = (0..<n).map { r in (isHead ? r >= topology.heads : r < topology.heads) ? rows : 0 }
         let sent = isHead ? peers : [Int32](repeating: 0, count: n), returned = isHead ? [Int32](repeating: 0, count: n) : peers
+        // Buffers made once: the rounds time the transport, not the allocator.
+        let dispatchOut = [UInt8](repeating: 1, count: Int(sent.reduce(0, +) * rb))
+        let combineOut = [UInt8](repeating: 2, count: Int(returned.reduce(0, +) * cb))
+        var dispatchIn: [UInt8] = [], combineIn: [UInt8] = []
         var t0 = DispatchTime.now()
         for i in 0..<(rounds + 10) {
             if i == 10 { t0 = DispatchTime.now() }
             _ = try c.alltoall(sent, "probe counts")
-            _ = try c.alltoallv([UInt8](repeating: 1, count: Int(sent.reduce(0, +) * rb)), sendCounts: sent.map { $0 * rb },
-                                recvCounts: returned.map { $0 * rb }, "probe dispatch")
-            _ = try c.alltoallv([UInt8](repeating: 2, count: Int(returned.reduce(0, +) * cb)), sendCounts: returned.map { $0 * cb },
-                                recvCounts: sent.map { $0 * cb }, "probe combine")
+            try c.alltoallv(dispatchOut, sendCounts: sent.map { $0 * rb }, recvCounts: returned.map { $0 * rb }, into: &dispatchIn, "probe dispatch")
+            try c.alltoallv(combineOut, sendCounts: returned.map { $0 * cb }, recvCounts: sent.map { $0 * cb }, into: &combineIn, "probe combine")
         }
         return secondsSince(t0) / Double(max(rounds, 1))
     }

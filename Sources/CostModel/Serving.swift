@@ -46,6 +46,10 @@ public struct ServingKnobs: Codable, Sendable, Equatable {
     public var paceAtSLA = true
     /// Whether the expert exchange overlaps compute (micro-batch ping-pong), as the paper assumes.
     public var overlapExchange = true
+    /// Wire bytes per hidden element of a routed row: dispatch (1: FP8, as DeepEP sends it) and combine
+    /// (2: BF16). Switchyard's own wire format is the topology's dispatch payload and F32 back (4).
+    public var dispatchBytesPerElement = 1.0
+    public var combineBytesPerElement = 2.0
     /// Whether attention's cache reads overlap its arithmetic (the roofline's max, true of GPUs). False
     /// adds them: measured true of this engine's CPU kernel, whose loads and FMAs share the core's ports
     /// (Docs/COST.md, "Measured against predicted").
@@ -143,8 +147,8 @@ public enum ServingCost {
         let ffnBytes = wb * (other + m.routedExpertParams / Double(s.ep) * touched)
         st.ffn = max(bg * q * m.flopFFN / td / f, ffnBytes / wbw)
         if !knobs.overlapExchange, s.ep > 1, hw.networkBandwidth > 0 {
-            // Per MoE layer: dispatch 1 byte and combine 2 bytes per hidden element per routed copy.
-            let bytes = bg * q / td * Double(m.expertsPerToken * m.hidden) * 3
+            // Per MoE layer: dispatch and combine bytes per hidden element per routed copy (1 + 2 by default).
+            let bytes = bg * q / td * Double(m.expertsPerToken * m.hidden) * (knobs.dispatchBytesPerElement + knobs.combineBytesPerElement)
             st.exchange = Double(m.moeLayers) * (2 * hw.networkLatency + bytes / hw.networkBandwidth)
         }
         st.calls = s.kernelCalls * hw.callOverhead + s.fixedSeconds

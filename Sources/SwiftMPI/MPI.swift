@@ -312,6 +312,22 @@ public final class Communicator: @unchecked Sendable {
         return recv
     }
 
+    /// `alltoallv` into a kept buffer (sized to the received bytes, its storage reused): no allocation per
+    /// call once the buffer has grown, so a benchmark times the transport, not the allocator.
+    public func alltoallv(_ send: [UInt8], sendCounts: [Int32], recvCounts: [Int32], into recv: inout [UInt8], _ what: String) throws {
+        precondition(sendCounts.count == size && recvCounts.count == size)
+        let sd = exclusiveScan(sendCounts), rd = exclusiveScan(recvCounts), n = Int(recvCounts.reduce(0, +))
+        if recv.count != n { recv = [UInt8](repeating: 0, count: n) }
+        var req: MPI_Request = MPI_REQUEST_NULL
+        try send.withUnsafeBufferPointer { s in
+            try recv.withUnsafeMutableBufferPointer { r in
+                try MPI.check(MPI_Ialltoallv(s.baseAddress, sendCounts, sd, MPI_BYTE, r.baseAddress, recvCounts, rd, MPI_BYTE,
+                                             comm, &req), what)
+                try wait(&req, what)
+            }
+        }
+    }
+
     /// Starts an `MPI_Ialltoallv` of bytes and returns at once; `PendingAlltoallv.wait()` completes it. The
     /// buffers are owned by the returned object until then, so the caller may compute meanwhile (the head's
     /// shared expert while the workers run the routed ones). Every rank must still start its collectives on

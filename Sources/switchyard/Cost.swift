@@ -37,6 +37,16 @@ struct Cost: ParsableCommand {
     @Option(help: "Bytes per weight parameter.") var weightBytes: Double = 1
     @Option(help: "Attention placement: replicated, sharded or auto.") var attention: String = "auto"
     @Option(help: "Price per device-hour in dollars (overrides the profile's).") var price: Double?
+    @Option(help: "One-way message latency between devices (overrides the profile's): seconds, or with us/ms, e.g. 87us.")
+    var networkLatency: String?
+    @Option(help: "Network bandwidth per device, one direction (overrides the profile's): bytes/s, GB/s, or a link such as 10GbE.")
+    var networkBandwidth: String?
+    @Flag(help: "The expert exchange does not overlap compute: every MoE layer waits 2 x latency + bytes / bandwidth.")
+    var serialExchange = false
+    @Option(help: "Wire bytes per hidden element dispatched (1: FP8; Switchyard: 4 for f32, 2 for bf16, 1 for int8).")
+    var dispatchBytes: Double = 1
+    @Option(help: "Wire bytes per hidden element combined (2: BF16; Switchyard: 4, F32).")
+    var combineBytes: Double = 2
 
     func run() throws {
         try reportingErrors {
@@ -72,6 +82,8 @@ struct Cost: ParsableCommand {
             throw ValidationError("unknown --hardware '\(name)' (known: \(HardwareProfile.builtIn.keys.sorted().joined(separator: ", ")), measured)")
         }
         if let price { hw.pricePerHour = price }
+        if let networkLatency { hw.networkLatency = try NetworkUnits.seconds(networkLatency) }
+        if let networkBandwidth { hw.networkBandwidth = try NetworkUnits.bytesPerSecond(networkBandwidth) }
         return hw
     }
 
@@ -82,6 +94,10 @@ struct Cost: ParsableCommand {
         }
         k.attention = placement
         k.weightBytesPerParam = weightBytes
+        k.overlapExchange = !serialExchange
+        guard dispatchBytes > 0 && combineBytes > 0 else { throw ValidationError("--dispatch-bytes and --combine-bytes must be > 0") }
+        k.dispatchBytesPerElement = dispatchBytes
+        k.combineBytesPerElement = combineBytes
         if let acceptance {
             guard (0...1).contains(acceptance) else { throw ValidationError("--acceptance must be in 0...1") }
             k.acceptance = acceptance
@@ -102,6 +118,10 @@ struct Cost: ParsableCommand {
         let e = ServingCost.estimate(ServingScenario(model: m, hardware: hw, context: c[0], ep: ep, mtp: mtp, sla: sla, batch: batch), knobs: k)
         print("\(m.name) on \(hw.name) x\(ep), context \(c[0]), MTP-\(mtp)\(sla > 0 ? String(format: ", SLA %.0f tok/s", sla) : "")")
         print(describe(k))
+        if !k.overlapExchange {
+            print(String(format: "network: %.1f us one-way latency, %.3f GB/s per device; %.2f + %.2f wire bytes per hidden element (dispatch + combine)",
+                         hw.networkLatency * 1e6, hw.networkBandwidth / 1e9, k.dispatchBytesPerElement, k.combineBytesPerElement))
+        }
         print(String(format: "attention %@ over %d device(s); weights %.1f GB per device; KV %.2f GB per sequence",
                      e.placement.rawValue, e.attentionGroup, e.weightsPerDevice / 1e9, e.kvPerSequence / 1e9))
         print(String(format: "sequences per device %.2f (memory allows %.2f, SLA %.2f) -> limited by %@", e.sequencesPerDevice, e.memoryLimit,
@@ -183,5 +203,29 @@ struct Cost: ParsableCommand {
             }
             print("| \(m.name) | \(a(8192, .h800)) | \(a(8192, .h20)) | \(a(32768, .h800)) | \(a(32768, .h20)) | \(f) | \(afd[0]) | \(afd[1]) |")
         }
+    }
+}
+
+/// Latencies and rates as people write them: "87us", "0.5ms", "8.7e-5"; "10GbE", "25Gb/s", "1.5GB/s", "1.25e9".
+enum NetworkUnits {
+    static func seconds(_ s: String) throws -> Double {
+        let t = s.trimmingCharacters(in: .whitespaces).lowercased()
+        for (suffix, scale) in [("us", 1e-6), ("µs", 1e-6), ("ms", 1e-3), ("s", 1.0)] where t.hasSuffix(suffix) {
+            if let v = Double(t.dropLast(suffix.count)), v >= 0 { return v * scale }
+        }
+        guard let v = Double(t), v >= 0 else { throw ValidationError("--network-latency '\(s)': give seconds, or a number with us or ms (e.g. 87us)") }
+        return v
+    }
+
+    static func bytesPerSecond(_ s: String) throws -> Double {
+        let t = s.trimmingCharacters(in: .whitespaces)
+        // Case matters: Gb (bits: links, "10GbE", "25Gb/s") against GB (bytes); plain numbers are bytes.
+        for (suffix, scale) in [("GbE", 1e9 / 8), ("Gbit/s", 1e9 / 8), ("Gb/s", 1e9 / 8), ("Gb", 1e9 / 8), ("GB/s", 1e9), ("GB", 1e9)] where t.hasSuffix(suffix) {
+            if let v = Double(t.dropLast(suffix.count)), v > 0 { return v * scale }
+        }
+        guard let v = Double(t), v > 0 else {
+            throw ValidationError("--network-bandwidth '\(s)': give bytes/s, GB/s (bytes), or Gb/s or a link such as 10GbE (bits)")
+        }
+        return v
     }
 }

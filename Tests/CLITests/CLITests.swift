@@ -42,6 +42,20 @@ struct GoldenMeta: Decodable {
         if line != "kernels: scalar" { #expect(text.contains("(forced; CPU has")) }
     }
 
+    /// If this fails, `cost` does not take measured network figures as people write them: a link in
+    /// gigabits (10GbE = 1.25 GB/s) and a latency in us must reach the serial exchange term, GB/s must
+    /// mean bytes, and a malformed rate must be refused with a message naming the option.
+    @Test func costTakesNetworkFigures() throws {
+        let base = ["cost", "--model", "step35-flash", "--hardware", "ddr5", "--ep", "8", "--batch", "1", "--serial-exchange"]
+        let link = try switchyard(base + ["--network-latency", "100us", "--network-bandwidth", "10GbE"])
+        let text = String(decoding: link.stdout, as: UTF8.self)
+        #expect(link.status == 0 && text.contains("network: 100.0 us one-way latency, 1.250 GB/s per device"), "\(text) \(link.stderr)")
+        let bytes = try switchyard(base + ["--network-bandwidth", "1.25GB/s"])
+        #expect(String(decoding: bytes.stdout, as: UTF8.self).contains("1.250 GB/s per device"))
+        let bad = try switchyard(base + ["--network-bandwidth", "fast"])
+        #expect(bad.status != 0 && bad.stderr.contains("--network-bandwidth 'fast'"), "\(bad.stderr)")
+    }
+
     /// If this fails, `switchyard logits` writes something other than raw [n_tokens][n_vocab] float32
     /// logits matching llama.cpp.
     @Test func logitsCommandMatchesGolden() throws {

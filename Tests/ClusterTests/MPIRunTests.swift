@@ -207,6 +207,26 @@ struct ClusterCase: CustomTestStringConvertible, Sendable {
         #expect(x.count == y.count && diff <= tolerance && diff > 0, "\(payload): max |Δ| \(diff)")
     }
 
+    /// If this fails, `bench-exchange` does not measure the job's exchange: under mpiexec with 1 head + 1
+    /// worker it must print a latency row and one row per token count, and write a fit with positive alpha
+    /// and beta; without a topology it must refuse with a message.
+    @Test func exchangeBenchMeasuresAndFits() throws {
+        let topo = try writeTopology("experts: 16\nheads: 1\nworkers: 1\nthreads: 1\n")
+        let json = NSTemporaryDirectory() + "xb-\(UUID().uuidString).json"
+        defer { for f in [topo, json] { try? FileManager.default.removeItem(atPath: f) } }
+        let r = try run(["bench-exchange", "-m", "builtin:tiny", "--topology", topo, "--tokens", "1,8", "--hidden", "512", "--rounds", "20",
+                         "-r", "1", "--json", json], ranks: 2)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.text.contains("| latency (1 row of 8 B) |") && r.text.contains("fit: t = "), "\(r.text)")
+        let doc = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
+        let rows = try #require(doc["rows"] as? [[String: Any]])
+        #expect(rows.map { $0["tokens"] as? Int } == [1, 8])
+        #expect(rows.allSatisfy { ($0["seconds"] as? Double ?? 0) > 0 })
+        #expect((doc["alphaSeconds"] as? Double ?? 0) > 0 && (doc["betaBytesPerSecond"] as? Double ?? 0) > 0, "\(doc)")
+        let bad = try run(["bench-exchange", "-m", "builtin:tiny"])
+        #expect(bad.status != 0 && bad.stderr.contains("--topology"), "\(bad.stderr)")
+    }
+
     /// If this fails, a topology that does not match `mpiexec -n` starts anyway instead of stopping with a message.
     @Test func rankCountMismatchIsReported() throws {
         let topo = try writeTopology("experts: 8\nheads: 1\nworkers: 2\n")

@@ -50,6 +50,25 @@ import Testing
         #expect(close(free.sequencesPerDevice, 587.5, 1e-9) && free.limitedBy == "memory")
     }
 
+    /// If this fails, the serial exchange term is wrong on a case computed by hand: the toy has 1 MoE layer
+    /// of hidden 10 and 2 experts per token; 3 sequences x 2 tokens = 6 tokens x 2 copies x 10 elements x
+    /// (4 + 4) bytes = 960 bytes per layer, at 1e-3 s latency (two messages) and 960 B/s: 1.002 s. Overlapped
+    /// (the default), the term is 0.
+    @Test func serialExchangeIsLatencyPlusBytesOverBandwidth() {
+        var (s, k) = toy()
+        s.model.moeLayers = 1
+        s.model.hidden = 10
+        s.model.expertsPerToken = 2
+        s.hardware.networkLatency = 1e-3
+        s.hardware.networkBandwidth = 960
+        #expect(ServingCost.estimate(s, knobs: k).step.exchange == 0)
+        k.overlapExchange = false
+        k.dispatchBytesPerElement = 4
+        k.combineBytesPerElement = 4
+        let e = ServingCost.estimate(s, knobs: k)
+        #expect(close(e.step.exchange, 1.002, 1e-9), "\(e.step.exchange)")
+    }
+
     /// If this fails, a deployment that cannot hold one sequence is priced instead of reported.
     @Test func infeasibleWhenKVDoesNotFit() {
         let (s0, k) = toy(capacity: 6100)

@@ -36,3 +36,26 @@ import Testing
         for l in e.model.moeLayerIndices { #expect(stats.table[l].reduce(0, +) >= 2 * 4 * k) }
     }
 }
+
+/// The exchange benchmark's fit (`switchyard bench-exchange`, BenchKit/ExchangeFit.swift).
+@Suite struct ExchangeFitTests {
+    func row(_ bytes: Int, _ seconds: Double) -> ExchangeRow {
+        ExchangeRow(tokens: 1, rowsPerWorker: 1, bytesOut: bytes / 2, bytesBack: bytes - bytes / 2, rounds: 1, seconds: seconds)
+    }
+
+    /// If this fails, the alpha and beta fed to the cost model are not those of the rows: points on
+    /// t = 50 us + bytes / 2 GB/s must give back 2 GB/s with no residual.
+    @Test func exactLineIsRecovered() {
+        let rows = [1_000, 100_000, 10_000_000].map { row($0, 50e-6 + Double($0) / 2e9) }
+        let f = ExchangeFit(rows, alpha: 50e-6)
+        #expect(abs(f.beta - 2e9) / 2e9 < 1e-9 && f.worstResidual < 1e-9, "\(f)")
+    }
+
+    /// If this fails, the fit lets the largest rows decide alone (it must weigh rows by relative error): with
+    /// one row 10% slow at each end, beta stays within 10% of the true 2 GB/s and the worst residual is about 5-10%.
+    @Test func rowsCountByRelativeError() {
+        let rows = [row(1_000_000, (50e-6 + 1e6 / 2e9) * 1.1), row(4_000_000, 50e-6 + 4e6 / 2e9), row(64_000_000, (50e-6 + 64e6 / 2e9) * 0.9)]
+        let f = ExchangeFit(rows, alpha: 50e-6)
+        #expect(abs(f.beta - 2e9) / 2e9 < 0.1 && f.worstResidual < 0.12, "\(f)")
+    }
+}

@@ -49,6 +49,9 @@ echo; echo "## Step 3.5 Flash, EP8 on DDR5 nodes, 128K context, MTP-3, exchange 
 printf "measured on the testbed (1 head + 2 workers): alpha %.1f us per layer -> --network-latency %.1fus (two messages per layer); beta %.3f GB/s\n" \
     "$(python3 -c "print($ALPHA * 1e6)")" "$(python3 -c "print($ALPHA / 2 * 1e6)")" "$(python3 -c "print($BETA / 1e9)")"
 LAT=$(python3 -c "print(f'{$ALPHA / 2 * 1e6:.1f}us')")
+echo "every input of one row (10 GbE, --batch 1):"
+"$B" cost --model step35-flash --hardware ddr5 --ep 8 --context 128K --mtp 3 --batch 1 --serial-exchange --network-latency "$LAT" \
+    --network-bandwidth 10GbE --dispatch-bytes 4 --combine-bytes 4 | sed 's/^/    /'
 echo "| link | beta used | scenario | batch per device | step ms | exchange ms | per user tok/s | \$ per 1M tokens |"
 echo "|---|---|---|---|---|---|---|---|"
 for link in 10 25 100; do

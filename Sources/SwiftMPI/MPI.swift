@@ -46,6 +46,8 @@ public enum MPI {
         if !started {
             // A peer that dies closes its sockets; writing to them must be an error here, not a silent SIGPIPE death.
             signal(SIGPIPE, SIG_IGN)
+            // Before MPI starts its threads and sockets: the witness that names this rank if it is killed.
+            RankWitness.startIfLaunched()
             var provided: Int32 = 0
             try check(MPI_Init_thread(nil, nil, MPI_THREAD_MULTIPLE, &provided), "MPI_Init_thread")
             multipleThreads = provided >= MPI_THREAD_MULTIPLE
@@ -101,6 +103,7 @@ public enum MPI {
             noteLostPeer(message)
             exit(code)
         }
+        RankWitness.release()  // this rank ends on purpose, with its message above
         if started { MPI_Abort(MPI_COMM_WORLD, code) }
         exit(code)
     }

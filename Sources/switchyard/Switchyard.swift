@@ -1,6 +1,7 @@
 // The `switchyard` command line.
 import ArgumentParser
 import Foundation
+import SwiftMPI
 
 @main
 struct Switchyard: ParsableCommand {
@@ -14,6 +15,10 @@ struct Switchyard: ParsableCommand {
     /// blocked (Foundation's Process on a dispatch thread does) would otherwise leave SIGINT and SIGTERM
     /// pending forever, and `serve` or `launch --run` could not be stopped.
     static func main() {
+        let args = CommandLine.arguments
+        if args.count > 1, [RankWitness.witnessCommand, RankWitness.canaryCommand].contains(args[1]) {
+            RankWitness.runHelper(Array(args.dropFirst()))  // a rank's helper process (SwiftMPI/Witness.swift)
+        }
         unblockStopSignals()
         Self.main(nil)
     }

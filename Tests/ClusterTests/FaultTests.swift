@@ -61,6 +61,61 @@ import Testing
         #expect(errors.text.contains("stopped answering") && errors.text.contains("rank 2"), "\(errors.text)")
     }
 
+    /// If this fails, a rank killed under plain `mpiexec` (as users launch, no wrapper) goes unnamed: Hydra
+    /// SIGKILLs every other rank within milliseconds, so only the rank's witness can say which one was lost.
+    /// Three trials per launch mode: stderr must name rank 2 and the signal, no survivor may be blamed, the
+    /// run must end within 30 s, and no rank or helper process may be left.
+    @Test(arguments: [false, true])
+    func plainMpiexecNamesAKilledRank(disableAutoCleanup: Bool) throws {
+        let topo = try writeTopology("experts: 16\nheads: 1\nworkers: 2\n")
+        defer { try? FileManager.default.removeItem(atPath: topo) }
+        for trial in 1...3 {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/mpiexec")
+            p.arguments = (disableAutoCleanup ? ["-disable-auto-cleanup"] : []) + ["-n", "3", switchyardBinary, "generate", "-m", "builtin:tiny",
+                                                                                  "--topology", topo, "-n", "1000000", "--ignore-eos", "--print-ids"]
+            p.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PMI_") }
+            let err = Pipe(), out = Pipe()
+            p.standardOutput = out
+            p.standardError = err
+            try p.run()
+            let lines = Collector(out.fileHandleForReading), errors = Collector(err.fileHandleForReading)
+            let start = Date()
+            var victim: Int32?
+            while (victim == nil || lines.text.split(separator: "\n").count < 40) && p.isRunning && Date().timeIntervalSince(start) < 90 {
+                Thread.sleep(forTimeInterval: 0.2)
+                victim = rankPID(2)
+            }
+            let pid = try #require(victim, "rank 2 never started: \(errors.text)")
+            kill(pid, SIGKILL)
+            let killedAt = Date()
+            while p.isRunning && Date().timeIntervalSince(killedAt) < 40 { Thread.sleep(forTimeInterval: 0.05) }
+            let elapsed = Date().timeIntervalSince(killedAt)
+            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+            p.waitUntilExit()
+            lines.wait()
+            errors.wait()
+            Thread.sleep(forTimeInterval: 0.5)
+            let helpers = witnessHelpers()
+            print("plain mpiexec\(disableAutoCleanup ? " -disable-auto-cleanup" : ""), trial \(trial): ended \(String(format: "%.2f", elapsed)) s after kill -9 of rank 2, status \(p.terminationStatus); stderr: \(errors.text.split(separator: "\n").filter { $0.contains("rank") }.prefix(2))")
+            #expect(elapsed < 30)
+            #expect(errors.text.contains("rank 2 (") && (errors.text.contains("signal 9") || errors.text.contains("no answer from rank 2")), "\(errors.text)")
+            #expect(!errors.text.contains("rank 0 (") || !errors.text.contains("ended on signal"), "a survivor was blamed: \(errors.text)")
+            #expect(!errors.text.contains("rank 1 (") || !errors.text.contains("ended on signal"), "a survivor was blamed: \(errors.text)")
+            #expect((0..<3).allSatisfy { rankPID($0) == nil } && helpers.isEmpty, "left running: ranks \((0..<3).compactMap { rankPID($0) }), helpers \(helpers)")
+        }
+    }
+
+    /// Witness and canary processes (SwiftMPI/Witness.swift) still running.
+    func witnessHelpers() -> [String] {
+        let procs = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return procs.compactMap { d in
+            guard Int32(d) != nil, let cmd = try? String(contentsOfFile: "/proc/\(d)/cmdline", encoding: .utf8),
+                  cmd.hasPrefix("switchyard\u{0}__witness") || cmd.hasPrefix("switchyard\u{0}__canary") else { return nil }
+            return "\(d) \(cmd.replacingOccurrences(of: "\u{0}", with: " "))"
+        }
+    }
+
     /// The pid of the switchyard process with PMI_RANK == rank, if running.
     func rankPID(_ rank: Int) -> Int32? {
         guard let procs = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return nil }

@@ -47,6 +47,20 @@ public struct JSONParseError: Error, CustomStringConvertible {
 }
 
 extension JSONValue {
+    /// Parses JSON from bytes, which must be UTF-8 (RFC 8259 §8.1): invalid UTF-8 is an error naming its
+    /// offset, not text quietly repaired with U+FFFD.
+    public static func parse(utf8 bytes: [UInt8]) throws -> JSONValue {
+        var parser = Unicode.UTF8.ForwardParser(), it = bytes.makeIterator(), offset = 0
+        scan: while true {
+            switch parser.parseScalar(from: &it) {
+            case .valid(let s): offset += s.count
+            case .emptyInput: break scan
+            case .error: throw JSONParseError(offset: offset, reason: "not UTF-8")
+            }
+        }
+        return try parse(String(decoding: bytes, as: UTF8.self))
+    }
+
     /// Parses JSON text (RFC 8259), keeping key order and integer literals.
     public static func parse(_ text: String) throws -> JSONValue {
         var p = Parser(bytes: Array(text.utf8))

@@ -108,10 +108,10 @@ extension ChatService {
         case nil where v == nil || v == .null: return nil
         case "disabled"?: return 0
         case "enabled"?:
-            guard let n = try number(v!, "budget_tokens"), n >= 0 else {
-                throw APIError.bad("thinking.budget_tokens must be a number >= 0", param: "thinking")
+            guard let n = try? integer(v!, "budget_tokens"), n >= 0 else {
+                throw APIError.bad("thinking.budget_tokens must be an integer >= 0", param: "thinking")
             }
-            return Int(n)
+            return n
         default: throw APIError.bad("thinking.type must be \"enabled\" or \"disabled\"", param: "thinking")
         }
     }
@@ -120,12 +120,12 @@ extension ChatService {
     func messages(_ b: JSONValue) async throws -> Response {
         try checkFields(b, Self.messageFields)
         try checkModel(b["model"])
-        guard let maxTokens = try Self.number(b, "max_tokens"), maxTokens >= 1 else { throw APIError.bad("max_tokens is required (>= 1)", param: "max_tokens") }
+        guard let maxTokens = try Self.integer(b, "max_tokens"), maxTokens >= 1 else { throw APIError.bad("max_tokens is required (>= 1)", param: "max_tokens") }
         var (m, tools) = try templateInputs(b)
         let choice = try ToolChoice.parse(b["tool_choice"], tools: tools)
         if choice == .none { tools = nil }
         var req = InferenceRequest(prompt: tokens(try renderPrompt(messages: m, tools: tools)), sampling: try Self.sampling(b),
-                                   maxTokens: Int(maxTokens), stopStrings: try Self.stops(b["stop_sequences"], param: "stop_sequences"))
+                                   maxTokens: maxTokens, stopStrings: try Self.stops(b["stop_sequences"], param: "stop_sequences"))
         if b["temperature"] == nil { req.sampling.temperature = 1 }
         let budget = try Self.thinkingBudget(b["thinking"])
         let id = "msg_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)

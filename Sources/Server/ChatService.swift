@@ -25,9 +25,14 @@ public final class ChatService: Sendable {
     let vocabulary: VocabularyBytes
     /// Most reasoning tokens per request unless the request says (`--reasoning-budget`; nil unlimited).
     public let reasoningBudget: Int?
+    /// Most tools one request may offer (`--max-tools`; OpenAI's limit is 128): thousands of tools render
+    /// into a prompt of hundreds of thousands of tokens that would hold a slot for minutes.
+    public let maxTools: Int
 
-    public init(engine: Engine, modelNames: [String], metrics: ServerMetrics? = nil, draft: Int = 0, reasoningBudget: Int? = nil) {
+    public init(engine: Engine, modelNames: [String], metrics: ServerMetrics? = nil, draft: Int = 0, reasoningBudget: Int? = nil,
+                maxTools: Int = 128) {
         self.reasoningBudget = reasoningBudget
+        self.maxTools = maxTools
         self.engine = engine
         self.modelNames = modelNames
         self.metrics = metrics
@@ -55,6 +60,9 @@ public final class ChatService: Sendable {
 
     /// The rendered prompt for `messages` and `tools` (with the generation prompt).
     func renderPrompt(messages: [JSONValue], tools: [JSONValue]?, addGenerationPrompt: Bool = true) throws -> String {
+        if let t = tools, t.count > maxTools {
+            throw APIError.bad("tools: at most \(maxTools) tools per request, got \(t.count) (the server's --max-tools sets the limit)", param: "tools")
+        }
         for (i, m) in messages.enumerated() {
             guard case .object = m, m["role"]?.string != nil else { throw APIError.bad("messages[\(i)] must be an object with a role", param: "messages") }
         }
@@ -80,11 +88,11 @@ public final class ChatService: Sendable {
         var s = SamplingParams(temperature: 1, topK: 40, topP: 1, seed: UInt64.random(in: 0...UInt64(UInt32.max)))
         if let t = try number(b, "temperature") { s.temperature = Float(t) }
         if let p = try number(b, "top_p") { s.topP = Float(p) }
-        if let k = try number(b, "top_k") { s.topK = Int(k) }
+        if let k = try integer(b, "top_k") { s.topK = k }
         if let m = try number(b, "min_p") { s.minP = Float(m) }
         if let p = try number(b, "presence_penalty") { s.presencePenalty = Float(p) }
         if let f = try number(b, "frequency_penalty") { s.frequencyPenalty = Float(f) }
-        if let seed = try number(b, "seed") { s.seed = UInt64(bitPattern: Int64(seed)) }
+        if let seed = try integer(b, "seed") { s.seed = UInt64(bitPattern: Int64(seed)) }
         return s
     }
 
@@ -97,6 +105,18 @@ public final class ChatService: Sendable {
         default: break
         }
         throw APIError.bad("\(key) must be a number", param: key)
+    }
+
+    /// An integer field (nil when absent or null), or a 400 naming it: a fraction, or a number past what an
+    /// Int holds exactly (say 1e30), must not reach an `Int(...)` conversion, which would stop the process.
+    static func integer(_ b: JSONValue, _ key: String) throws -> Int? {
+        switch b[key] {
+        case nil, .null?: return nil
+        case .integer(let s)?: if let v = Int(s) { return v }
+        case .double(let d)?: if d.rounded() == d && abs(d) <= 9.0e15 { return Int(d) }
+        default: break
+        }
+        throw APIError.bad("\(key) must be an integer (at most 9e15 in size)", param: key)
     }
 
     /// Stop strings: a string or a list of strings.

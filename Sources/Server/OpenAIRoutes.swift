@@ -128,7 +128,7 @@ extension ChatService {
         default: throw APIError.bad("prompt must be a string or a list of token ids", param: "prompt")
         }
         var req = try inference(b, prompt: prompt, maxKeys: ["max_tokens"], stopKey: "stop", defaultMax: 16)
-        if let n = try Self.number(b, "logprobs") { req.logprobs = Int(n) }
+        if let n = try Self.integer(b, "logprobs") { req.logprobs = n }
         let id = "cmpl-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
         let head: [(key: String, value: JSONValue)] = [("id", .string(id)), ("object", .string("text_completion")),
                                                        ("created", .integer("\(Int(Date().timeIntervalSince1970))")), ("model", .string(alias))]
@@ -188,10 +188,10 @@ extension ChatService {
     /// The engine request of a body: sampling, token limit, stops, logprobs.
     func inference(_ b: JSONValue, prompt: [Int32], maxKeys: [String], stopKey: String, defaultMax: Int? = nil) throws -> InferenceRequest {
         var maxTokens = defaultMax
-        for k in maxKeys { if let m = try Self.number(b, k) { maxTokens = Int(m); break } }
+        for k in maxKeys { if let m = try Self.integer(b, k) { maxTokens = m; break } }
         var r = InferenceRequest(prompt: prompt, sampling: try Self.sampling(b), maxTokens: maxTokens,
                                  stopStrings: try Self.stops(b[stopKey], param: stopKey))
-        if b["logprobs"] == .bool(true) { r.logprobs = Int(try Self.number(b, "top_logprobs") ?? 0) }
+        if b["logprobs"] == .bool(true) { r.logprobs = try Self.integer(b, "top_logprobs") ?? 0 }
         // llama-server's extension: keep going past end-of-generation tokens (benchmarks, load and fault tests).
         switch b["ignore_eos"] {
         case nil, .null?: break

@@ -20,6 +20,9 @@ public struct ServerConfig: Sendable {
     public var maxBodyBytes = 16 << 20
     /// Serve `/metrics` (llama-server's `--metrics`).
     public var metrics = false
+    /// Seconds a connection may sit idle (no request in progress) before it is closed (llama-server's
+    /// `--timeout`); idle and half-sent connections must not hold descriptors forever.
+    public var idleTimeoutSeconds = 600
 
     public init() {}
 }
@@ -58,7 +61,7 @@ public enum SwitchyardServer {
                         do { buf = try await request.body.collect(upTo: max) } catch {
                             throw APIError(.contentTooLarge, "the request body is larger than \(max) bytes")
                         }
-                        do { bodyValue = try JSONValue.parse(String(buffer: buf)) } catch {
+                        do { bodyValue = try JSONValue.parse(utf8: Array(buf.readableBytesView)) } catch {
                             throw APIError.bad("malformed JSON: \(error)")
                         }
                     }
@@ -103,7 +106,8 @@ public enum SwitchyardServer {
         route(.post, "/tokenize", .openAI) { try $0.tokenize($1) }
         route(.post, "/detokenize", .openAI) { try $0.detokenize($1) }
         route(.post, "/apply-template", .openAI) { try $0.applyTemplate($1) }
-        return Application(router: router, configuration: .init(address: .hostname(config.host, port: config.port), serverName: "switchyard"),
+        return Application(router: router, server: .http1(configuration: .init(idleTimeout: .seconds(Int64(config.idleTimeoutSeconds)))),
+                           configuration: .init(address: .hostname(config.host, port: config.port), serverName: "switchyard"),
                            onServerRunning: { ch in await onRunning(ch.localAddress?.port ?? 0) }, logger: logger)
     }
 

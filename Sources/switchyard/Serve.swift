@@ -44,11 +44,19 @@ struct Serve: ParsableCommand {
     @Option(help: "Most reasoning tokens per chat request before </think> is forced (-1: unlimited, 0: no reasoning); Anthropic's thinking overrides it.")
     var reasoningBudget = -1
 
+    @Option(help: "Seconds a connection may stay idle (no request in progress) before the server closes it (llama-server's --timeout).")
+    var timeout = 600
+
+    @Option(help: "Most tools one request may offer (OpenAI's limit: 128).")
+    var maxTools = 128
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
         guard (1...256).contains(parallel) else { throw ValidationError("--parallel must be 1 to 256") }
         guard maxQueue >= 0 && maxBody > 0 else { throw ValidationError("--max-queue must be >= 0 and --max-body > 0") }
         guard draft >= 0 else { throw ValidationError("--draft must be >= 0") }
+        guard maxTools >= 0 else { throw ValidationError("--max-tools must be >= 0") }
+        guard timeout >= 1 else { throw ValidationError("--timeout must be >= 1 second") }
         guard reasoningBudget >= -1 else { throw ValidationError("--reasoning-budget must be -1 (unlimited) or >= 0") }
     }
 
@@ -62,6 +70,8 @@ struct Serve: ParsableCommand {
             config.apiKey = apiKey ?? ProcessInfo.processInfo.environment["SWITCHYARD_API_KEY"]
             config.maxBodyBytes = maxBody
             config.metrics = metrics
+            config.idleTimeoutSeconds = timeout
+            raiseDescriptorLimit()
             var logger = Logger(label: "switchyard")
             logger.logLevel = .info
             let slot = ServiceSlot(), ready = Readiness(host: host)
@@ -86,7 +96,7 @@ struct Serve: ParsableCommand {
             let m = metrics ? ServerMetrics() : nil
             if let m, let s = engine.session { for lane in s.lanes { lane.experts.observe { m.exchanged($0) } } }
             let service = ChatService(engine: engine, modelNames: [alias ?? file, file], metrics: m, draft: draft,
-                                      reasoningBudget: reasoningBudget < 0 ? nil : reasoningBudget)
+                                      reasoningBudget: reasoningBudget < 0 ? nil : reasoningBudget, maxTools: maxTools)
             slot.service = service
             FileHandle.standardError.write(Data("switchyard: \(KernelPath.summary), \(engine.model.weightSummary)\n".utf8))
             ready.loaded(service.alias)
@@ -105,6 +115,15 @@ struct Serve: ParsableCommand {
             }
         }
     }
+}
+
+/// Raises the open-file limit to its hard limit: every client connection is a descriptor, and a soft limit of
+/// 1024 (a common default) would refuse clients long before the machine runs short.
+func raiseDescriptorLimit() {
+    var r = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &r) == 0, r.rlim_cur < r.rlim_max else { return }
+    r.rlim_cur = r.rlim_max
+    _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &r)
 }
 
 /// Why `serve` ended without being asked to.

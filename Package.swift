@@ -60,6 +60,12 @@ let package = Package(
         .testTarget(name: "ChatTests", dependencies: ["Chat"]),
         .testTarget(name: "ServerTests", dependencies: ["switchyard", "Server", .product(name: "Hummingbird", package: "hummingbird"),
                                                         .product(name: "Logging", package: "swift-log")]),
+        // Fuzz harnesses (Scripts/fuzz.sh builds them with libFuzzer; a plain build replays a corpus).
+        .target(name: "FuzzSupport", path: "Tests/Fuzz/Support"),
+        .executableTarget(name: "FuzzGGUF", dependencies: ["GGUF", "FuzzSupport"], path: "Tests/Fuzz/FuzzGGUF",
+                          swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+        .executableTarget(name: "FuzzTopology", dependencies: ["Cluster", "FuzzSupport"], path: "Tests/Fuzz/FuzzTopology",
+                          swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "BenchKit", "Step35", "ModelKit", "GGUF", "Tokenizer"]),
         .testTarget(name: "ClusterTests", dependencies: ["Cluster", "SwiftNUMA", "switchyard"]),
     ],

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs one libFuzzer harness (Tests/Fuzz) for SECONDS, built with -sanitize=fuzzer,address in its own
+# scratch path (.build-fuzz, linked by lld: gold fails on the instrumented objects), starting from the committed seeds (Tests/Fuzz/corpus/NAME) and a working
+# corpus that grows in .build-fuzz/corpus/NAME. A crash, leak or timeout ends the run non-zero and leaves
+# its input in .build-fuzz/findings/NAME/ (add it to the seeds with a fix and a regression test).
+# Usage: bash Scripts/fuzz.sh gguf|topology SECONDS [extra libFuzzer flags]
+#        bash Scripts/fuzz.sh all SECONDS       (each harness in turn)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+name=${1:?usage: Scripts/fuzz.sh gguf|topology|all SECONDS}
+secs=${2:?usage: Scripts/fuzz.sh NAME SECONDS}
+shift 2
+declare -A target=([gguf]=FuzzGGUF [topology]=FuzzTopology)
+if [ "$name" = all ]; then
+    for n in "${!target[@]}"; do bash "$0" "$n" "$secs" "$@"; done
+    exit 0
+fi
+t=${target[$name]:-}
+[ -n "$t" ] || { echo "fuzz.sh: unknown harness '$name' (known: ${!target[*]})" >&2; exit 2; }
+swift build --scratch-path .build-fuzz --product "$t" -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING \
+    -Xswiftc -Xclang-linker -Xswiftc -fuse-ld=lld >/dev/null 2>.build-fuzz.log \
+    || { tail -20 .build-fuzz.log >&2; exit 1; }
+bin=.build-fuzz/debug/$t
+mkdir -p ".build-fuzz/corpus/$name" ".build-fuzz/findings/$name"
+log=.build-fuzz/$name.log
+# UCX (linked in through MPICH) patches mmap at load time, which AddressSanitizer's interceptors do not survive.
+export UCX_MEM_MMAP_HOOK_MODE=none UCX_MEM_MALLOC_HOOKS=no
+set +e
+"$bin" ".build-fuzz/corpus/$name" "Tests/Fuzz/corpus/$name" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+    -max_len=65536 -artifact_prefix=".build-fuzz/findings/$name/" -print_final_stats=1 "$@" > "$log" 2>&1
+rc=$?
+set -e
+runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+cov=$(grep -oE "cov: [0-9]+ ft: [0-9]+" "$log" | tail -1)
+echo "fuzz $name: ${secs} s, ${runs:-?} executions, ${cov:-no coverage line}, corpus $(ls ".build-fuzz/corpus/$name" | wc -l) inputs, exit $rc"
+if [ $rc -ne 0 ]; then grep -E "ERROR|SUMMARY|Test unit written|deadly signal|timeout" "$log" | head -8 >&2; fi
+exit $rc

@@ -14,6 +14,11 @@ else
     echo "test: no testbed (see the message above): the multi-host tests will be skipped" >&2
 fi
 swift test --skip-build
+# The fuzz harnesses (Tests/Fuzz): the committed seeds replayed by the plain build, then a short libFuzzer
+# pass of each (Scripts/fuzz.sh builds them with -sanitize=fuzzer,address in .build-fuzz).
+.build/debug/FuzzGGUF Tests/Fuzz/corpus/gguf
+.build/debug/FuzzTopology Tests/Fuzz/corpus/topology
+bash Scripts/fuzz.sh all 30
 # The openai and anthropic SDKs against `switchyard serve` (one process, and mpiexec -n 3).
 bash Scripts/sdk/run.sh
 # The web UI in headless Chromium (one process, and mpiexec -n 3).

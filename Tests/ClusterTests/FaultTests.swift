@@ -87,6 +87,7 @@ import Testing
                 victim = rankPID(2)
             }
             let pid = try #require(victim, "rank 2 never started: \(errors.text)")
+            let ranks = (0..<3).compactMap { rankPID($0) }
             kill(pid, SIGKILL)
             let killedAt = Date()
             while p.isRunning && Date().timeIntervalSince(killedAt) < 40 { Thread.sleep(forTimeInterval: 0.05) }
@@ -95,8 +96,11 @@ import Testing
             p.waitUntilExit()
             lines.wait()
             errors.wait()
-            Thread.sleep(forTimeInterval: 0.5)
-            let helpers = witnessHelpers()
+            var helpers = witnessHelpers(of: ranks)
+            for _ in 0..<20 where !helpers.isEmpty {
+                Thread.sleep(forTimeInterval: 0.25)
+                helpers = witnessHelpers(of: ranks)
+            }
             print("plain mpiexec\(disableAutoCleanup ? " -disable-auto-cleanup" : ""), trial \(trial): ended \(String(format: "%.2f", elapsed)) s after kill -9 of rank 2, status \(p.terminationStatus); stderr: \(errors.text.split(separator: "\n").filter { $0.contains("rank") }.prefix(2))")
             #expect(elapsed < 30)
             #expect(errors.text.contains("rank 2 (") && (errors.text.contains("signal 9") || errors.text.contains("no answer from rank 2")), "\(errors.text)")
@@ -106,14 +110,18 @@ import Testing
         }
     }
 
-    /// Witness and canary processes (SwiftMPI/Witness.swift) still running.
-    func witnessHelpers() -> [String] {
+    /// The witnesses of these ranks, and their canaries (SwiftMPI/Witness.swift), still running. Other
+    /// tests' jobs run meanwhile, so helpers are matched by the rank PID the witness was given.
+    func witnessHelpers(of ranks: [Int32]) -> [String] {
         let procs = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        return procs.compactMap { d in
-            guard Int32(d) != nil, let cmd = try? String(contentsOfFile: "/proc/\(d)/cmdline", encoding: .utf8),
-                  cmd.hasPrefix("switchyard\u{0}__witness") || cmd.hasPrefix("switchyard\u{0}__canary") else { return nil }
-            return "\(d) \(cmd.replacingOccurrences(of: "\u{0}", with: " "))"
+        let witnesses = procs.compactMap { d -> [String]? in
+            guard Int32(d) != nil, let cmd = try? String(contentsOfFile: "/proc/\(d)/cmdline", encoding: .utf8) else { return nil }
+            let args = cmd.split(separator: "\u{0}").map(String.init)
+            guard args.count == 5, args[1] == "__witness", let r = Int32(args[3]), ranks.contains(r) else { return nil }
+            return [d, args[4]]
         }
+        let alive = { (pid: String) in FileManager.default.fileExists(atPath: "/proc/\(pid)/cmdline") }
+        return witnesses.flatMap { w in [("witness", w[0]), ("canary", w[1])].filter { alive($0.1) }.map { "\($0.0) \($0.1)" } }
     }
 
     /// The pid of the switchyard process with PMI_RANK == rank, if running.

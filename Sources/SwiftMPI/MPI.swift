@@ -301,17 +301,8 @@ public final class Communicator: @unchecked Sendable {
     /// `MPI_Alltoallv` over bytes: `send` holds each destination's bytes back to back (`sendCounts[r]` for
     /// rank r); returns the concatenation of what every rank sent here (`recvCounts[r]` bytes from r).
     public func alltoallv(_ send: [UInt8], sendCounts: [Int32], recvCounts: [Int32], _ what: String) throws -> [UInt8] {
-        precondition(sendCounts.count == size && recvCounts.count == size)
-        let sd = exclusiveScan(sendCounts), rd = exclusiveScan(recvCounts)
-        var recv = [UInt8](repeating: 0, count: Int(recvCounts.reduce(0, +)))
-        var req: MPI_Request = MPI_REQUEST_NULL
-        try send.withUnsafeBufferPointer { s in
-            try recv.withUnsafeMutableBufferPointer { r in
-                try MPI.check(MPI_Ialltoallv(s.baseAddress, sendCounts, sd, MPI_BYTE, r.baseAddress, recvCounts, rd, MPI_BYTE,
-                                             comm, &req), what)
-                try wait(&req, what)
-            }
-        }
+        var recv: [UInt8] = []
+        try alltoallv(send, sendCounts: sendCounts, recvCounts: recvCounts, into: &recv, what)
         return recv
     }
 

@@ -214,13 +214,13 @@ struct ClusterCase: CustomTestStringConvertible, Sendable {
         let topo = try writeTopology("experts: 16\nheads: 1\nworkers: 1\nthreads: 1\n")
         let json = NSTemporaryDirectory() + "xb-\(UUID().uuidString).json"
         defer { for f in [topo, json] { try? FileManager.default.removeItem(atPath: f) } }
-        let r = try run(["bench-exchange", "-m", "builtin:tiny", "--topology", topo, "--tokens", "1,8", "--hidden", "512", "--rounds", "20",
+        let r = try run(["bench-exchange", "-m", "builtin:tiny", "--topology", topo, "--tokens", "1,64", "--hidden", "4096", "--rounds", "20",
                          "-r", "1", "--json", json], ranks: 2)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.text.contains("| latency (1 row of 8 B) |") && r.text.contains("fit: t = "), "\(r.text)")
         let doc = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
         let rows = try #require(doc["rows"] as? [[String: Any]])
-        #expect(rows.map { $0["tokens"] as? Int } == [1, 8])
+        #expect(rows.map { $0["tokens"] as? Int } == [1, 64])
         #expect(rows.allSatisfy { ($0["seconds"] as? Double ?? 0) > 0 })
         #expect((doc["alphaSeconds"] as? Double ?? 0) > 0 && (doc["betaBytesPerSecond"] as? Double ?? 0) > 0, "\(doc)")
         let bad = try run(["bench-exchange", "-m", "builtin:tiny"])

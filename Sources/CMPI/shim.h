@@ -21,4 +21,9 @@ static inline int cmpi_ptrace_listen(int pid) { return (int)ptrace(PTRACE_LISTEN
 static inline int cmpi_ptrace_event_stop(void) { return PTRACE_EVENT_STOP; }
 static inline int cmpi_allow_ptracer(int pid) { return prctl(PR_SET_PTRACER, (unsigned long)pid, 0, 0, 0); }
 static inline int cmpi_wait_all_threads(void) { return __WALL; }
+
+/* The calling thread's id (SwiftMPI/Finalize.swift looks at its finalize thread in /proc). */
+#include <sys/syscall.h>
+#include <unistd.h>
+static inline long cmpi_gettid(void) { return syscall(SYS_gettid); }
 #endif

@@ -26,7 +26,7 @@ public struct MPIError: Error, CustomStringConvertible {
 
 /// Process-wide MPI state.
 public enum MPI {
-    nonisolated(unsafe) private static var started = false
+    nonisolated(unsafe) static var started = false
     nonisolated(unsafe) static var liveness: Liveness?
 
     /// Whether this process was started by an MPI launcher (mpirun/mpiexec with PMI).
@@ -82,13 +82,6 @@ public enum MPI {
         return (0..<world.size).map { r in
             String(decoding: all[(r * width)..<((r + 1) * width)].prefix { $0 != 0 }, as: UTF8.self)
         }
-    }
-
-    /// Finalises MPI (call once, at the end, on every rank).
-    public static func finalize() {
-        liveness?.stopResponder()
-        if started { MPI_Finalize() }
-        started = false
     }
 
     /// Prints `message` to stderr and aborts the whole job with `code`. When `cause` says a peer is already

@@ -18,11 +18,13 @@ import Testing
         p.executableURL = URL(fileURLWithPath: "/usr/bin/mpiexec")
         p.arguments = ["-disable-auto-cleanup", "-n", "3", wrapper, switchyardBinary, "generate", "-m", "builtin:tiny", "--topology", topo,
                        "-n", "1000000", "--ignore-eos", "--print-ids"]
-        p.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PMI_") }
+        let job = UUID().uuidString
+        p.environment = Self.environment(job: job)
         let err = Pipe(), out = Pipe()
         p.standardOutput = out
         p.standardError = err
         try p.run()
+        let rankPID = { (r: Int) in Self.rankPID(r, job: job) }
         // Wait until the job is decoding (rank 0 has printed tokens), then kill rank 2.
         let lines = LineCounter(), errors = Collector(err.fileHandleForReading)
         let reader = Thread {
@@ -74,7 +76,9 @@ import Testing
             p.executableURL = URL(fileURLWithPath: "/usr/bin/mpiexec")
             p.arguments = (disableAutoCleanup ? ["-disable-auto-cleanup"] : []) + ["-n", "3", switchyardBinary, "generate", "-m", "builtin:tiny",
                                                                                   "--topology", topo, "-n", "1000000", "--ignore-eos", "--print-ids"]
-            p.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PMI_") }
+            let job = UUID().uuidString
+            p.environment = Self.environment(job: job)
+            let rankPID = { (r: Int) in Self.rankPID(r, job: job) }
             let err = Pipe(), out = Pipe()
             p.standardOutput = out
             p.standardError = err
@@ -124,16 +128,22 @@ import Testing
         return witnesses.flatMap { w in [("witness", w[0]), ("canary", w[1])].filter { alive($0.1) }.map { "\($0.0) \($0.1)" } }
     }
 
-    /// The pid of the switchyard process with PMI_RANK == rank, if running.
-    func rankPID(_ rank: Int) -> Int32? {
+    /// The test's environment for a job's ranks, marked with `job` (other suites' jobs, on this host or on
+    /// the testbed's hosts, run the same binary with the same arguments meanwhile).
+    static func environment(job: String) -> [String: String] {
+        ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PMI_") }.merging(["SY_FAULT_JOB": job]) { $1 }
+    }
+
+    /// The pid of job `job`'s switchyard process with PMI_RANK == rank, if running.
+    static func rankPID(_ rank: Int, job: String) -> Int32? {
         guard let procs = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return nil }
         for d in procs {
             guard let pid = Int32(d),
                   let cmd = try? String(contentsOfFile: "/proc/\(d)/cmdline", encoding: .utf8),
                   cmd.hasPrefix(switchyardBinary), cmd.contains("1000000"),
                   let env = try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(d)/environ")) else { continue }
-            let vars = env.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            if vars.contains("PMI_RANK=\(rank)") { return pid }
+            let vars = Set(env.split(separator: 0).map { String(decoding: $0, as: UTF8.self) })
+            if vars.contains("PMI_RANK=\(rank)") && vars.contains("SY_FAULT_JOB=\(job)") { return pid }
         }
         return nil
     }

@@ -274,3 +274,31 @@ struct ClusterCase: CustomTestStringConvertible, Sendable {
         }
     }
 }
+
+extension MPIRunTests {
+    /// If this fails, a job over TCP can hang at its very end: MPICH 4.0.2's MPI_Finalize over UCX TCP waits
+    /// forever on a peer that already sits in its final PMI barrier (SwiftMPI/Finalize.swift; before the fix
+    /// 1 of 12 testbed jobs under load, and 8 of 15 one-host TCP jobs whose ranks entered MPI_Finalize
+    /// together). Eight 3-rank `logits` jobs over UCX_TLS=tcp,self must each end with status 0 within 20 s,
+    /// none of them by giving up on the launcher, and agree on the logits.
+    @Test func tcpJobsEndCleanly() throws {
+        let topo = try writeTopology("experts: 8\nheads: 1\nworkers: 2\nthreads: 1\n")
+        let model = URL(fileURLWithPath: fixtureDir).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Sources/DemoModel/switchyard-demo-q8_0.gguf").path
+        var first: [Float]?
+        for trial in 1...8 {
+            let out = NSTemporaryDirectory() + "tcp-end-\(UUID().uuidString).f32"
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            let start = Date()
+            let r = try runProcess("/usr/bin/mpiexec", ["-n", "3", "-genv", "UCX_TLS", "tcp,self", switchyardBinary, "logits", "-m", model,
+                                                        "--tokens", "1,45,287,1180", "--out", out, "--topology", topo], timeout: 20)
+            let took = Date().timeIntervalSince(start)
+            #expect(r.status == 0 && took < 20, "trial \(trial): status \(r.status) after \(took) s: \(r.stderr)")
+            #expect(!r.stderr.contains("ending without it"), "trial \(trial): \(r.stderr)")
+            let x = try floats(out)
+            #expect(!x.isEmpty && (first == nil || x == first!), "trial \(trial): logits differ")
+            first = first ?? x
+        }
+        try? FileManager.default.removeItem(atPath: topo)
+    }
+}

@@ -18,6 +18,8 @@ swift test --skip-build
 # pass of each (Scripts/fuzz.sh builds them with -sanitize=fuzzer,address in .build-fuzz).
 .build/debug/FuzzGGUF Tests/Fuzz/corpus/gguf
 .build/debug/FuzzTopology Tests/Fuzz/corpus/topology
+.build/debug/FuzzTokenizer Tests/Fuzz/corpus/tokenizer
+.build/debug/FuzzChat Tests/Fuzz/corpus/chat
 bash Scripts/fuzz.sh all 30
 # The openai and anthropic SDKs against `switchyard serve` (one process, and mpiexec -n 3).
 bash Scripts/sdk/run.sh

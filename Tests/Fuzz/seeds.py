@@ -3,6 +3,8 @@
 
 gguf: small GGUF v3 files written here byte by byte (header, metadata of every value type, tensors of a
 few types, alignment), so libFuzzer starts from valid structure. topology: the repository's topology files.
+tokenizer: a mode byte (even: text, odd: little-endian Int32 ids) then text or ids. chat: a mode byte (bit 0
+starts in the reasoning, bit 1 types values by a tool), a chunking seed, then model output.
 """
 import os, shutil, struct, glob
 
@@ -69,7 +71,35 @@ def main():
     open(os.path.join(t, "placement.yaml"), "w").write(
         "experts: 4\nheads: 1\nworkers: 2\nplacement:\n  - {layer: 1, worker: 0, experts: [0, 1]}\n  - {layer: 1, worker: 1, experts: [2, 3]}\n"
         "replicas:\n  - {layer: 2, expert: 0, workers: [0, 1]}\nnuma: [0, 0]\n")
-    print(f"seeds: {len(files)} gguf, {len(os.listdir(t))} topology in {OUT}")
+    texts = ["def parse(path):\n    return open(path).read()\n", "你好，世界！今天天气怎么样？", "emoji 😀👍🏽 and\ttabs\r\n",
+             "   many    spaces\n\n\n", "<think>not special</think><|im_start|>user", "1234567890 3.14159 -42 0x1F",
+             "Ünïcödé ÅÆØ ß ﬁ", "\u200b\u00a0\ufeff"]
+    seeds = {f"text-{i}": b"\0" + t.encode() for i, t in enumerate(texts)}
+    seeds["ids"] = b"\1" + struct.pack("<8i", 1, 45, 287, 1180, 302, 79, 2650, 11)
+    seeds["ids-special"] = b"\3" + struct.pack("<4i", 0, 1, 2, 3)
+    seeds["ids-outside"] = b"\1" + struct.pack("<4i", -1, 2**31 - 1, 128815, 999999)
+    write_all("tokenizer", seeds)
+    call = ("<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n<parameter=days>\n3\n"
+            "</parameter>\n<parameter=metric>\ntrue\n</parameter>\n<parameter=opts>\n{\"a\": [1, 2]}\n</parameter>\n</function>\n</tool_call>")
+    outputs = {
+        "reasoning-content": (1, "Let me think.\n</think>\n\nThe answer is 4."),
+        "tool-call": (3, "The user wants weather.</think>\n" + call),
+        "call-in-reasoning": (3, "I should call " + call + " then answer</think>ok"),
+        "two-calls": (2, call + "\n" + call.replace("Paris", "Oslo")),
+        "unfinished": (3, "</think><tool_call>\n<function=get_weather>\n<parameter=city>\nPar"),
+        "not-a-tag": (0, "a < b and <tool_ and </thin k> stay text <tool_call>no function"),
+        "numbers": (2, call.replace("3\n", "3.5e2\n").replace("true", "maybe")),
+    }
+    write_all("chat", {k: bytes([m, 7]) + t.encode() for k, (m, t) in outputs.items()})
+    print(f"seeds: {len(files)} gguf, {len(os.listdir(t))} topology, {len(seeds)} tokenizer, {len(outputs)} chat in {OUT}")
+
+
+def write_all(name, seeds):
+    d = os.path.join(OUT, name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    for k, b in seeds.items():
+        open(os.path.join(d, k), "wb").write(b)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,9 @@ public final class JobSupervisor: @unchecked Sendable {
     /// Where ranks that end on a lost peer say so (passed to them as SWITCHYARD_LAUNCH_STATUS).
     let statusFile = NSTemporaryDirectory() + "switchyard-launch-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).status"
 
+    /// Called with each line the job writes to standard error (which still goes to this process's), when set.
+    public var onStderrLine: (@Sendable (String) -> Void)?
+
     public init(command: [String], grace: Double = 5, normalGrace: Double = 60) {
         self.command = command
         self.grace = grace
@@ -42,7 +45,7 @@ public final class JobSupervisor: @unchecked Sendable {
         var status: Int32 = 0
         while true {
             let r = waitpid(pid, &status, WNOHANG)
-            if r == pid { return exitCode(status) }
+            if r == pid { return finished(exitCode(status)) }
             if rank0 == nil { rank0 = Self.descendant(of: pid, withRank: 0) }
             if let r0 = rank0, rank0Gone == nil, kill(r0, 0) != 0 { rank0Gone = Date() }
             let lost = FileManager.default.fileExists(atPath: statusFile)
@@ -55,7 +58,7 @@ public final class JobSupervisor: @unchecked Sendable {
             if let s = stopping, Date().timeIntervalSince(s) > 3 {
                 kill(-pid, SIGKILL)
                 waitpid(pid, &status, 0)
-                return 1
+                return finished(1)
             }
             usleep(200_000)
         }
@@ -83,10 +86,58 @@ public final class JobSupervisor: @unchecked Sendable {
         posix_spawnattr_setsigdefault(&attr, &stops)
         let cargs = args.map { strdup($0) } + [nil]
         defer { for p in cargs { free(p) } }
+        // With onStderrLine, the job's stderr is a pipe that a thread copies to this process's stderr line by line.
+        var fa = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&fa)
+        defer { posix_spawn_file_actions_destroy(&fa) }
+        var errPipe: [Int32] = [-1, -1]
+        if onStderrLine != nil, pipe(&errPipe) == 0 {
+            posix_spawn_file_actions_adddup2(&fa, errPipe[1], 2)
+            posix_spawn_file_actions_addclose(&fa, errPipe[0])
+            posix_spawn_file_actions_addclose(&fa, errPipe[1])
+        }
         var child: pid_t = 0
-        let rc = posix_spawnp(&child, args[0], nil, &attr, cargs, environ)
+        let rc = posix_spawnp(&child, args[0], &fa, &attr, cargs, environ)
+        if errPipe[1] >= 0 {
+            close(errPipe[1])
+            if rc == 0, let each = onStderrLine { copyLines(from: errPipe[0], each) } else { close(errPipe[0]) }
+        }
         guard rc == 0 else { throw SupervisorError(message: "cannot start \(args[0]): \(String(cString: strerror(rc)))") }
         return child
+    }
+
+    /// Signalled when the job's stderr copy has reached its end.
+    private let stderrDone = DispatchSemaphore(value: 0)
+    private var copying = false
+
+    /// Copies `fd` to standard error on a thread of its own, handing each line to `each`.
+    private func copyLines(from fd: Int32, _ each: @escaping @Sendable (String) -> Void) {
+        copying = true
+        let done = stderrDone
+        let t = Thread {
+            var pending: [UInt8] = [], buf = [UInt8](repeating: 0, count: 8192)
+            while true {
+                let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                _ = buf.withUnsafeBytes { write(2, $0.baseAddress, n) }
+                pending += buf.prefix(n)
+                while let i = pending.firstIndex(of: 10) {
+                    each(String(decoding: pending[..<i], as: UTF8.self))
+                    pending.removeFirst(i + 1)
+                }
+            }
+            close(fd)
+            done.signal()
+        }
+        t.start()
+    }
+
+    /// The exit status, once the job's last stderr lines have been handed on (2 s at most: a process that
+    /// outlives mpiexec may hold the pipe).
+    private func finished(_ status: Int32) -> Int32 {
+        if copying { _ = stderrDone.wait(timeout: .now() + 2) }
+        return status
     }
 
     private func forwardSignals(_ send: @escaping @Sendable (Int32) -> Void) {

@@ -8,7 +8,7 @@ struct Switchyard: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "switchyard",
         abstract: "Expert-parallel inference for Step 3.5 Flash.",
-        subcommands: [Generate.self, Serve.self, Logits.self, Replay.self, Bench.self, ExchangeBench.self, Cost.self, Tune.self, Inspect.self, Synth.self, Launch.self],
+        subcommands: [Generate.self, Serve.self, Logits.self, Replay.self, Bench.self, ExchangeBench.self, Cost.self, Tune.self, Inspect.self, Synth.self, Launch.self, Supervise.self],
         defaultSubcommand: Generate.self)
 
     /// Unblocks the stop signals before anything else: a parent that spawned us from a thread with them

@@ -158,17 +158,27 @@ public enum SupervisorFront {
                     if head.status >= 500, let why = Self.jobFailure(port: port) { return k.resume(returning: .again(why)) }
                     return k.resume(returning: .answer(Response(status: status, headers: out, body: .init(byteBuffer: ByteBuffer(bytes: all)))))
                 }
-                // A stream: hold the head until its first bytes, so a job that dies first leaves nothing sent.
+                // A stream: hold its head and events back until one carries generated text, so a request the
+                // job only queued (or prefilled) before it failed can still be relayed again, unseen.
                 let (stream, feed) = AsyncStream<ByteBuffer>.makeStream()
                 var started = false, ended = false
+                var held: [UInt8] = [], scanned = 0
                 do {
                     try c.readBody(head) { piece in
-                        if !started {
+                        let text = String(decoding: piece, as: UTF8.self)
+                        if text.contains("data: [DONE]") || text.contains("\"error\"") { ended = true }
+                        if started { feed.yield(ByteBuffer(bytes: piece)); return }
+                        held += piece
+                        guard let cut = held.lastIndex(of: 10), cut >= scanned else { return }
+                        let lines = String(decoding: held[scanned...cut], as: UTF8.self).split(separator: "\n")
+                        scanned = cut + 1
+                        if lines.contains(where: { Self.carriesTokens($0) }) {
                             started = true
                             k.resume(returning: .answer(Response(status: status, headers: out, body: .init(asyncSequence: stream))))
+                            feed.yield(ByteBuffer(bytes: held))
+                        } else if lines.contains(where: { $0.hasPrefix("data: ") && $0.contains("\"error\"") }) {
+                            throw RelayError.cut(String(lines.first { $0.contains("\"error\"") }!.dropFirst(6)))
                         }
-                        if String(decoding: piece, as: UTF8.self).contains("data: [DONE]") || String(decoding: piece, as: UTF8.self).contains("\"error\"") { ended = true }
-                        feed.yield(ByteBuffer(bytes: piece))
                     }
                 } catch {
                     guard started else { return k.resume(returning: .again("\(error)")) }
@@ -180,12 +190,31 @@ public enum SupervisorFront {
                         feed.yield(ByteBuffer(string: "data: \(msg.pythonJSON())\n\n"))
                     }
                 }
-                if !started { k.resume(returning: .answer(Response(status: status, headers: out, body: .init(asyncSequence: stream)))) }
+                if !started {
+                    // A whole stream without generated text (e.g. max_tokens 0): pass it on as it came.
+                    k.resume(returning: .answer(Response(status: status, headers: out, body: .init(asyncSequence: stream))))
+                    feed.yield(ByteBuffer(bytes: held))
+                }
                 feed.finish()
             }
             t.stackSize = 1 << 20
             t.start()
         }
+    }
+
+    /// Whether an SSE line carries generated text (OpenAI chat and completions deltas, the Responses API's
+    /// and Anthropic's delta events); role-only and usage events do not.
+    static func carriesTokens(_ line: Substring) -> Bool {
+        guard line.hasPrefix("data: "), let v = try? JSONValue.parse(String(line.dropFirst(6))) else { return false }
+        if let t = v["type"]?.string, t.hasSuffix(".delta") || t == "content_block_delta" { return true }
+        for c in v["choices"]?.array ?? [] {
+            if let t = c["text"]?.string, !t.isEmpty { return true }
+            let d = c["delta"]
+            if let t = d?["content"]?.string, !t.isEmpty { return true }
+            if let t = d?["reasoning_content"]?.string, !t.isEmpty { return true }
+            if d?["tool_calls"]?.array?.isEmpty == false { return true }
+        }
+        return false
     }
 
     /// The job's own failure message from its `/health` ("engine failed: ..."), or nil when it is healthy.

@@ -107,7 +107,7 @@ final class RelayConnection {
 
     /// Calls `piece` with each part of the body as it arrives, to its end; throws `.cut` when the body stops
     /// early.
-    func readBody(_ head: RelayHead, _ piece: ([UInt8]) -> Void) throws {
+    func readBody(_ head: RelayHead, _ piece: ([UInt8]) throws -> Void) throws {
         if head.header("transfer-encoding")?.lowercased().contains("chunked") == true {
             while true {
                 guard let sizeLine = line(), let size = Int(sizeLine.split(separator: ";").first ?? "", radix: 16) else {
@@ -115,17 +115,17 @@ final class RelayConnection {
                 }
                 if size == 0 { return }
                 while buffer.count < size + 2 { guard fill() else { throw RelayError.cut("a chunk ended early") } }
-                piece(Array(buffer[..<size]))
+                try piece(Array(buffer[..<size]))
                 buffer.removeFirst(size + 2)
             }
         } else if let n = head.header("content-length").flatMap(Int.init) {
             while buffer.count < n { guard fill() else { throw RelayError.cut("\(buffer.count) of \(n) bytes came") } }
-            piece(Array(buffer[..<n]))
+            try piece(Array(buffer[..<n]))
         } else {
-            if !buffer.isEmpty { piece(buffer) }
+            if !buffer.isEmpty { try piece(buffer) }
             buffer = []
             while fill() {
-                piece(buffer)
+                try piece(buffer)
                 buffer = []
             }
         }

@@ -9,7 +9,8 @@
 // over UCX_TLS=tcp,self whenever the ranks enter MPI_Finalize together (8 of 15 runs with a world barrier
 // just before it). MPICH dropped that PMI barrier upstream (pmodels/mpich#6596); Debian's 4.0.2 has it.
 //
-// So, when Hydra launched the job (PMI_FD: the PMI-1 wire), a rank ends MPI itself:
+// So, when Hydra launched the job (PMI_FD and Hydra's MPIR_CVAR_CH3_INTERFACE_HOSTNAME: the PMI-1 wire), a
+// rank ends MPI itself:
 // - `cmd=barrier_in` / `barrier_out`: every rank has reached its end, so none still waits on a message
 //   (what a rank had to receive, it received before it got here);
 // - `cmd=finalize` / `finalize_ack`: the launcher records a clean end;
@@ -31,7 +32,10 @@ extension MPI {
         guard started else { return }
         started = false
         let env = ProcessInfo.processInfo.environment
-        if let fd = env["PMI_FD"].flatMap(Int32.init), (env["PMI_SIZE"].flatMap(Int.init) ?? 1) > 1 {
+        // Hydra's proxies speak PMI-1 and mark their ranks with MPIR_CVAR_CH3_INTERFACE_HOSTNAME; Slurm's
+        // `srun --mpi=pmi2` also passes PMI_FD, but speaks PMI-2: that takes the MPI_Finalize path below.
+        if let fd = env["PMI_FD"].flatMap(Int32.init), (env["PMI_SIZE"].flatMap(Int.init) ?? 1) > 1,
+           env["MPIR_CVAR_CH3_INTERFACE_HOSTNAME"] != nil {
             if !finishPMI(fd) { note("the launcher did not answer its PMI barrier within \(Int(finalizeGrace)) s") }
             exitWithoutTeardown()
             return

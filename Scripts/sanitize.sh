@@ -29,7 +29,7 @@ if [ "$n" -gt 0 ]; then
     # Kind of report, then the first stack frame in Sources/ or Tests/ (ours), counted.
     for f in "$reports"/*; do
         k=$(grep -m1 -oE "(ERROR: AddressSanitizer: [a-z-]+|ERROR: LeakSanitizer: [a-z ]+|WARNING: ThreadSanitizer: [a-z -]+)" "$f" || echo "other")
-        at=$(grep -m1 -oE "/work/[^ ]*/(Sources|Tests)/[^ ]+" "$f" | sed "s|$PWD/||" || echo "no frame of ours")
+        at=$(grep -m1 -oE "$PWD/(Sources|Tests)/[^ ]+" "$f" | sed "s|$PWD/||" || echo "no frame of ours")
         echo "$k at $at"
     done | sort | uniq -c | sort -rn | head -30
 fi

@@ -3,14 +3,14 @@
 # scratch path (.build-fuzz, linked by lld: gold fails on the instrumented objects), starting from the committed seeds (Tests/Fuzz/corpus/NAME) and a working
 # corpus that grows in .build-fuzz/corpus/NAME. A crash, leak or timeout ends the run non-zero and leaves
 # its input in .build-fuzz/findings/NAME/ (add it to the seeds with a fix and a regression test).
-# Usage: bash Scripts/fuzz.sh gguf|topology|tokenizer|chat SECONDS [extra libFuzzer flags]
+# Usage: bash Scripts/fuzz.sh gguf|topology|tokenizer|chat|http SECONDS [extra libFuzzer flags]
 #        bash Scripts/fuzz.sh all SECONDS       (each harness in turn)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-name=${1:?usage: Scripts/fuzz.sh gguf|topology|tokenizer|chat|all SECONDS}
+name=${1:?usage: Scripts/fuzz.sh gguf|topology|tokenizer|chat|http|all SECONDS}
 secs=${2:?usage: Scripts/fuzz.sh NAME SECONDS}
 shift 2
-declare -A target=([gguf]=FuzzGGUF [topology]=FuzzTopology [tokenizer]=FuzzTokenizer [chat]=FuzzChat)
+declare -A target=([gguf]=FuzzGGUF [topology]=FuzzTopology [tokenizer]=FuzzTokenizer [chat]=FuzzChat [http]=FuzzHTTP)
 if [ "$name" = all ]; then
     for n in "${!target[@]}"; do bash "$0" "$n" "$secs" "$@"; done
     exit 0

@@ -20,6 +20,7 @@ swift test --skip-build
 .build/debug/FuzzTopology Tests/Fuzz/corpus/topology
 .build/debug/FuzzTokenizer Tests/Fuzz/corpus/tokenizer
 .build/debug/FuzzChat Tests/Fuzz/corpus/chat
+.build/debug/FuzzHTTP Tests/Fuzz/corpus/http
 bash Scripts/fuzz.sh all 30
 # The openai and anthropic SDKs against `switchyard serve` (one process, and mpiexec -n 3).
 bash Scripts/sdk/run.sh

@@ -4,7 +4,9 @@
 gguf: small GGUF v3 files written here byte by byte (header, metadata of every value type, tensors of a
 few types, alignment), so libFuzzer starts from valid structure. topology: the repository's topology files.
 tokenizer: a mode byte (even: text, odd: little-endian Int32 ids) then text or ids. chat: a mode byte (bit 0
-starts in the reasoning, bit 1 types values by a tool), a chunking seed, then model output.
+starts in the reasoning, bit 1 types values by a tool), a chunking seed, then model output. http: an
+endpoint byte (FuzzHTTP's order: chat, completions, responses, messages, count_tokens, tokenize, detokenize,
+apply-template) then a request body.
 """
 import os, shutil, struct, glob
 
@@ -91,7 +93,29 @@ def main():
         "numbers": (2, call.replace("3\n", "3.5e2\n").replace("true", "maybe")),
     }
     write_all("chat", {k: bytes([m, 7]) + t.encode() for k, (m, t) in outputs.items()})
-    print(f"seeds: {len(files)} gguf, {len(os.listdir(t))} topology, {len(seeds)} tokenizer, {len(outputs)} chat in {OUT}")
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object",
+            "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}, "required": ["city"]}}}
+    msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Weather in Paris?"}]
+    bodies = {
+        "chat": (0, {"messages": msgs, "max_tokens": 4, "temperature": 0}),
+        "chat-stream-tools": (0, {"messages": msgs, "max_tokens": 4, "stream": True, "tools": [tool], "tool_choice": "auto",
+                                  "stream_options": {"include_usage": True}, "stop": ["\n"], "seed": 3, "top_p": 0.9}),
+        "chat-tool-turn": (0, {"messages": msgs + [{"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "type": "function",
+                               "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
+                               {"role": "tool", "tool_call_id": "c1", "content": "sunny"}], "max_tokens": 3, "tools": [tool]}),
+        "completions": (1, {"prompt": "def f(x):", "max_tokens": 4, "stream": True, "ignore_eos": True}),
+        "responses": (2, {"input": "Hi", "instructions": "Be brief.", "max_output_tokens": 4, "tools": [
+            {"type": "function", "name": "get_weather", "parameters": tool["function"]["parameters"]}]}),
+        "messages": (3, {"model": "fuzz", "max_tokens": 4, "system": "Be brief.", "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "Hi"}]}], "stream": True, "thinking": {"type": "enabled", "budget_tokens": 2}}),
+        "count-tokens": (4, {"model": "fuzz", "messages": [{"role": "user", "content": "Hi"}]}),
+        "tokenize": (5, {"content": "Hello <think>", "add_special": True}),
+        "detokenize": (6, {"tokens": [1, 2, 3, 300]}),
+        "apply-template": (7, {"messages": msgs, "tools": [tool]}),
+    }
+    import json
+    write_all("http", {k: bytes([e]) + json.dumps(b).encode() for k, (e, b) in bodies.items()})
+    print(f"seeds: {len(files)} gguf, {len(os.listdir(t))} topology, {len(seeds)} tokenizer, {len(outputs)} chat, {len(bodies)} http in {OUT}")
 
 
 def write_all(name, seeds):

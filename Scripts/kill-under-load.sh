@@ -10,13 +10,8 @@ cd "$(dirname "$0")/.."
 CLIENTS=${1:-8}
 SECS=${2:-120}
 EVERY=${3:-30}
-B=.build/release/switchyard
-swift build -c release --product switchyard >/dev/null
 source Scripts/serve-lib.sh
-ensure_venv httpx httpx
-T=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$T"' EXIT
-printf "experts: 8\nheads: 1\nworkers: 2\nthreads: 1\n" > "$T/1h2w.yaml"
+demo_cluster_setup
 MARK=kul-$$
 "$B" supervise --port 0 -- mpiexec -n 3 -genv SY_KILL_MARK "$MARK" "$PWD/$B" serve --topology "$T/1h2w.yaml" -np 4 2> "$T/sup.log" &
 SUP=$!

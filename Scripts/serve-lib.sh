@@ -24,3 +24,15 @@ ensure_venv() {
     [ -x "$V/bin/python" ] || python3 -m venv "$V"
     "$V/bin/python" -c "import $imports" 2>/dev/null || "$V/bin/pip" install --quiet "$@"
 }
+
+# demo_cluster_setup: for the scripts that serve the demo model on 1 head + 2 workers (kill-under-load, soak):
+# the release binary as B (built if stale), the venv with httpx, a scratch directory T removed at exit with
+# the script's background jobs, and T/1h2w.yaml (the demo model's 8 experts on two workers).
+demo_cluster_setup() {
+    B=.build/release/switchyard
+    swift build -c release --product switchyard >/dev/null
+    ensure_venv httpx httpx
+    T=$(mktemp -d)
+    trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$T"' EXIT
+    printf "experts: 8\nheads: 1\nworkers: 2\nthreads: 1\n" > "$T/1h2w.yaml"
+}

@@ -10,13 +10,8 @@ cd "$(dirname "$0")/.."
 MINUTES=${1:-60}
 CLIENTS=${2:-8}
 WINDOW=${3:-600}
-B=.build/release/switchyard
-swift build -c release --product switchyard >/dev/null
 source Scripts/serve-lib.sh
-ensure_venv httpx httpx
-T=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$T"' EXIT
-printf "experts: 8\nheads: 1\nworkers: 2\nthreads: 1\n" > "$T/1h2w.yaml"
+demo_cluster_setup
 MARK=soak-$$
 
 # rss LABEL: "rank R pid P VmRSS kB" for every rank of this soak's server.

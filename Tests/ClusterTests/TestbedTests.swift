@@ -183,23 +183,30 @@ extension TestbedTests {
         case .linkDown: _ = try Testbed.shell(["link", "2", "down"])
         case .kill: _ = try Testbed.shell(["kill", "2", "switchyard generate"])
         }
-        while p.isRunning && Date().timeIntervalSince(t0) < 45 { usleep(100_000) }
-        let elapsed = Date().timeIntervalSince(t0)
-        if p.isRunning { p.terminate() }
-        p.waitUntilExit()
+        let (elapsed, left) = try Self.awaitEnd(p, faultAt: t0)
         lines.wait()
         errors.wait()
-        // Sessions on the other hosts end as their ssh clients go; allow them until 30 s after the fault.
-        var left = try (0..<3).flatMap { try Self.leftovers(host: $0) }
-        while !left.isEmpty && Date().timeIntervalSince(t0) < 30 {
-            usleep(250_000)
-            left = try (0..<3).flatMap { try Self.leftovers(host: $0) }
-        }
         print("testbed fault (\(fault.rawValue)): launch exited \(String(format: "%.1f", elapsed)) s after the fault with status \(p.terminationStatus); processes left \(String(format: "%.1f", Date().timeIntervalSince(t0))) s after the fault: \(left.count)")
         #expect(elapsed < 30, "launch still running \(Int(elapsed)) s after the fault")
         #expect(left.isEmpty, "left running: \(left)")
         #expect(p.terminationStatus != 0)
         #expect(errors.text.contains("rank 2 (syhost2)"), "\(errors.text.suffix(1500))")
+    }
+
+    /// Waits (45 s at most) for the job `p` to end after a fault at `faultAt`, stopping it if it has not, then
+    /// for the other hosts' sessions to end as their ssh clients go (until 30 s after the fault): the seconds
+    /// from the fault to the job's end, and what is still running on any host.
+    static func awaitEnd(_ p: Process, faultAt t0: Date) throws -> (elapsed: Double, left: [String]) {
+        while p.isRunning && Date().timeIntervalSince(t0) < 45 { usleep(100_000) }
+        let elapsed = Date().timeIntervalSince(t0)
+        if p.isRunning { p.terminate() }
+        p.waitUntilExit()
+        var left = try (0..<3).flatMap { try Self.leftovers(host: $0) }
+        while !left.isEmpty && Date().timeIntervalSince(t0) < 30 {
+            usleep(250_000)
+            left = try (0..<3).flatMap { try Self.leftovers(host: $0) }
+        }
+        return (elapsed, left)
     }
 
     /// Processes in a test host's network namespace other than its sshd (ranks, proxies, mpiexec, launch).
@@ -238,18 +245,10 @@ extension TestbedTests {
         case .linkDown: _ = try Testbed.shell(["link", "2", "down"])
         case .kill: _ = try Testbed.shell(["kill", "2", "switchyard serve"])
         }
-        while p.isRunning && Date().timeIntervalSince(t0) < 45 { usleep(100_000) }
-        let elapsed = Date().timeIntervalSince(t0)
-        if p.isRunning { p.terminate() }
-        p.waitUntilExit()
+        let (elapsed, left) = try Self.awaitEnd(p, faultAt: t0)
         c.waitUntilExit()
         stream.wait()
         errors.wait()
-        var left = try (0..<3).flatMap { try Self.leftovers(host: $0) }
-        while !left.isEmpty && Date().timeIntervalSince(t0) < 30 {
-            usleep(250_000)
-            left = try (0..<3).flatMap { try Self.leftovers(host: $0) }
-        }
         let last = events().last(where: { $0 != "data: [DONE]" }) ?? ""
         print("testbed server fault (\(fault.rawValue)): \(events().count) events, the last: \(last.prefix(240)); serve exited \(String(format: "%.1f", elapsed)) s after the fault with status \(p.terminationStatus); processes left: \(left.count)")
         #expect(elapsed < 30, "serve still running \(Int(elapsed)) s after the fault")

@@ -219,12 +219,12 @@ public enum SupervisorFront {
 
     /// The job's own failure message from its `/health` ("engine failed: ..."), or nil when it is healthy.
     static func jobFailure(port: Int) -> String? {
-        guard let c = try? RelayConnection(port: port, method: "GET", path: "/health", headers: [], body: []),
-              let h = try? c.readHead() else { return "the job stopped answering" }
-        guard h.status != 200 else { return nil }
-        var text: [UInt8] = []
-        try? c.readBody(h) { text += $0 }
-        return (try? JSONValue.parse(utf8: text))?["error"]?["message"]?.string ?? "health \(h.status)"
+        switch RestartLoop.health(port) {
+        case .ok?: return nil
+        case .loading?: return "Loading model"
+        case .failed(let why)?: return why
+        case nil: return "the job stopped answering"
+        }
     }
 
     static func outage(_ state: JobState, status: HTTPResponse.Status) -> Response {

@@ -17,9 +17,10 @@ if [ "$name" = all ]; then
 fi
 t=${target[$name]:-}
 [ -n "$t" ] || { echo "fuzz.sh: unknown harness '$name' (known: ${!target[*]})" >&2; exit 2; }
+mkdir -p .build-fuzz
 swift build --scratch-path .build-fuzz --product "$t" -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING \
-    -Xswiftc -Xclang-linker -Xswiftc -fuse-ld=lld >/dev/null 2>.build-fuzz.log \
-    || { tail -20 .build-fuzz.log >&2; exit 1; }
+    -Xswiftc -Xclang-linker -Xswiftc -fuse-ld=lld >/dev/null 2>.build-fuzz/build.log \
+    || { tail -20 .build-fuzz/build.log >&2; exit 1; }
 bin=.build-fuzz/debug/$t
 mkdir -p ".build-fuzz/corpus/$name" ".build-fuzz/findings/$name"
 log=.build-fuzz/$name.log
@@ -29,7 +30,8 @@ export UCX_MEM_MMAP_HOOK_MODE=none UCX_MEM_MALLOC_HOOKS=no
 export LSAN_OPTIONS="suppressions=$PWD/Tests/Fuzz/lsan.supp:print_suppressions=0"
 set +e
 # A hang is an input that runs past -timeout. The http harness generates up to its 96-token context on the
-# tiny model, which under ASan on 2 cores took over 10 s once (2026-12-02 CI): it gets 60 s.
+# tiny model under ASan, a few seconds on 2 cores; it gets 60 s. (Its first timeouts, in CI on 2026-12-02,
+# were a scheduler deadlock, not slowness: EngineSchedulingTests.aCachedPrefixTooBigToCopyIsDroppedNotWaitedFor.)
 timeout=10
 [ "$name" = http ] && timeout=60
 "$bin" ".build-fuzz/corpus/$name" "Tests/Fuzz/corpus/$name" -max_total_time="$secs" -timeout="$timeout" -rss_limit_mb=2048 \

@@ -142,21 +142,27 @@ final class Scheduler {
         var p = StepPlan()
         p.cancel = cancels[lane]
         cancels[lane] = []
-        while let w = queue.first, let (head, reuse) = placement(w.job, lane: lane) {
+        while let w = queue.first, let (head, placedReuse) = placement(w.job, lane: lane) {
+            var reuse = placedReuse
             var job = w.job
-            let need: Int, release: Int, reserved: Int
+            var need: Int, release: Int, reserved: Int
             let continued = reuse.flatMap { r in cached.first { $0.head == head && $0.id == r } }
             if let c = continued, c.info.fitsInPlace(job) {
                 (need, release, reserved) = (0, 0, c.info.bytes)  // its bytes move from cached to running
             } else {
                 (need, release, reserved) = (bytes(job), continued?.info.bytes ?? 0, bytes(job))
             }
+            // A copy holds the cached sequence and the new reservation at once: where the budget cannot hold
+            // both even with nothing else on the head, the prefix is dropped and the request starts afresh
+            // (waiting for room would wait forever: the cached bytes are freed only by this admission).
+            if release > 0, release + need > budget, let r = reuse {
+                evict(head: head, id: r, into: &p)
+                (reuse, release) = (nil, 0)
+            }
             // Free room: least recently used cached sequences on that head, never the one being continued.
             while used[head] + need > budget, let victim = cached.indices.filter({ cached[$0].head == head && cached[$0].id != reuse })
                     .min(by: { cached[$0].lastUsed < cached[$1].lastUsed }) {
-                used[head] -= cached[victim].info.bytes
-                p.evict.append(HeadOrder(head: head, id: cached[victim].id))
-                cached.remove(at: victim)
+                evict(head: head, id: cached[victim].id, into: &p)
             }
             guard used[head] + need <= budget else { break }  // wait for running sequences to end
             queue.removeFirst()
@@ -174,6 +180,14 @@ final class Scheduler {
         }
         p.run = running.values.contains { $0.lane == lane && $0.ending == nil }
         return p
+    }
+
+    /// Drops a cached sequence: its bytes are free now, and its head frees them at the lane's next step.
+    private func evict(head: Int, id: Int, into p: inout StepPlan) {
+        guard let i = cached.firstIndex(where: { $0.head == head && $0.id == id }) else { return }
+        used[head] -= cached[i].info.bytes
+        p.evict.append(HeadOrder(head: head, id: id))
+        cached.remove(at: i)
     }
 
     /// Where `job` would go on `lane`: the head holding the longest common prefix among heads with a free

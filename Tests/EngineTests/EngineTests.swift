@@ -216,6 +216,29 @@ final class EventLog: @unchecked Sendable {
         #expect(e.snapshot().kvUsed[0] <= e.kvBudget)
     }
 
+    /// If this fails, a request that shares a prefix with a cached sequence it cannot continue in place waits
+    /// forever when the budget cannot hold that sequence and its own reservation at once (the cached bytes
+    /// were to be freed only by its admission). Found by the http fuzz harness (2026-12-02): the engine sat
+    /// with nothing running and one request queued.
+    @Test func aCachedPrefixTooBigToCopyIsDroppedNotWaitedFor() throws {
+        let first = InferenceRequest(prompt: [1, 2, 3], maxTokens: 40, ignoreEOS: true)
+        let second = InferenceRequest(prompt: [1, 2, 3, 7, 8], maxTokens: 80, ignoreEOS: true)
+        let alone = try EngineFixtures.alone([second])[0]
+        let probe = try EngineFixtures.engine(prefixCache: false)
+        let kv = { (n: Int) in probe.model.config.kvBytes(context: n, type: .f32, maxPass: 2) }
+        let budget = kv(100) + kv(44) / 2  // holds the second request, not it and the first's cached sequence
+        probe.shutdown()
+        let e = try EngineFixtures.engine(budget: budget)
+        defer { e.shutdown() }
+        _ = try e.generate([first])
+        #expect(e.snapshot().cachedSequences == 1)
+        let rec = Recorder()
+        _ = try e.submit(second, sink: rec.sink)
+        #expect(rec.waitForEnd(timeout: 60)?.reason == .length)
+        #expect(rec.tokens == alone)
+        #expect(e.snapshot().kvUsed[0] <= e.kvBudget)
+    }
+
     /// If this fails, a bad request gets through to the model (or crashes it) instead of a typed error a
     /// server can answer with a 400.
     @Test func badRequestsGetTypedErrors() throws {

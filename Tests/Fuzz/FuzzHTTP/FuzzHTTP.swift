@@ -58,7 +58,13 @@ public func fuzzHTTP(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         } catch { box.error = error }
         done.signal()
     }
-    done.wait()
+    // An input that waits long prints the engine's state, which tells a stuck scheduler (nothing running,
+    // something queued) from slow generation; libFuzzer's -timeout then ends the run with the input.
+    while done.wait(timeout: .now() + 20) == .timedOut {
+        let e = s.engine.snapshot()
+        let note = "fuzz-http: still waiting: running \(e.running.count), queued \(e.queued), KV \(e.kvUsed) of \(e.kvBudget) B, cached \(e.cachedSequences)\n"
+        FileHandle.standardError.write(Data(note.utf8))
+    }
     if let e = box.error { preconditionFailure("a route threw something that is not an API error: \(e)") }
     return 0
 }

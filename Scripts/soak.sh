@@ -3,13 +3,15 @@
 # demo model, loopback only, bounded in time). Prints, per setup: each rank's resident memory (VmRSS) at the
 # start (after a warm-up minute) and at the end, its growth in percent, and the load test's line per window
 # (requests, time to first token and latency p50/p99, failed, lost).
-# Usage: Scripts/soak.sh [MINUTES] [CLIENTS] [WINDOW_S]   (defaults 60 minutes, 8 clients, 600 s windows;
-#        SOAK_WARMUP_MIN sets the warm-up, 1 minute)
+# Usage: Scripts/soak.sh [MINUTES] [CLIENTS] [WINDOW_S] [single|cluster|both]
+#        (defaults 60 minutes, 8 clients, 600 s windows, both setups; SOAK_WARMUP_MIN sets the warm-up, 1 minute)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MINUTES=${1:-60}
 CLIENTS=${2:-8}
 WINDOW=${3:-600}
+SETUPS=${4:-both}
+case $SETUPS in single|cluster|both) ;; *) echo "soak.sh: setup must be single, cluster or both, not '$SETUPS'" >&2; exit 2;; esac
 source Scripts/serve-lib.sh
 demo_cluster_setup
 MARK=soak-$$
@@ -41,5 +43,5 @@ run() {
     wait "$SERVER_PID" 2>/dev/null || true
 }
 export SY_SOAK=$MARK
-run "single process" ""
-run "1 head + 2 workers" "mpiexec -n 3 -genv SY_SOAK $MARK" --topology "$T/1h2w.yaml"
+[ "$SETUPS" = cluster ] || run "single process" ""
+[ "$SETUPS" = single ] || run "1 head + 2 workers" "mpiexec -n 3 -genv SY_SOAK $MARK" --topology "$T/1h2w.yaml"

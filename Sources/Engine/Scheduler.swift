@@ -145,7 +145,8 @@ final class Scheduler {
         while let w = queue.first, let (head, placedReuse) = placement(w.job, lane: lane) {
             var reuse = placedReuse
             var job = w.job
-            var need: Int, release: Int, reserved: Int
+            let need: Int, reserved: Int
+            var release: Int
             let continued = reuse.flatMap { r in cached.first { $0.head == head && $0.id == r } }
             if let c = continued, c.info.fitsInPlace(job) {
                 (need, release, reserved) = (0, 0, c.info.bytes)  // its bytes move from cached to running

@@ -30,7 +30,16 @@ ensure_venv() {
 # the script's background jobs, and T/1h2w.yaml (the demo model's 8 experts on two workers).
 demo_cluster_setup() {
     B=.build/release/switchyard
-    swift build -c release --product switchyard >/dev/null
+    bash Scripts/setup.sh
+    # Quiet when it builds; the compiler's errors (on stdout) are shown when it does not.
+    local log
+    log=$(mktemp)
+    if ! swift build -c release --product switchyard > "$log" 2>&1; then
+        grep -E "error" "$log" | head -20 >&2
+        echo "serve-lib: the release build failed (log: $log)" >&2
+        return 1
+    fi
+    rm -f "$log"
     ensure_venv httpx httpx
     T=$(mktemp -d)
     trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$T"' EXIT

@@ -197,18 +197,44 @@ long sy_probe_int8(sy_pool *pool, long iters) {
     return iters * 8 * 32 * sy_pool_size(pool);   /* c.sink keeps the loops' results alive */
 }
 
-/* ---- per-thread scratch ---- */
+/* ---- per-thread scratch ----
+   Each thread's buffers hang off one block, found through a _Thread_local pointer (fast) and registered
+   under a pthread key whose destructor frees them when the thread ends: a pool's workers end with the pool,
+   and without the destructor every pool freed (an engine restarted, a test's pool) leaked its workers'
+   buffers (LeakSanitizer's first report on the test suite, Docs/RELIABILITY.md). */
 enum { SY_SCRATCH_SLOTS = 8 };
-static _Thread_local void *sy_scratch_ptr[SY_SCRATCH_SLOTS];
-static _Thread_local size_t sy_scratch_cap[SY_SCRATCH_SLOTS];
+typedef struct { void *ptr[SY_SCRATCH_SLOTS]; size_t cap[SY_SCRATCH_SLOTS]; } sy_scratch_block;
+static _Thread_local sy_scratch_block *sy_scratch_mine;
+static pthread_key_t sy_scratch_key;
+static pthread_once_t sy_scratch_once = PTHREAD_ONCE_INIT;
+static atomic_long sy_scratch_freed;
+
+static void sy_scratch_release(void *p) {
+    sy_scratch_block *b = p;
+    long bytes = 0;
+    for (int i = 0; i < SY_SCRATCH_SLOTS; i++) { free(b->ptr[i]); bytes += (long)b->cap[i]; }
+    free(b);
+    atomic_fetch_add_explicit(&sy_scratch_freed, bytes, memory_order_relaxed);
+}
+static void sy_scratch_init(void) { pthread_key_create(&sy_scratch_key, sy_scratch_release); }
+
+long sy_scratch_freed_at_exit(void) { return atomic_load_explicit(&sy_scratch_freed, memory_order_relaxed); }
 
 void *sy_scratch(int slot, size_t bytes) {
-    if (bytes > sy_scratch_cap[slot]) {
-        /* Grow by half again at least: attention's buffers follow the context, one key longer every token. */
-        const size_t want = bytes > sy_scratch_cap[slot] + sy_scratch_cap[slot] / 2 ? bytes : sy_scratch_cap[slot] + sy_scratch_cap[slot] / 2;
-        free(sy_scratch_ptr[slot]);
-        sy_scratch_ptr[slot] = malloc(want);
-        sy_scratch_cap[slot] = sy_scratch_ptr[slot] ? want : 0;
+    sy_scratch_block *b = sy_scratch_mine;
+    if (!b) {
+        pthread_once(&sy_scratch_once, sy_scratch_init);
+        b = calloc(1, sizeof *b);
+        if (!b) return NULL;
+        pthread_setspecific(sy_scratch_key, b);
+        sy_scratch_mine = b;
     }
-    return sy_scratch_ptr[slot];
+    if (bytes > b->cap[slot]) {
+        /* Grow by half again at least: attention's buffers follow the context, one key longer every token. */
+        const size_t grown = b->cap[slot] + b->cap[slot] / 2, want = bytes > grown ? bytes : grown;
+        free(b->ptr[slot]);
+        b->ptr[slot] = malloc(want);
+        b->cap[slot] = b->ptr[slot] ? want : 0;
+    }
+    return b->ptr[slot];
 }

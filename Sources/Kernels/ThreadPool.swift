@@ -28,6 +28,10 @@ public final class ThreadPool: @unchecked Sendable {
     /// Kernel calls dispatched so far (each pays one dispatch and join; the cost model counts them).
     public var runs: Int { Int(sy_pool_runs(raw)) }
 
+    /// Bytes of kernel scratch (`sy_scratch`) freed so far by threads that ended: a pool's workers free
+    /// theirs when the pool is freed.
+    public static var scratchFreedAtThreadExit: Int { Int(sy_scratch_freed_at_exit()) }
+
     /// A single-threaded pool (runs everything on the caller).
     public static let serial = ThreadPool(threads: 1)
 }

@@ -39,6 +39,8 @@ long sy_probe_int8(sy_pool *pool, long iters);
    kernels need no allocation per call in steady state (contents unspecified; a slot serves one use at a time:
    0-1 attention tasks, 2-4 the attention merge's partials, 5 a matmul thread's unpacked row). */
 void *sy_scratch(int slot, size_t bytes);
+/* Bytes of scratch freed so far by threads that ended (each thread's buffers are freed when it ends). */
+long sy_scratch_freed_at_exit(void);
 /* Runs fn(ctx, i, n) for i in [0, n) on the pool's threads (the caller is thread 0) and waits. */
 void sy_pool_run(sy_pool *pool, sy_task_fn fn, void *ctx);
 

@@ -204,6 +204,9 @@ public final class Engine: @unchecked Sendable {
         scheduler.stopped = scheduler.stopped ?? "shut down"
         lock.broadcast()
         while lanesRunning > 0 { lock.wait() }
+        // Each lane's Thread holds a closure that holds the engine: dropping them lets a shut-down engine
+        // (its model, caches and pools) be freed once its last user lets go.
+        lanes.removeAll()
         let failed = failure
         lock.unlock()
         // Whatever was still queued or running ends now, with an error event, never silently.

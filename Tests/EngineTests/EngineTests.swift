@@ -263,6 +263,25 @@ final class EventLog: @unchecked Sendable {
 }
 
 /// A request the model refuses fails alone.
+@Suite struct EngineLifetimeTests {
+    /// If this fails, an engine that was shut down is never freed (its lane threads' closures held it, a
+    /// cycle that LeakSanitizer reported as megabytes per engine): every engine a server restarts in process,
+    /// or a test starts, would keep its model, KV caches and kernel pool for the life of the process.
+    @Test func aShutDownEngineIsFreed() throws {
+        weak var freed: Engine?
+        do {
+            let e = try EngineFixtures.engine()
+            freed = e
+            _ = try e.generate([InferenceRequest(prompt: [1, 2, 3], maxTokens: 4, ignoreEOS: true)])
+            e.shutdown()
+        }
+        // A lane thread lets go of its Thread object as it exits, just after shutdown returns.
+        let deadline = Date().addingTimeInterval(10)
+        while freed != nil && Date() < deadline { usleep(10_000) }
+        #expect(freed == nil)
+    }
+}
+
 @Suite struct RequestFailureTests {
     /// If this fails, one bad sequence takes the others down (or is silently dropped): a job whose cache
     /// is too small for its output (the model refuses the pass that would overflow it) ends with an error

@@ -202,7 +202,7 @@ long sy_probe_int8(sy_pool *pool, long iters) {
    under a pthread key whose destructor frees them when the thread ends: a pool's workers end with the pool,
    and without the destructor every pool freed (an engine restarted, a test's pool) leaked its workers'
    buffers (LeakSanitizer's first report on the test suite, Docs/RELIABILITY.md). */
-enum { SY_SCRATCH_SLOTS = 8 };
+enum { SY_SCRATCH_SLOTS = 10 };
 typedef struct { void *ptr[SY_SCRATCH_SLOTS]; size_t cap[SY_SCRATCH_SLOTS]; } sy_scratch_block;
 static _Thread_local sy_scratch_block *sy_scratch_mine;
 static pthread_key_t sy_scratch_key;

@@ -492,20 +492,12 @@ int sy_quantize_jobs(sy_pool *pool, int type, int64_t cols, const sy_mm_job *job
     for (int j = 0; same && j < half; j++)
         same = jobs[j].x == jobs[j + half].x && jobs[j].n_tok == jobs[j + half].n_tok && jobs[j].ldx == jobs[j + half].ldx;
     const int n_q = same ? half : n_jobs;
-    /* Scratch reused across calls (grow only): the pool runs one caller at a time, but several pools
-       (models) may run at once, so the buffer is per calling thread. */
-    static _Thread_local int8_t *qbuf = NULL;
-    static _Thread_local float *dbuf = NULL;
-    static _Thread_local int16_t *sbuf = NULL;
-    static _Thread_local int64_t cap = 0;
+    /* The calling thread's scratch (grow only, freed when the thread ends): the pool runs one caller at a
+       time, but several pools (models) may run at once, so the buffers are per calling thread. */
     const int64_t need = off[n_q] * cols;
-    if (need > cap) {
-        free(qbuf); free(dbuf); free(sbuf);
-        qbuf = (int8_t *)malloc((size_t)need);
-        dbuf = (float *)malloc((size_t)(need / 32) * sizeof(float));
-        sbuf = (int16_t *)malloc((size_t)(need / 16) * sizeof(int16_t));   /* Q8_K: a sum per 16 values */
-        cap = need;
-    }
+    int8_t *qbuf = (int8_t *)sy_scratch(6, (size_t)need);
+    float *dbuf = (float *)sy_scratch(7, (size_t)(need / 32) * sizeof(float));
+    int16_t *sbuf = (int16_t *)sy_scratch(8, (size_t)(need / 16) * sizeof(int16_t));   /* Q8_K: a sum per 16 values */
     sy_qz_ctx z = {jobs, n_q, cols, isa, k, type == SY_Q4_0 || type == SY_Q5_0 || sy_has_min(type), qbuf, dbuf, sbuf, off, 0};
     if (off[n_q] > 1) sy_pool_run(pool, sy_qz_task, &z); else sy_qz_task(&z, 0, 1);
     for (int j = 0; j < n_jobs; j++) {

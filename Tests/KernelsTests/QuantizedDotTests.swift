@@ -77,6 +77,29 @@ import Testing
         #expect(d[2] == 0 && q[64..<96].allSatisfy { $0 == 0 })
     }
 
+    /// If this fails, a thread that ran a quantized matmul keeps its quantized activations after it ends:
+    /// each engine lane (or test thread) that ends leaks them (LeakSanitizer's report on `qdot.c`'s
+    /// thread-local buffers, Docs/RELIABILITY.md). 3 tokens of 512 columns need 1,536 bytes of int8 values on
+    /// the calling thread, run here on a thread of its own that then ends (the count only grows, so other
+    /// threads ending meanwhile cannot make this fail).
+    @Test func aThreadFreesItsQuantizedActivationsWhenItEnds() {
+        let w = randomWeights(.q8_0, rows: 8, cols: 512, seed: 5)
+        var r = Rand(6)
+        let x = r.floats(3 * 512)
+        let before = ThreadPool.scratchFreedAtThreadExit
+        let done = DispatchSemaphore(value: 0)
+        let t = Thread {
+            _ = Ops.matmul(w, x, tokens: 3, pool: .serial)
+            done.signal()
+        }
+        t.start()
+        done.wait()
+        // The thread frees its scratch as it ends, just after the semaphore.
+        let deadline = Date().addingTimeInterval(10)
+        while ThreadPool.scratchFreedAtThreadExit - before < 3 * 512 && Date() < deadline { usleep(5_000) }
+        #expect(ThreadPool.scratchFreedAtThreadExit - before >= 3 * 512)
+    }
+
     /// If this fails, a fast matmul (quantized activations, the default) strays from the exact float path by
     /// more than activation rounding explains: per output, |fast - exact| must stay within the sum over
     /// activation blocks (32 for Q8_0 kinds, 256 for Q8_K) of the weights' absolute sum times half a step

@@ -35,9 +35,10 @@ int sy_pool_isa(sy_pool *pool);
 /* The int8 multiply-add issue rate of the pool's path: runs a register-only loop on every thread and returns
    the number of int8 products computed (time the call; pool.c). */
 long sy_probe_int8(sy_pool *pool, long iters);
-/* A grow-only buffer of at least `bytes` for this thread and `slot` (0-7), kept for the thread's life, so
-   kernels need no allocation per call in steady state (contents unspecified; a slot serves one use at a time:
-   0-1 attention tasks, 2-4 the attention merge's partials, 5 a matmul thread's unpacked row). */
+/* A grow-only buffer of at least `bytes` for this thread and `slot` (0-9), kept for the thread's life and freed
+   when it ends, so kernels need no allocation per call in steady state (contents unspecified; a slot serves one
+   use at a time: 0-1 attention tasks, 2-4 the attention merge's partials, 5 a matmul thread's unpacked row,
+   6-8 the caller's quantized activations, their scales and their group sums). */
 void *sy_scratch(int slot, size_t bytes);
 /* Bytes of scratch freed so far by threads that ended (each thread's buffers are freed when it ends). */
 long sy_scratch_freed_at_exit(void);

@@ -202,33 +202,60 @@ long sy_probe_int8(sy_pool *pool, long iters) {
    under a pthread key whose destructor frees them when the thread ends: a pool's workers end with the pool,
    and without the destructor every pool freed (an engine restarted, a test's pool) leaked its workers'
    buffers (LeakSanitizer's first report on the test suite, Docs/RELIABILITY.md). */
-enum { SY_SCRATCH_SLOTS = 10 };
-typedef struct { void *ptr[SY_SCRATCH_SLOTS]; size_t cap[SY_SCRATCH_SLOTS]; } sy_scratch_block;
+enum { SY_SCRATCH_SLOTS = 10, SY_FREED_RING = 256 };
+typedef struct { void *ptr[SY_SCRATCH_SLOTS]; size_t cap[SY_SCRATCH_SLOTS]; long id; } sy_scratch_block;
 static _Thread_local sy_scratch_block *sy_scratch_mine;
 static pthread_key_t sy_scratch_key;
 static pthread_once_t sy_scratch_once = PTHREAD_ONCE_INIT;
-static atomic_long sy_scratch_freed;
+/* Block ids (from 1), and the last SY_FREED_RING ids freed: what the tests read to see one thread's block go. */
+static atomic_long sy_scratch_next_id, sy_scratch_freed_count;
+static atomic_long sy_scratch_freed_ids[SY_FREED_RING];
 
 static void sy_scratch_release(void *p) {
     sy_scratch_block *b = p;
-    long bytes = 0;
-    for (int i = 0; i < SY_SCRATCH_SLOTS; i++) { free(b->ptr[i]); bytes += (long)b->cap[i]; }
+    for (int i = 0; i < SY_SCRATCH_SLOTS; i++) free(b->ptr[i]);
+    const long k = atomic_fetch_add_explicit(&sy_scratch_freed_count, 1, memory_order_relaxed);
+    atomic_store_explicit(&sy_scratch_freed_ids[k % SY_FREED_RING], b->id, memory_order_release);
     free(b);
-    atomic_fetch_add_explicit(&sy_scratch_freed, bytes, memory_order_relaxed);
 }
 static void sy_scratch_init(void) { pthread_key_create(&sy_scratch_key, sy_scratch_release); }
 
-long sy_scratch_freed_at_exit(void) { return atomic_load_explicit(&sy_scratch_freed, memory_order_relaxed); }
+/* This thread's block, made on first use. */
+static sy_scratch_block *sy_scratch_block_mine(void) {
+    sy_scratch_block *b = sy_scratch_mine;
+    if (b) return b;
+    pthread_once(&sy_scratch_once, sy_scratch_init);
+    b = calloc(1, sizeof *b);
+    if (!b) return NULL;
+    b->id = atomic_fetch_add_explicit(&sy_scratch_next_id, 1, memory_order_relaxed) + 1;
+    pthread_setspecific(sy_scratch_key, b);
+    return sy_scratch_mine = b;
+}
+
+long sy_scratch_id(void) {
+    sy_scratch_block *b = sy_scratch_block_mine();
+    return b ? b->id : 0;
+}
+
+long sy_scratch_held(void) {
+    const sy_scratch_block *b = sy_scratch_mine;
+    long bytes = 0;
+    for (int i = 0; b && i < SY_SCRATCH_SLOTS; i++) bytes += (long)b->cap[i];
+    return bytes;
+}
+
+int sy_scratch_was_freed(long id) {
+    for (int i = 0; i < SY_FREED_RING; i++)
+        if (atomic_load_explicit(&sy_scratch_freed_ids[i], memory_order_acquire) == id) return 1;
+    return 0;
+}
+
+static void sy_scratch_id_task(void *p, int ith, int nth) { (void)nth; ((long *)p)[ith] = sy_scratch_id(); }
+void sy_pool_scratch_ids(sy_pool *pool, long *ids) { sy_pool_run(pool, sy_scratch_id_task, ids); }
 
 void *sy_scratch(int slot, size_t bytes) {
-    sy_scratch_block *b = sy_scratch_mine;
-    if (!b) {
-        pthread_once(&sy_scratch_once, sy_scratch_init);
-        b = calloc(1, sizeof *b);
-        if (!b) return NULL;
-        pthread_setspecific(sy_scratch_key, b);
-        sy_scratch_mine = b;
-    }
+    sy_scratch_block *b = sy_scratch_block_mine();
+    if (!b) return NULL;
     if (bytes > b->cap[slot]) {
         /* Grow by half again at least: attention's buffers follow the context, one key longer every token. */
         const size_t grown = b->cap[slot] + b->cap[slot] / 2, want = bytes > grown ? bytes : grown;

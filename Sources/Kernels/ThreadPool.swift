@@ -28,10 +28,6 @@ public final class ThreadPool: @unchecked Sendable {
     /// Kernel calls dispatched so far (each pays one dispatch and join; the cost model counts them).
     public var runs: Int { Int(sy_pool_runs(raw)) }
 
-    /// Bytes of kernel scratch (`sy_scratch`) freed so far by threads that ended: a pool's workers free
-    /// theirs when the pool is freed.
-    public static var scratchFreedAtThreadExit: Int { Int(sy_scratch_freed_at_exit()) }
-
     /// A single-threaded pool (runs everything on the caller).
     public static let serial = ThreadPool(threads: 1)
 }
@@ -40,4 +36,20 @@ extension ThreadPool {
     /// Runs a register-only loop of the pool's int8 multiply-add instruction on every thread and returns the
     /// number of int8 products computed (the probe of the int8 issue rate; time the call).
     public func int8ProbeProducts(iterations: Int) -> Int { Int(sy_probe_int8(raw, iterations)) }
+}
+
+extension ThreadPool {
+    /// Each of the pool's threads' kernel scratch id (the caller's first): a thread's scratch is freed when
+    /// the thread ends, which `scratchFreed(id:)` tells.
+    public func scratchIDs() -> [Int] {
+        var ids = [Int](repeating: 0, count: threads)
+        ids.withUnsafeMutableBufferPointer { $0.withMemoryRebound(to: CLong.self) { sy_pool_scratch_ids(raw, $0.baseAddress) } }
+        return ids
+    }
+
+    /// The calling thread's kernel scratch id, and the bytes that scratch holds now.
+    public static var scratchOfThisThread: (id: Int, bytes: Int) { (Int(sy_scratch_id()), Int(sy_scratch_held())) }
+
+    /// Whether the scratch with this id was freed (its thread ended; among the last 256 freed).
+    public static func scratchFreed(id: Int) -> Bool { sy_scratch_was_freed(id) != 0 }
 }

@@ -79,25 +79,28 @@ import Testing
 
     /// If this fails, a thread that ran a quantized matmul keeps its quantized activations after it ends:
     /// each engine lane (or test thread) that ends leaks them (LeakSanitizer's report on `qdot.c`'s
-    /// thread-local buffers, Docs/RELIABILITY.md). 3 tokens of 512 columns need 1,536 bytes of int8 values on
-    /// the calling thread, run here on a thread of its own that then ends (the count only grows, so other
-    /// threads ending meanwhile cannot make this fail).
+    /// thread-local buffers, Docs/RELIABILITY.md). On a thread of its own, 3 tokens of 512 columns must put at
+    /// least their 1,536 bytes of int8 values in the thread's kernel scratch, and that scratch must be freed
+    /// once the thread ends.
     @Test func aThreadFreesItsQuantizedActivationsWhenItEnds() {
-        let w = randomWeights(.q8_0, rows: 8, cols: 512, seed: 5)
-        var r = Rand(6)
-        let x = r.floats(3 * 512)
-        let before = ThreadPool.scratchFreedAtThreadExit
-        let done = DispatchSemaphore(value: 0)
+        final class Seen: @unchecked Sendable { var id = 0, before = 0, after = 0 }
+        let seen = Seen(), done = DispatchSemaphore(value: 0)
         let t = Thread {
+            let w = randomWeights(.q8_0, rows: 8, cols: 512, seed: 5)
+            var r = Rand(6)
+            let x = r.floats(3 * 512)
+            (seen.id, seen.before) = ThreadPool.scratchOfThisThread
             _ = Ops.matmul(w, x, tokens: 3, pool: .serial)
+            seen.after = ThreadPool.scratchOfThisThread.bytes
             done.signal()
         }
         t.start()
         done.wait()
+        #expect(seen.after - seen.before >= 3 * 512)
         // The thread frees its scratch as it ends, just after the semaphore.
         let deadline = Date().addingTimeInterval(10)
-        while ThreadPool.scratchFreedAtThreadExit - before < 3 * 512 && Date() < deadline { usleep(5_000) }
-        #expect(ThreadPool.scratchFreedAtThreadExit - before >= 3 * 512)
+        while !ThreadPool.scratchFreed(id: seen.id) && Date() < deadline { usleep(5_000) }
+        #expect(ThreadPool.scratchFreed(id: seen.id))
     }
 
     /// If this fails, a fast matmul (quantized activations, the default) strays from the exact float path by

@@ -40,8 +40,13 @@ long sy_probe_int8(sy_pool *pool, long iters);
    use at a time: 0-1 attention tasks, 2-4 the attention merge's partials, 5 a matmul thread's unpacked row,
    6-8 the caller's quantized activations, their scales and their group sums). */
 void *sy_scratch(int slot, size_t bytes);
-/* Bytes of scratch freed so far by threads that ended (each thread's buffers are freed when it ends). */
-long sy_scratch_freed_at_exit(void);
+/* Introspection of the scratch: the calling thread's block id (from 1; made now if it had none), the bytes it
+   holds, whether the block with that id was freed (among the last 256 freed: its thread ended), and each pool
+   thread's block id (ids[0..n), the caller first). */
+long sy_scratch_id(void);
+long sy_scratch_held(void);
+int sy_scratch_was_freed(long id);
+void sy_pool_scratch_ids(sy_pool *pool, long *ids);
 /* Runs fn(ctx, i, n) for i in [0, n) on the pool's threads (the caller is thread 0) and waits. */
 void sy_pool_run(sy_pool *pool, sy_task_fn fn, void *ctx);
 

@@ -36,9 +36,7 @@ extension ThreadPool {
     /// Runs a register-only loop of the pool's int8 multiply-add instruction on every thread and returns the
     /// number of int8 products computed (the probe of the int8 issue rate; time the call).
     public func int8ProbeProducts(iterations: Int) -> Int { Int(sy_probe_int8(raw, iterations)) }
-}
 
-extension ThreadPool {
     /// Each of the pool's threads' kernel scratch id (the caller's first): a thread's scratch is freed when
     /// the thread ends, which `scratchFreed(id:)` tells.
     public func scratchIDs() -> [Int] {

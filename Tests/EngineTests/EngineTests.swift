@@ -262,7 +262,7 @@ final class EventLog: @unchecked Sendable {
     }
 }
 
-/// A request the model refuses fails alone.
+/// An engine that was shut down lets go of what it held.
 @Suite struct EngineLifetimeTests {
     /// If this fails, an engine that was shut down is never freed (its lane threads' closures held it, a
     /// cycle that LeakSanitizer reported as megabytes per engine): every engine a server restarts in process,
@@ -282,6 +282,7 @@ final class EventLog: @unchecked Sendable {
     }
 }
 
+/// A request the model refuses fails alone.
 @Suite struct RequestFailureTests {
     /// If this fails, one bad sequence takes the others down (or is silently dropped): a job whose cache
     /// is too small for its output (the model refuses the pass that would overflow it) ends with an error
